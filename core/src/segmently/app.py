@@ -1,0 +1,108 @@
+"""The Litestar application: kernel routes, plugin routes behind the guard, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.compression import CompressionConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import segmently.db.models  # noqa: F401  (kernel tables on the metadata)
+from segmently import __version__
+from segmently.db.engine import Database
+from segmently.db.migrate import ensure_migrated
+from segmently.http.errors import EXCEPTION_HANDLERS
+from segmently.http.health import health
+from segmently.outbox import OutboxDispatcher
+from segmently.plugins.guard import plugin_routers
+from segmently.plugins.host import PluginHost
+from segmently.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Kernel:
+    """What every request handler and job can reach through ``app.state.kernel``."""
+
+    settings: Settings
+    db: Database
+    plugins: PluginHost
+    outbox: OutboxDispatcher
+
+
+async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
+    """A session whose transaction commits before the response is sent (rolled back on error)."""
+    kernel: Kernel = state.kernel
+    async with kernel.db.sessions() as session:
+        try:
+            yield session
+        except Exception:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+class MetricsController(PrometheusController):
+    """Prometheus metrics (aggregated across workers when several run)."""
+
+    path = "/metrics"
+    include_in_schema = False
+
+
+def create_app(settings: Settings | None = None, plugins: PluginHost | None = None) -> Litestar:
+    """Build the app; the database must be migrated (checked at start-up).
+
+    Args:
+        settings: Server settings; read from the environment when omitted.
+        plugins: Loaded plugins; discovered through entry points when omitted.
+    """
+    settings = settings or Settings.from_env()
+    host = plugins or PluginHost.load(settings.disabled_plugins)
+    host.models()  # plugin tables join the shared metadata before anything uses it
+    db = Database(settings.database_url)
+    kernel = Kernel(settings=settings, db=db, plugins=host,
+                    outbox=OutboxDispatcher(db, host, settings.outbox_poll_seconds))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        await ensure_migrated(db, host)
+        await kernel.outbox.start()
+        log.info("segmently %s started", __version__,
+                 extra={"plugins": sorted(host.enabled), "database": db.engine.dialect.name})
+        try:
+            yield
+        finally:
+            await kernel.outbox.stop()
+            await db.dispose()
+
+    metrics = PrometheusConfig(app_name="segmently", prefix="segmently", group_path=True,
+                               exclude_opt_key="exclude_from_metrics")
+    route_handlers: list[Any] = [health, MetricsController, *plugin_routers(host.routes())]
+    return Litestar(
+        route_handlers=route_handlers,
+        dependencies={"db_session": Provide(provide_session)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        middleware=[metrics.middleware],
+        compression_config=CompressionConfig(backend="gzip", minimum_size=1024, exclude_opt_key="no_compression"),
+        openapi_config=OpenAPIConfig(
+            title="Segmently API",
+            version=__version__,
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        state=State({"kernel": kernel}),
+        logging_config=None,
+        debug=False,
+    )

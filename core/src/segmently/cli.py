@@ -1,0 +1,180 @@
+"""The ``segmently`` command: serve, demo, migrate, plugins, db."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from segmently.settings import Settings, SettingsError
+
+F = TypeVar("F", bound=Callable[..., Any])
+err = Console(stderr=True)
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        _fail(str(exc))
+        raise  # unreachable; keeps type checkers content
+
+
+def _needs_settings(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from segmently.logs import configure_logging
+
+        settings = _settings()
+        configure_logging(settings.log_level)
+        return func(settings, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.version_option(package_name="segmently")
+def main() -> None:
+    """Segmently: self-hosted A/B testing, feature flags and analytics."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes (each on its own SO_REUSEPORT socket).")
+@_needs_settings
+def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Serve the API, dashboard and snippet."""
+    _check_migrated(settings)
+    from segmently.server import serve as run
+
+    sys.exit(run(host, port, workers, settings.log_level))
+
+
+@main.command()
+@_needs_settings
+def migrate(settings: Settings) -> None:
+    """Upgrade the database (kernel and every enabled plugin) to the newest schema."""
+    from segmently.db.migrate import upgrade
+    from segmently.plugins import PluginHost
+
+    host = PluginHost.load(settings.disabled_plugins)
+    host.models()
+    changed = upgrade(settings.database_url, host)
+    click.echo(f"migrated: {', '.join(changed)}" if changed else "database already up to date")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_context
+def demo(ctx: click.Context, host: str, port: int) -> None:
+    """Create the data directory, migrate it and serve a demo on this machine."""
+    settings = _settings()
+    ctx.invoke(migrate)
+    click.echo(f"Segmently demo: http://{host}:{port}  (data in {settings.data_dir})")
+    ctx.invoke(serve, host=host, port=port, workers=1)
+
+
+def _check_migrated(settings: Settings) -> None:
+    from segmently.db.engine import Database
+    from segmently.db.migrate import NotMigratedError, ensure_migrated
+    from segmently.plugins import PluginHost
+
+    async def check() -> None:
+        db = Database(settings.database_url)
+        try:
+            host = PluginHost.load(settings.disabled_plugins)
+            host.models()
+            await ensure_migrated(db, host)
+        finally:
+            await db.dispose()
+
+    try:
+        asyncio.run(check())
+    except NotMigratedError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot reach the database: {exc}")
+
+
+@main.group()
+def plugins() -> None:
+    """Installed plugins and their features."""
+
+
+@plugins.command("list")
+@click.option("--org", "org_id", default=None, help="Also show the states for one organization.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins_list(org_id: str | None, as_json: bool) -> None:
+    """List installed plugins: version, enabled here, load errors, features and plans.
+
+    Needs no database or settings, unless ``--org`` is given.
+    """
+    import os
+
+    from segmently.plugins import PluginHost
+
+    disabled = {p.strip() for p in os.environ.get("SEGMENTLY_DISABLED_PLUGINS", "").split(",") if p.strip()}
+    host = PluginHost.load(disabled)
+    switched_on: frozenset[str] | None = None
+    if org_id is not None:
+        settings = _settings()
+        switched_on = asyncio.run(host.switched_on(org_id))
+        del settings
+    if as_json:
+        rows = [
+            {**msgspec.to_builtins(info), **({"on_for_org": info.name in switched_on} if switched_on is not None else {})}
+            for info in host.infos
+        ]
+        click.echo(msgspec.json.encode(rows).decode())
+        return
+    table = Table(title="Segmently plugins", show_lines=True)
+    for column in ("plugin", "version", "on this server", "features (minimum plan)"):
+        table.add_column(column)
+    if switched_on is not None:
+        table.add_column(f"on for org {org_id}")
+    for info in host.infos:
+        state = "enabled" if info.enabled else f"error: {info.error}" if info.error else "disabled"
+        features = "\n".join(f"{f.key} ({f.min_plan})" for f in info.features) or "-"
+        row = [info.name, f"{info.distribution} {info.version}", state, features]
+        if switched_on is not None:
+            row.append("yes" if info.name in switched_on else "no")
+        table.add_row(*row)
+    Console(width=140).print(table)
+
+
+@main.group()
+def db() -> None:
+    """Developer tools for the database schema."""
+
+
+@db.command("revision")
+@click.argument("branch")
+@click.option("-m", "--message", required=True, help="What the revision changes.")
+@_needs_settings
+def db_revision(settings: Settings, branch: str, message: str) -> None:
+    """Autogenerate a migration for BRANCH (``kernel`` or a plugin name) from the models."""
+    from segmently.db.migrate import make_revision
+    from segmently.plugins import PluginHost
+
+    host = PluginHost.load(settings.disabled_plugins)
+    host.models()
+    try:
+        make_revision(settings.database_url, host, branch, message)
+    except ValueError as exc:
+        _fail(str(exc))

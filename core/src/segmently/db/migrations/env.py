@@ -1,0 +1,53 @@
+"""Alembic environment shared by every branch; configured by segmently.db.migrate."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from alembic import context
+from sqlalchemy import Connection
+from sqlalchemy.pool import NullPool
+
+import segmently.db.models  # noqa: F401  (kernel tables on the metadata)
+from segmently.db.base import Base
+from segmently.db.engine import create_engine
+
+config = context.config
+branch = config.attributes["branch"]
+other_prefixes: tuple[str, ...] = config.attributes["other_prefixes"]
+
+
+def include_name(name: str | None, type_: str, _parent: Any) -> bool:
+    """Autogenerate compares only this branch's tables (a plugin's start with its name)."""
+    if type_ != "table" or name is None:
+        return True
+    if name.startswith("alembic_version"):
+        return False
+    if branch.table_prefix:
+        return name.startswith(branch.table_prefix)
+    return not name.startswith(other_prefixes)
+
+
+def run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        version_table=branch.version_table,
+        include_name=include_name,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def main() -> None:
+    engine = create_engine(config.attributes["url"], poolclass=NullPool)
+    async with engine.connect() as connection:
+        await connection.run_sync(run)
+        await connection.commit()
+    await engine.dispose()
+
+
+asyncio.run(main())

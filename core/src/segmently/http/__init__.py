@@ -1,0 +1,1 @@
+"""API conventions every controller uses: error shape, field errors, cursor pagination."""

@@ -1,0 +1,157 @@
+"""Durable domain events: written with the change, delivered after commit, never lost.
+
+A service calls :func:`emit` inside the transaction that makes the change, so the
+event exists exactly when the change does. After the commit, the
+:class:`OutboxDispatcher` hands each pending event to ``on_domain_event`` and
+marks it done. A crash between delivery and marking means the event is delivered
+again on the next start: delivery is *at least once*, and each event carries an
+id to dedupe on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from segmently.db.base import new_id, utcnow
+from segmently.db.engine import Database
+from segmently.db.locks import try_lock
+from segmently.db.models.outbox import OutboxEvent
+from segmently.hookspecs import DOMAIN_EVENT_TYPES, DomainEvent
+from segmently.plugins.host import HookFailure, PluginHost
+
+log = logging.getLogger(__name__)
+_SESSION_FLAG = "segmently.outbox.pending"
+_wakeups: set[Callable[[], None]] = set()
+MAX_BACKOFF_SECONDS = 300.0
+BATCH = 200
+
+
+def emit(session: AsyncSession, event_type: str, organization_id: str | None, data: dict[str, Any]) -> str:
+    """Write a domain event into the current transaction; returns its id.
+
+    Raises:
+        ValueError: ``event_type`` is not one of the documented domain events.
+    """
+    if event_type not in DOMAIN_EVENT_TYPES:
+        raise ValueError(f"unknown domain event {event_type!r}")
+    row = OutboxEvent(id=new_id(), event=event_type, organization_id=organization_id, data=data,
+                      created_at=utcnow())
+    session.add(row)
+    session.sync_session.info[_SESSION_FLAG] = True
+    return row.id
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_dispatchers(session: Session) -> None:
+    if session.info.pop(_SESSION_FLAG, False):
+        for wake in list(_wakeups):
+            wake()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_flag(session: Session, _previous: Any) -> None:
+    session.info.pop(_SESSION_FLAG, None)
+
+
+def to_domain_event(row: OutboxEvent) -> DomainEvent:
+    """The hook payload of a stored outbox row."""
+    return DomainEvent(id=row.id, event=row.event, organization_id=row.organization_id,
+                       timestamp=row.created_at, data=row.data)
+
+
+class OutboxDispatcher:
+    """Delivers committed domain events; one runs in every app process.
+
+    Its own process's commits wake it at once; events written by other processes
+    (another node, the CLI) are found by polling every ``poll_seconds``. A
+    cluster-wide lock makes one process deliver at a time.
+    """
+
+    def __init__(self, db: Database, host: PluginHost, poll_seconds: float = 2.0) -> None:
+        self.db = db
+        self.host = host
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def _on_commit(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def start(self) -> None:
+        """Start delivering in the background (events left by a crash go first)."""
+        self._loop = asyncio.get_running_loop()
+        _wakeups.add(self._on_commit)
+        self._task = asyncio.create_task(self._run(), name="segmently-outbox")
+
+    async def stop(self) -> None:
+        """Stop delivering; undelivered events stay for the next start."""
+        _wakeups.discard(self._on_commit)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.dispatch_pending()
+            except Exception:  # a database blip must not stop delivery for good
+                log.exception("outbox dispatch cycle failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            self._wake.clear()
+
+    async def dispatch_pending(self) -> int:
+        """Deliver every due event once; returns how many were delivered."""
+        delivered = 0
+        async with try_lock(self.db, "outbox") as held:
+            if not held:
+                return 0
+            while True:
+                now = utcnow()
+                async with self.db.session() as session:
+                    rows = (
+                        await session.scalars(
+                            select(OutboxEvent)
+                            .where(OutboxEvent.dispatched_at.is_(None))
+                            .where(or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now))
+                            .order_by(OutboxEvent.created_at, OutboxEvent.id)
+                            .limit(BATCH)
+                        )
+                    ).all()
+                for row in rows:
+                    delivered += await self._deliver(row)
+                if len(rows) < BATCH:
+                    return delivered
+
+    async def _deliver(self, row: OutboxEvent) -> int:
+        try:
+            await self.host.domain_event(to_domain_event(row))
+        except HookFailure as exc:
+            attempts = row.attempts + 1
+            delay = min(MAX_BACKOFF_SECONDS, 2.0**attempts)
+            log.error("domain event %s (%s) not delivered, attempt %d, retry in %.0fs: %s",
+                      row.id, row.event, attempts, delay, exc)
+            async with self.db.session() as session:
+                await session.execute(
+                    update(OutboxEvent).where(OutboxEvent.id == row.id).values(
+                        attempts=attempts, last_error=str(exc)[:2000],
+                        next_attempt_at=utcnow() + dt.timedelta(seconds=delay)))
+            return 0
+        async with self.db.session() as session:
+            await session.execute(
+                update(OutboxEvent).where(OutboxEvent.id == row.id).values(dispatched_at=utcnow()))
+        return 1

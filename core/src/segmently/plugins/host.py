@@ -1,0 +1,193 @@
+"""The typed hook caller: the only code in Segmently that calls plugin hooks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from segmently import hookspecs
+from segmently.hookspecs import (
+    DomainEvent,
+    EventType,
+    Feature,
+    IngestedEvent,
+    JobSpec,
+    NavItem,
+    OrgRef,
+    PlanName,
+    SiteRef,
+    SnippetModule,
+)
+from segmently.plugins.entitlements import AllowAll, Entitlements
+from segmently.plugins.loader import KERNEL_PLUGIN, PluginInfo, load_plugins, new_plugin_manager
+
+log = logging.getLogger(__name__)
+
+
+class HookFailure(Exception):
+    """A plugin's hook implementation raised; the other plugins were still called."""
+
+    def __init__(self, hook: str, failures: list[tuple[str, BaseException]]) -> None:
+        names = ", ".join(f"{plugin} ({type(exc).__name__}: {exc})" for plugin, exc in failures)
+        super().__init__(f"{hook} failed in {names}")
+        self.failures = failures
+
+
+class PluginHost:
+    """Loaded plugins and a typed, async-aware way to call their hooks.
+
+    ``register_*`` hooks called at start-up (features, models, migrations, routes,
+    template dirs, event types, jobs) must be plain functions; the per-request and
+    notification hooks may be ``async def`` and are awaited.
+    """
+
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        infos: Sequence[PluginInfo],
+        entitlements: Entitlements | None = None,
+    ) -> None:
+        self.pm = pm
+        self.infos = list(infos)
+        self.enabled = frozenset(i.name for i in self.infos if i.enabled)
+        self.entitlements: Entitlements = entitlements or AllowAll(self.enabled)
+        features = self._collect_sync("register_features")
+        for info in self.infos:
+            info.features = list(features.get(info.name, []))
+
+    @classmethod
+    def load(cls, disabled: Iterable[str] = (), only: Iterable[str] | None = None) -> PluginHost:
+        """Discover installed plugins through entry points and load the enabled ones."""
+        pm = new_plugin_manager()
+        return cls(pm, load_plugins(pm, disabled, only))
+
+    # ------------------------------------------------------------ plumbing ---
+
+    def _impls(self, hook: str, only: frozenset[str] | None) -> list[pluggy.HookImpl]:
+        """Implementations in pluggy's call order, subset to ``only`` (the kernel always stays)."""
+        impls = list(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
+        if only is None:
+            return impls
+        return [i for i in impls if i.plugin_name == KERNEL_PLUGIN or i.plugin_name in only]
+
+    def _collect_sync(self, hook: str) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for impl in self._impls(hook, None):
+            result = impl.function()
+            if inspect.isawaitable(result):
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+                raise TypeError(f"plugin {impl.plugin_name}: {hook} is called at start-up and must not be async")
+            out.setdefault(impl.plugin_name, []).extend(result or [])
+        return out
+
+    async def _collect(self, hook: str, only: frozenset[str], **kwargs: Any) -> list[Any]:
+        items: list[Any] = []
+        for impl in self._impls(hook, only):
+            result = impl.function(**kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            items.extend(result or [])
+        return items
+
+    async def _notify(self, hook: str, only: frozenset[str] | None, **kwargs: Any) -> None:
+        failures: list[tuple[str, BaseException]] = []
+        for impl in self._impls(hook, only):
+            try:
+                result = impl.function(**kwargs)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                failures.append((impl.plugin_name, exc))
+        if failures:
+            raise HookFailure(hook, failures)
+
+    async def _first(self, hook: str, only: frozenset[str] | None, **kwargs: Any) -> Any:
+        for impl in self._impls(hook, only):
+            result = impl.function(**kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            if result is not None:
+                return result
+        return None
+
+    async def switched_on(self, organization_id: str | None, site_id: str | None = None) -> frozenset[str]:
+        """Plugins switched on for an organization (and site), per the entitlement interface."""
+        return await self.entitlements.plugins_switched_on(organization_id, site_id)
+
+    # ------------------------------------------------------------ start-up ---
+
+    def features(self) -> list[Feature]:
+        """Every enabled plugin's features."""
+        return [f for info in self.infos for f in info.features]
+
+    def models(self) -> list[type[Any]]:
+        """Models the plugins declare (importing them attaches them to the shared metadata)."""
+        return [m for ms in self._collect_sync("register_models").values() for m in ms]
+
+    def migration_dirs(self) -> dict[str, list[Path]]:
+        """Each enabled plugin's Alembic version directories, by plugin name."""
+        return {name: [Path(p) for p in dirs] for name, dirs in self._collect_sync("register_migrations").items()}
+
+    def routes(self) -> dict[str, list[Any]]:
+        """Route handlers, controllers and routers, by plugin name."""
+        return self._collect_sync("register_routes")
+
+    def event_types(self) -> dict[str, list[EventType]]:
+        """Event types the plugins ingest, by plugin name."""
+        return self._collect_sync("register_event_types")
+
+    def jobs(self) -> dict[str, list[JobSpec]]:
+        """Scheduled jobs, by plugin name."""
+        return self._collect_sync("register_jobs")
+
+    def template_dirs(self) -> list[Path]:
+        """Template directories of every enabled plugin."""
+        return [Path(p) for ps in self._collect_sync("register_template_dirs").values() for p in ps]
+
+    # ---------------------------------------------------- per organization ---
+
+    async def dashboard_nav(self, org: OrgRef) -> list[NavItem]:
+        """Navigation items of the plugins switched on for ``org``."""
+        return await self._collect("register_dashboard_nav", await self.switched_on(org.id), org=org)
+
+    async def snippet_modules(self, site: SiteRef, entitlements: frozenset[str]) -> list[SnippetModule]:
+        """Snippet chunks of the plugins switched on for ``site``."""
+        only = await self.switched_on(site.organization_id, site.id)
+        return await self._collect("register_snippet_modules", only, site=site, entitlements=entitlements)
+
+    async def events_ingested(self, site: SiteRef, events: Sequence[IngestedEvent]) -> None:
+        """Tell the plugins switched on for ``site`` about committed events; failures are logged."""
+        try:
+            await self._notify("on_events_ingested", await self.switched_on(site.organization_id, site.id),
+                               site=site, events=events)
+        except HookFailure as exc:
+            log.error("%s", exc, extra={"site_id": site.id})
+
+    async def domain_event(self, event: DomainEvent) -> None:
+        """Deliver a domain event to the plugins switched on for its organization.
+
+        Raises:
+            HookFailure: Some plugin raised; the event must be delivered again.
+        """
+        await self._notify("on_domain_event", await self.switched_on(event.organization_id), event=event)
+
+    async def purge(self, org: OrgRef, before: dt.datetime) -> None:
+        """Ask every enabled plugin to delete the organization's data older than ``before``."""
+        await self._notify("on_purge", None, org=org, before=before)
+
+    async def plan(self, org: OrgRef) -> PlanName:
+        """The organization's plan: the first answer of any enabled plugin, else the stored one."""
+        answer = await self._first("get_plan", None, org=org)
+        if answer not in hookspecs.PLAN_ORDER:
+            log.error("get_plan answered %r for org %s; using its stored plan", answer, org.id)
+            return org.plan
+        plan: PlanName = answer
+        return plan

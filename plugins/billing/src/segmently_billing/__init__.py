@@ -1,0 +1,1 @@
+"""Segmently billing plugin: stripe subscriptions and the billing settings tab."""

@@ -1,0 +1,1 @@
+"""Segmently chat plugin: live chat widget for customer sites."""

@@ -1,0 +1,1 @@
+"""Segmently heatmaps plugin: click, scroll, element and mouse-move heatmaps."""

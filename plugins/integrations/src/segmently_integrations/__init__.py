@@ -1,0 +1,1 @@
+"""Segmently integrations plugin: slack, GA4, Mixpanel and webhook integrations."""

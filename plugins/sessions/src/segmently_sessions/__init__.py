@@ -1,0 +1,1 @@
+"""Segmently sessions plugin: rrweb session recordings and the session player."""
