@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 import msgspec
-from sqlalchemy import Select, tuple_
+from sqlalchemy import Select, literal, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -29,7 +29,7 @@ class Page(msgspec.Struct, Generic[T], kw_only=True):
 
 def encode_cursor(values: Sequence[Any]) -> str:
     """An opaque cursor holding the sort key of the last item."""
-    raw = msgspec.json.encode([v.isoformat() if isinstance(v, dt.datetime) else v for v in values])
+    raw = msgspec.json.encode([["d", v.isoformat()] if isinstance(v, dt.datetime) else ["v", v] for v in values])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -37,14 +37,11 @@ def decode_cursor(cursor: str, columns: Sequence[InstrumentedAttribute[Any]]) ->
     """The sort key inside a cursor; a 400 on ``cursor`` if it was not made by us."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = msgspec.json.decode(raw, type=list[Any])
+        values = msgspec.json.decode(raw, type=list[tuple[str, Any]])
         if len(values) != len(columns):
             raise ValueError("wrong length")
-        out = []
-        for col, value in zip(columns, values, strict=True):
-            is_time = col.type.python_type is dt.datetime
-            out.append(dt.datetime.fromisoformat(value) if is_time else value)
-    except (ValueError, binascii.Error, msgspec.DecodeError, TypeError, NotImplementedError):
+        out = [dt.datetime.fromisoformat(value) if kind == "d" else value for kind, value in values]
+    except (ValueError, binascii.Error, msgspec.DecodeError, TypeError):
         raise field_error("cursor", "is not a cursor this API returned") from None
     return out
 
@@ -68,7 +65,9 @@ async def paginate(
     """Rows of ``stmt`` newest first by ``order_by`` (e.g. created_at, id) after ``cursor``."""
     size = check_limit(limit)
     if cursor:
-        stmt = stmt.where(tuple_(*order_by) < tuple_(*decode_cursor(cursor, order_by)))
+        # bind with the columns' own types, so SQLite compares timestamps in its stored format
+        after = [literal(v, type_=c.type) for c, v in zip(order_by, decode_cursor(cursor, order_by), strict=True)]
+        stmt = stmt.where(tuple_(*order_by) < tuple_(*after))
     rows = list((await session.scalars(stmt.order_by(*(c.desc() for c in order_by)).limit(size + 1))).all())
     next_cursor = None
     if len(rows) > size:

@@ -1,0 +1,250 @@
+"""Fixtures: the dummy plugin on a real entry point, fresh databases on both backends, live servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from litestar import Litestar
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_ADMIN_URL = os.environ.get("SEGMENTLY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SECRET = "test-secret-key-0123456789abcdef0123456789"
+
+
+def _install_dummy_plugin() -> Path:
+    """Make the dummy plugin discoverable through a real entry point, for this run only."""
+    site = Path(tempfile.mkdtemp(prefix="segmently-test-site-"))
+    info = site / "segmently_dummy-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: segmently-dummy\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[segmently.plugins]\ndummy = segmently_dummy.plugin\n")
+    for path in (str(FIXTURES / "dummy_plugin"), str(site)):
+        sys.path.insert(0, path)
+    # subprocesses (the CLI, real servers) see it too
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(FIXTURES / "dummy_plugin"), str(site), os.environ.get("PYTHONPATH")) if p
+    )
+    return site
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backends",
+        default=os.environ.get("SEGMENTLY_TEST_BACKENDS", "sqlite,postgresql"),
+        help="comma-separated database backends every database test runs on",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config._segmently_site = _install_dummy_plugin()  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    site = getattr(config, "_segmently_site", None)
+    if site:
+        shutil.rmtree(site, ignore_errors=True)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    backends = [b.strip() for b in metafunc.config.getoption("--backends").split(",") if b.strip()]
+    if metafunc.definition.get_closest_marker("postgresql_only"):
+        backends = [b for b in backends if b == "postgresql"]
+    metafunc.parametrize("backend", backends)
+
+
+# ----------------------------------------------------------------- databases ---
+
+
+def _pg_reachable() -> str | None:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.OperationalError as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[str]:
+    """A reachable PostgreSQL admin URL; fails (never skips) in CI when it is not reachable."""
+    problem = _pg_reachable()
+    if problem:
+        message = f"PostgreSQL at {PG_ADMIN_URL} is unreachable: {problem}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: PostgreSQL tests must run)")
+        pytest.skip(message)
+    yield PG_ADMIN_URL
+
+
+def pg_url(database: str) -> str:
+    """The SQLAlchemy URL of a database on the test server."""
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{database}"
+
+
+def pg_execute(sql: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+def _host():  # type: ignore[no-untyped-def]
+    from segmently.plugins import PluginHost
+
+    host = PluginHost.load()
+    host.models()
+    return host
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from segmently.db.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}", _host())
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin: str) -> Iterator[str]:
+    from segmently.db.migrate import upgrade
+
+    name = f"segmently_tpl_{uuid.uuid4().hex[:12]}"
+    pg_execute(f'CREATE DATABASE "{name}"')
+    upgrade(pg_url(name), _host())
+    yield name
+    pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def fresh_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest, *, migrated: bool) -> Iterator[str]:
+    if backend == "sqlite":
+        path = tmp_path / "segmently.db"
+        if migrated:
+            shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    if backend != "postgresql":
+        raise ValueError(f"unknown backend {backend}")
+    request.getfixturevalue("pg_admin")
+    name = f"segmently_t_{uuid.uuid4().hex[:16]}"
+    template = f' TEMPLATE "{request.getfixturevalue("pg_template")}"' if migrated else ""
+    pg_execute(f'CREATE DATABASE "{name}"{template}')
+    try:
+        yield pg_url(name)
+    finally:
+        pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, migrated database of its own for this test."""
+    with fresh_database(backend, tmp_path, request, migrated=True) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database with no tables at all."""
+    with fresh_database(backend, tmp_path, request, migrated=False) as url:
+        yield url
+
+
+# ------------------------------------------------------------------- the app ---
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides: object):  # type: ignore[no-untyped-def]
+    from segmently.settings import Settings
+
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "secret_key": SECRET,
+        "outbox_poll_seconds": 0.2,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    return make_settings(database_url, tmp_path)
+
+
+@pytest.fixture
+def plugins():  # type: ignore[no-untyped-def]
+    from segmently.plugins import PluginHost
+    from segmently_dummy import plugin as dummy
+
+    dummy.RECORDED.clear()
+    dummy.PLAN_ANSWERS.clear()
+    return PluginHost.load()
+
+
+@pytest.fixture
+def app(settings, plugins) -> Litestar:  # type: ignore[no-untyped-def]
+    from segmently.app import create_app
+
+    return create_app(settings, plugins)
+
+
+class _InLoopServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # the test runner keeps its own signal handlers
+        yield
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Litestar) -> AsyncIterator[str]:
+    """Serve ``app`` over real HTTP on loopback in this event loop; yields the base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = _InLoopServer(uvicorn.Config(app, lifespan="on", log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+            raise RuntimeError("the server stopped during start-up")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture
+async def server(app: Litestar) -> AsyncIterator[str]:
+    async with serve_app(app) as base:
+        yield base
+
+
+@pytest.fixture
+async def client(server: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server, timeout=10) as c:
+        yield c

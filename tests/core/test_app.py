@@ -1,0 +1,86 @@
+"""The app's shared behaviour: health, schema, metrics, error shape, pagination."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+
+async def test_health_reports_ok_with_database(client: httpx.AsyncClient) -> None:
+    r = await client.get("/health")
+    assert r.status_code == 200
+    assert r.json()["status"] == "ok"
+    assert r.json()["database"] == "ok"
+
+
+async def test_openapi_json_lists_kernel_and_plugin_routes(client: httpx.AsyncClient) -> None:
+    r = await client.get("/schema/openapi.json")
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+    assert "/health" in paths
+    assert "/api/v1/dummy/notes" in paths
+
+
+async def test_unknown_path_gets_error_shape(client: httpx.AsyncClient) -> None:
+    r = await client.get("/no/such/page")
+    assert r.status_code == 404
+    assert r.json() == {"status_code": 404, "detail": "Not Found", "errors": []}
+
+
+async def test_invalid_body_names_the_field(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/v1/dummy/notes", json={"text": ""})
+    assert r.status_code == 400
+    body = r.json()
+    assert body["status_code"] == 400
+    assert body["errors"][0]["field"] == "text"
+    assert "length" in body["errors"][0]["message"]
+    r = await client.post("/api/v1/dummy/notes", json={"text": "x", "pinned": "yes"})
+    assert r.status_code == 400
+    assert [e["field"] for e in r.json()["errors"]] == ["pinned"]
+    listed = await client.get("/api/v1/dummy/notes")
+    assert listed.json()["items"] == []  # nothing was written
+
+
+async def test_malformed_json_is_a_400_not_a_500(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/v1/dummy/notes", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["status_code"] == 400
+
+
+async def test_cursor_pagination_walks_every_item_once(client: httpx.AsyncClient) -> None:
+    created = []
+    for i in range(7):
+        r = await client.post("/api/v1/dummy/notes", json={"text": f"note {i}"})
+        assert r.status_code == 201
+        created.append(r.json()["id"])
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while pages < 10:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/api/v1/dummy/notes", params=params)).json()
+        pages += 1
+        seen += [n["id"] for n in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == list(reversed(created))  # newest first, no gaps, no repeats
+
+
+async def test_bad_cursor_and_limit_are_field_errors(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/v1/dummy/notes", params={"cursor": "garbage!"})
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "cursor"
+    r = await client.get("/api/v1/dummy/notes", params={"limit": 0})
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "limit"
+
+
+async def test_metrics_count_requests(client: httpx.AsyncClient) -> None:
+    await client.get("/api/v1/dummy/notes")
+    r = await client.get("/metrics")
+    assert r.status_code == 200
+    assert "segmently_requests_total" in r.text
