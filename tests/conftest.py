@@ -224,17 +224,20 @@ async def serve_app(app: Litestar) -> AsyncIterator[str]:
     server = _InLoopServer(uvicorn.Config(app, lifespan="on", log_config=None, access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        for _ in range(500):
+        for _ in range(1000):
             if server.started or task.done():
                 break
             await asyncio.sleep(0.01)
-        if task.done():
-            task.result()
-            raise RuntimeError("the server stopped during start-up")
-        yield f"http://127.0.0.1:{port}"
+        if not server.started:
+            server.should_exit = True
+            failure = await asyncio.gather(task, return_exceptions=True)
+            raise RuntimeError(f"the server did not start: {failure[0]!r}")
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await task
     finally:
-        server.should_exit = True
-        await task
         sock.close()
 
 

@@ -76,7 +76,11 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-        await ensure_migrated(db, host)
+        try:
+            await ensure_migrated(db, host)
+        except BaseException:
+            await db.dispose()
+            raise
         await kernel.outbox.start()
         log.info("segmently %s started", __version__,
                  extra={"plugins": sorted(host.enabled), "database": db.engine.dialect.name})

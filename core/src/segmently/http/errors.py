@@ -15,6 +15,7 @@ from litestar.types import ExceptionHandlersMap
 from segmently.plugins.entitlements import Denied
 
 log = logging.getLogger("segmently.http")
+_UNKNOWN_FIELD = re.compile(r"unknown field `(?P<name>[^`]+)`")
 _MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 
 
@@ -57,7 +58,11 @@ def _errors_of(extra: Any) -> list[FieldError]:
     out = []
     for item in items:
         if isinstance(item, dict) and "message" in item:
-            out.append(FieldError(field=str(item.get("key") or "body"), message=str(item["message"])))
+            field, message = str(item.get("key") or "body"), str(item["message"])
+            unknown = _UNKNOWN_FIELD.search(message)
+            if unknown and field in ("data", "body"):  # name the offending field, not the whole body
+                field = unknown.group("name")
+            out.append(FieldError(field=field, message=message))
     return out
 
 

@@ -88,10 +88,15 @@ class PluginHost:
             out.setdefault(impl.plugin_name, []).extend(result or [])
         return out
 
+    @staticmethod
+    def _call(impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+        """Pass an implementation only the arguments it declares, as pluggy does."""
+        return impl.function(*(kwargs[name] for name in impl.argnames))
+
     async def _collect(self, hook: str, only: frozenset[str], **kwargs: Any) -> list[Any]:
         items: list[Any] = []
         for impl in self._impls(hook, only):
-            result = impl.function(**kwargs)
+            result = self._call(impl, kwargs)
             if inspect.isawaitable(result):
                 result = await result
             items.extend(result or [])
@@ -101,7 +106,7 @@ class PluginHost:
         failures: list[tuple[str, BaseException]] = []
         for impl in self._impls(hook, only):
             try:
-                result = impl.function(**kwargs)
+                result = self._call(impl, kwargs)
                 if inspect.isawaitable(result):
                     await result
             except Exception as exc:
@@ -111,7 +116,7 @@ class PluginHost:
 
     async def _first(self, hook: str, only: frozenset[str] | None, **kwargs: Any) -> Any:
         for impl in self._impls(hook, only):
-            result = impl.function(**kwargs)
+            result = self._call(impl, kwargs)
             if inspect.isawaitable(result):
                 result = await result
             if result is not None:

@@ -29,12 +29,21 @@ def include_name(name: str | None, type_: str, _parent: Any) -> bool:
     return not name.startswith(other_prefixes)
 
 
+def include_object(obj: Any, name: str | None, type_: str, _reflected: bool, _compare_to: Any) -> bool:
+    """The same rule for the models' side: a branch's revision never touches another's tables."""
+    if type_ == "table":
+        return include_name(name, type_, None)
+    table = getattr(obj, "table", None)
+    return table is None or include_name(table.name, "table", None)
+
+
 def run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
         version_table=branch.version_table,
         include_name=include_name,
+        include_object=include_object,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

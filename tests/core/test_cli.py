@@ -1,0 +1,143 @@
+"""The ``segmently`` command as an operator runs it: real processes, real HTTP on loopback."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import SECRET, free_port
+from tests.helpers import make_plugin_dist
+
+SEGMENTLY = str(Path(sys.executable).parent / "segmently")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENTLY_")}
+    env.update(extra)
+    return env
+
+
+def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SEGMENTLY, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_plugins_list_needs_no_database_or_settings(tmp_path: Path) -> None:
+    r = run("plugins", "list", "--json", env=clean_env(SEGMENTLY_DATABASE_URL="nonsense://", SEGMENTLY_SECRET_KEY="x"))
+    assert r.returncode == 0, r.stderr
+    rows = {p["name"]: p for p in json.loads(r.stdout)}
+    assert {"heatmaps", "sessions", "chat", "integrations", "billing", "dummy"} <= set(rows)
+    assert rows["heatmaps"]["version"] == "0.1.0" and rows["heatmaps"]["enabled"] is True
+    assert {"key": "heatmaps.moves", "name": "Mouse move heatmap", "min_plan": "business"} in rows["heatmaps"]["features"]
+    table = run("plugins", "list", env=clean_env())
+    assert table.returncode == 0
+    for name in ("heatmaps", "sessions", "chat", "integrations", "billing"):
+        assert name in table.stdout
+    assert "sessions.recordings (enterprise)" in table.stdout
+
+
+def test_plugins_list_shows_disabled_and_broken_plugins(tmp_path: Path) -> None:
+    site = make_plugin_dist(tmp_path / "site", "broken", "raise ImportError('needs libfoo')\n")
+    env = clean_env(SEGMENTLY_DISABLED_PLUGINS="chat,nosuchplugin",
+                    PYTHONPATH=f"{site}{os.pathsep}{os.environ['PYTHONPATH']}")
+    r = run("plugins", "list", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    rows = {p["name"]: p for p in json.loads(r.stdout)}
+    assert rows["chat"]["enabled"] is False and rows["chat"]["error"] is None
+    assert rows["broken"]["enabled"] is False and rows["broken"]["error"] == "ImportError: needs libfoo"
+    assert "nosuchplugin" in r.stderr  # the warning names it
+    table = run("plugins", "list", env=env)
+    assert "error: ImportError: needs libfoo" in table.stdout
+    assert "disabled" in table.stdout
+
+
+def test_malformed_database_url_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    r = run("migrate", env=clean_env(SEGMENTLY_DATA_DIR=str(tmp_path), SEGMENTLY_DATABASE_URL="postgres//oops"))
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "SEGMENTLY_DATABASE_URL is malformed" in r.stderr
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    r = run("serve", "--port", str(free_port()), env=clean_env(SEGMENTLY_DATA_DIR=str(tmp_path)), timeout=60)
+    assert r.returncode == 2
+    assert "run `segmently migrate` first" in r.stderr
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
+        self.proc, self.base, self.log = proc, base, log
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def _start(*args: str, env: dict[str, str]) -> Server:
+        port = free_port()
+        log = tmp_path / f"server-{port}.log"
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen([SEGMENTLY, *args, "--port", str(port)], env=env, stdout=fh,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(base + "/health", timeout=2).status_code == 200:
+                    return Server(proc, base, log)
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("server did not answer /health in 30 s: " + log.read_text()[-3000:])
+
+    yield _start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+
+
+def test_demo_creates_migrates_and_serves(tmp_path: Path, start) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "fresh-data"
+    server = start("demo", env=clean_env(SEGMENTLY_DATA_DIR=str(data)))
+    assert httpx.get(server.base + "/health").json()["status"] == "ok"
+    assert (data / "segmently.db").exists()
+
+
+def test_serve_logs_json_to_stderr_and_stops_cleanly(tmp_path: Path, start) -> None:  # type: ignore[no-untyped-def]
+    env = clean_env(SEGMENTLY_DATA_DIR=str(tmp_path), SEGMENTLY_SECRET_KEY=SECRET)
+    assert run("migrate", env=env).returncode == 0
+    server = start("serve", env=env)
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    assert server.proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean stop
+    lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.strip()]
+    assert lines[-1]["message"].startswith("Finished server process")
+    assert any(entry["message"] == "segmently 0.1.0 started" and entry["level"] == "INFO" for entry in lines)
+    assert all({"time", "level", "logger", "message"} <= set(entry) for entry in lines)
+
+
+def test_several_workers_share_keep_alive_load(tmp_path: Path, start) -> None:  # type: ignore[no-untyped-def]
+    env = clean_env(SEGMENTLY_DATA_DIR=str(tmp_path), SEGMENTLY_SECRET_KEY=SECRET)
+    assert run("migrate", env=env).returncode == 0
+    server = start("serve", "--workers", "2", env=env)
+    answered: collections.Counter[int] = collections.Counter()
+    clients = [httpx.Client(base_url=server.base) for _ in range(8)]  # 8 keep-alive connections
+    try:
+        for _ in range(5):
+            for client in clients:
+                answered[client.get("/api/v1/dummy/whoami").json()["pid"]] += 1
+    finally:
+        for client in clients:
+            client.close()
+    assert len(answered) == 2, answered  # both worker processes took connections
+    assert server.proc.pid not in answered
