@@ -132,7 +132,9 @@ def pg_template(pg_admin: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def fresh_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest, *, migrated: bool) -> Iterator[str]:
+def fresh_database(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, *, migrated: bool
+) -> Iterator[str]:
     if backend == "sqlite":
         path = tmp_path / "segmently.db"
         if migrated:
@@ -188,8 +190,9 @@ def settings(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def plugins():  # type: ignore[no-untyped-def]
-    from segmently.plugins import PluginHost
     from segmently_dummy import plugin as dummy
+
+    from segmently.plugins import PluginHost
 
     dummy.RECORDED.clear()
     dummy.PLAN_ANSWERS.clear()

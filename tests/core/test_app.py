@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.conftest import pg_execute
+
 pytestmark = pytest.mark.usefixtures("backend")
 
 
@@ -44,7 +46,9 @@ async def test_invalid_body_names_the_field(client: httpx.AsyncClient) -> None:
 
 
 async def test_malformed_json_is_a_400_not_a_500(client: httpx.AsyncClient) -> None:
-    r = await client.post("/api/v1/dummy/notes", content=b"{not json", headers={"content-type": "application/json"})
+    r = await client.post(
+        "/api/v1/dummy/notes", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400
     assert r.json()["status_code"] == 400
 
@@ -84,3 +88,19 @@ async def test_metrics_count_requests(client: httpx.AsyncClient) -> None:
     r = await client.get("/metrics")
     assert r.status_code == 200
     assert "segmently_requests_total" in r.text
+
+
+@pytest.mark.postgresql_only
+async def test_health_is_503_while_the_database_is_unreachable(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    name = database_url.rsplit("/", 1)[1]
+    pg_execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    pg_execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    try:
+        r = await client.get("/health")
+        assert r.status_code == 503
+        assert r.json()["database"] == "unreachable"
+    finally:
+        pg_execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    assert (await client.get("/health")).status_code == 200  # and it recovers by itself

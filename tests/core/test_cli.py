@@ -28,16 +28,25 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([SEGMENTLY, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [SEGMENTLY, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def test_plugins_list_needs_no_database_or_settings(tmp_path: Path) -> None:
-    r = run("plugins", "list", "--json", env=clean_env(SEGMENTLY_DATABASE_URL="nonsense://", SEGMENTLY_SECRET_KEY="x"))
+    r = run(
+        "plugins",
+        "list",
+        "--json",
+        env=clean_env(SEGMENTLY_DATABASE_URL="nonsense://", SEGMENTLY_SECRET_KEY="x"),
+    )
     assert r.returncode == 0, r.stderr
     rows = {p["name"]: p for p in json.loads(r.stdout)}
     assert {"heatmaps", "sessions", "chat", "integrations", "billing", "dummy"} <= set(rows)
     assert rows["heatmaps"]["version"] == "0.1.0" and rows["heatmaps"]["enabled"] is True
-    assert {"key": "heatmaps.moves", "name": "Mouse move heatmap", "min_plan": "business"} in rows["heatmaps"]["features"]
+    assert {"key": "heatmaps.moves", "name": "Mouse move heatmap", "min_plan": "business"} in rows[
+        "heatmaps"
+    ]["features"]
     table = run("plugins", "list", env=clean_env())
     assert table.returncode == 0
     for name in ("heatmaps", "sessions", "chat", "integrations", "billing"):
@@ -47,8 +56,10 @@ def test_plugins_list_needs_no_database_or_settings(tmp_path: Path) -> None:
 
 def test_plugins_list_shows_disabled_and_broken_plugins(tmp_path: Path) -> None:
     site = make_plugin_dist(tmp_path / "site", "broken", "raise ImportError('needs libfoo')\n")
-    env = clean_env(SEGMENTLY_DISABLED_PLUGINS="chat,nosuchplugin",
-                    PYTHONPATH=f"{site}{os.pathsep}{os.environ['PYTHONPATH']}")
+    env = clean_env(
+        SEGMENTLY_DISABLED_PLUGINS="chat,nosuchplugin",
+        PYTHONPATH=f"{site}{os.pathsep}{os.environ['PYTHONPATH']}",
+    )
     r = run("plugins", "list", "--json", env=env)
     assert r.returncode == 0, r.stderr
     rows = {p["name"]: p for p in json.loads(r.stdout)}
@@ -61,7 +72,9 @@ def test_plugins_list_shows_disabled_and_broken_plugins(tmp_path: Path) -> None:
 
 
 def test_malformed_database_url_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    r = run("migrate", env=clean_env(SEGMENTLY_DATA_DIR=str(tmp_path), SEGMENTLY_DATABASE_URL="postgres//oops"))
+    r = run(
+        "migrate", env=clean_env(SEGMENTLY_DATA_DIR=str(tmp_path), SEGMENTLY_DATABASE_URL="postgres//oops")
+    )
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1
     assert "SEGMENTLY_DATABASE_URL is malformed" in r.stderr
@@ -86,8 +99,13 @@ def start(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
         port = free_port()
         log = tmp_path / f"server-{port}.log"
         with open(log, "wb") as fh:
-            proc = subprocess.Popen([SEGMENTLY, *args, "--port", str(port)], env=env, stdout=fh,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [SEGMENTLY, *args, "--port", str(port)],
+                env=env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         procs.append(proc)
         base = f"http://127.0.0.1:{port}"
         for _ in range(300):

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from segmently_dummy import plugin as dummy
 from sqlalchemy import func, select, update
 
 from segmently.db.engine import Database
 from segmently.db.models import OutboxEvent
 from segmently.outbox import OutboxDispatcher, emit
 from segmently.plugins import PluginHost
-from segmently_dummy import plugin as dummy
 from tests.conftest import SECRET, free_port
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -60,8 +60,11 @@ async def test_committed_event_is_delivered_right_after_commit(server: str, db: 
 
     await wait_for(delivered)
     event = next(e for h, e in dummy.RECORDED if h == "on_domain_event" and e.id == event_id)
-    assert (event.event, event.organization_id, event.data) == ("project.created", "org-1",
-                                                               {"project_id": "p1", "name": "Shop"})
+    assert (event.event, event.organization_id, event.data) == (
+        "project.created",
+        "org-1",
+        {"project_id": "p1", "name": "Shop"},
+    )
     await wait_for(lambda: _zero(db))
 
 
@@ -118,17 +121,27 @@ async def test_only_one_dispatcher_delivers_at_a_time(db: Database, plugins: Plu
     assert len(delivered_ids()) == 20
 
 
-def _server(database_url: str, data_dir: Path, record: Path, port: int, **extra: str) -> subprocess.Popen[bytes]:
+def _server(
+    database_url: str, data_dir: Path, record: Path, port: int, **extra: str
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMENTLY_", "DUMMY_PLUGIN_"))}
-    env.update(SEGMENTLY_DATABASE_URL=database_url, SEGMENTLY_DATA_DIR=str(data_dir),
-               SEGMENTLY_SECRET_KEY=SECRET, SEGMENTLY_OUTBOX_POLL_SECONDS="0.2",
-               DUMMY_PLUGIN_RECORD=str(record), **extra)
+    env.update(
+        SEGMENTLY_DATABASE_URL=database_url,
+        SEGMENTLY_DATA_DIR=str(data_dir),
+        SEGMENTLY_SECRET_KEY=SECRET,
+        SEGMENTLY_OUTBOX_POLL_SECONDS="0.2",
+        DUMMY_PLUGIN_RECORD=str(record),
+        **extra,
+    )
     with open(data_dir / f"server-{port}.log", "wb") as log:
-        return subprocess.Popen([SEGMENTLY, "serve", "--port", str(port)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=log)
+        return subprocess.Popen(
+            [SEGMENTLY, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=log
+        )
 
 
-async def test_crash_midway_through_dispatch_loses_nothing(database_url: str, db: Database, tmp_path: Path) -> None:
+async def test_crash_midway_through_dispatch_loses_nothing(
+    database_url: str, db: Database, tmp_path: Path
+) -> None:
     async with db.session() as s:
         ids = [emit(s, "experiment.started", "org-1", {"n": i}) for i in range(5)]
     record = tmp_path / "delivered.jsonl"

@@ -71,8 +71,12 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
     host = plugins or PluginHost.load(settings.disabled_plugins)
     host.models()  # plugin tables join the shared metadata before anything uses it
     db = Database(settings.database_url)
-    kernel = Kernel(settings=settings, db=db, plugins=host,
-                    outbox=OutboxDispatcher(db, host, settings.outbox_poll_seconds))
+    kernel = Kernel(
+        settings=settings,
+        db=db,
+        plugins=host,
+        outbox=OutboxDispatcher(db, host, settings.outbox_poll_seconds),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -82,16 +86,20 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
             await db.dispose()
             raise
         await kernel.outbox.start()
-        log.info("segmently %s started", __version__,
-                 extra={"plugins": sorted(host.enabled), "database": db.engine.dialect.name})
+        log.info(
+            "segmently %s started",
+            __version__,
+            extra={"plugins": sorted(host.enabled), "database": db.engine.dialect.name},
+        )
         try:
             yield
         finally:
             await kernel.outbox.stop()
             await db.dispose()
 
-    metrics = PrometheusConfig(app_name="segmently", prefix="segmently", group_path=True,
-                               exclude_opt_key="exclude_from_metrics")
+    metrics = PrometheusConfig(
+        app_name="segmently", prefix="segmently", group_path=True, exclude_opt_key="exclude_from_metrics"
+    )
     route_handlers: list[Any] = [health, MetricsController, *plugin_routers(host.routes())]
     return Litestar(
         route_handlers=route_handlers,
@@ -99,7 +107,9 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         middleware=[metrics.middleware],
-        compression_config=CompressionConfig(backend="gzip", minimum_size=1024, exclude_opt_key="no_compression"),
+        compression_config=CompressionConfig(
+            backend="gzip", minimum_size=1024, exclude_opt_key="no_compression"
+        ),
         openapi_config=OpenAPIConfig(
             title="Segmently API",
             version=__version__,

@@ -54,8 +54,13 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Worker processes (each on its own SO_REUSEPORT socket).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes (each on its own SO_REUSEPORT socket).",
+)
 @_needs_settings
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     """Serve the API, dashboard and snippet."""
@@ -138,7 +143,10 @@ def plugins_list(org_id: str | None, as_json: bool) -> None:
         del settings
     if as_json:
         rows = [
-            {**msgspec.to_builtins(info), **({"on_for_org": info.name in switched_on} if switched_on is not None else {})}
+            {
+                **msgspec.to_builtins(info),
+                **({"on_for_org": info.name in switched_on} if switched_on is not None else {}),
+            }
             for info in host.infos
         ]
         click.echo(msgspec.json.encode(rows).decode())

@@ -43,8 +43,9 @@ def emit(session: AsyncSession, event_type: str, organization_id: str | None, da
     """
     if event_type not in DOMAIN_EVENT_TYPES:
         raise ValueError(f"unknown domain event {event_type!r}")
-    row = OutboxEvent(id=new_id(), event=event_type, organization_id=organization_id, data=data,
-                      created_at=utcnow())
+    row = OutboxEvent(
+        id=new_id(), event=event_type, organization_id=organization_id, data=data, created_at=utcnow()
+    )
     session.add(row)
     session.sync_session.info[_SESSION_FLAG] = True
     return row.id
@@ -64,8 +65,13 @@ def _forget_flag(session: Session, _previous: Any) -> None:
 
 def to_domain_event(row: OutboxEvent) -> DomainEvent:
     """The hook payload of a stored outbox row."""
-    return DomainEvent(id=row.id, event=row.event, organization_id=row.organization_id,
-                       timestamp=row.created_at, data=row.data)
+    return DomainEvent(
+        id=row.id,
+        event=row.event,
+        organization_id=row.organization_id,
+        timestamp=row.created_at,
+        data=row.data,
+    )
 
 
 class OutboxDispatcher:
@@ -127,7 +133,9 @@ class OutboxDispatcher:
                         await session.scalars(
                             select(OutboxEvent)
                             .where(OutboxEvent.dispatched_at.is_(None))
-                            .where(or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now))
+                            .where(
+                                or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now)
+                            )
                             .order_by(OutboxEvent.created_at, OutboxEvent.id)
                             .limit(BATCH)
                         )
@@ -143,15 +151,27 @@ class OutboxDispatcher:
         except HookFailure as exc:
             attempts = row.attempts + 1
             delay = min(MAX_BACKOFF_SECONDS, 2.0**attempts)
-            log.error("domain event %s (%s) not delivered, attempt %d, retry in %.0fs: %s",
-                      row.id, row.event, attempts, delay, exc)
+            log.error(
+                "domain event %s (%s) not delivered, attempt %d, retry in %.0fs: %s",
+                row.id,
+                row.event,
+                attempts,
+                delay,
+                exc,
+            )
             async with self.db.session() as session:
                 await session.execute(
-                    update(OutboxEvent).where(OutboxEvent.id == row.id).values(
-                        attempts=attempts, last_error=str(exc)[:2000],
-                        next_attempt_at=utcnow() + dt.timedelta(seconds=delay)))
+                    update(OutboxEvent)
+                    .where(OutboxEvent.id == row.id)
+                    .values(
+                        attempts=attempts,
+                        last_error=str(exc)[:2000],
+                        next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
+                    )
+                )
             return 0
         async with self.db.session() as session:
             await session.execute(
-                update(OutboxEvent).where(OutboxEvent.id == row.id).values(dispatched_at=utcnow()))
+                update(OutboxEvent).where(OutboxEvent.id == row.id).values(dispatched_at=utcnow())
+            )
         return 1

@@ -72,7 +72,9 @@ def serve(host: str, port: int, workers: int, log_level: str = "INFO") -> int:
     stopping = False
 
     def start() -> BaseProcess:
-        proc = ctx.Process(target=_worker, args=(host, port, log_level), name="segmently-worker", daemon=False)
+        proc = ctx.Process(
+            target=_worker, args=(host, port, log_level), name="segmently-worker", daemon=False
+        )
         proc.start()
         return proc
 

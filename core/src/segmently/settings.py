@@ -66,7 +66,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             try:
                 data_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise SettingsError(f"SEGMENTLY_DATA_DIR={data_dir}: cannot create it ({exc.strerror})") from exc
+                raise SettingsError(
+                    f"SEGMENTLY_DATA_DIR={data_dir}: cannot create it ({exc.strerror})"
+                ) from exc
         database_url = get("DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'segmently.db'}"
         database_url = check_database_url(database_url)
         secret_key = get("SECRET_KEY") or _stored_secret_key(data_dir, create=create_dirs)

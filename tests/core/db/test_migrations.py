@@ -30,7 +30,10 @@ async def empty_db(empty_database_url: str) -> AsyncIterator[Database]:
 def _diff(conn: Connection) -> list[object]:
     ctx = MigrationContext.configure(
         conn,
-        opts={"compare_type": True, "include_name": lambda n, t, _p: not (t == "table" and n and n.startswith("alembic_version"))},
+        opts={
+            "compare_type": True,
+            "include_name": lambda n, t, _p: not (t == "table" and n and n.startswith("alembic_version")),
+        },
     )
     return list(compare_metadata(ctx, Base.metadata))
 

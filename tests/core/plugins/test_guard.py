@@ -48,7 +48,9 @@ class DenyDummy:
         if feature == "dummy.pid":
             raise Denied(402, "Process id needs the Business plan (you are on Free)")
 
-    async def plugins_switched_on(self, organization_id: str | None, site_id: str | None = None) -> frozenset[str]:
+    async def plugins_switched_on(
+        self, organization_id: str | None, site_id: str | None = None
+    ) -> frozenset[str]:
         return frozenset()
 
 

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 from litestar.connection import ASGIConnection
+from segmently_dummy import plugin as dummy
 
 from segmently.hookspecs import DomainEvent, IngestedEvent, OrgRef, SiteRef
 from segmently.plugins import HookFailure, PluginHost
-from segmently_dummy import plugin as dummy
 
 NOW = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
 ORG_ON = OrgRef(id="org-on", name="On", plan="business")
@@ -22,7 +22,9 @@ class OnlyForOrgOn:
     async def check_route(self, connection: ASGIConnection, plugin: str, feature: str | None) -> None:  # type: ignore[type-arg]
         return None
 
-    async def plugins_switched_on(self, organization_id: str | None, site_id: str | None = None) -> frozenset[str]:
+    async def plugins_switched_on(
+        self, organization_id: str | None, site_id: str | None = None
+    ) -> frozenset[str]:
         return frozenset({"dummy"}) if organization_id == ORG_ON.id else frozenset()
 
 
@@ -36,8 +38,9 @@ def host() -> PluginHost:
 
 
 def event(org: OrgRef, note: str = "") -> DomainEvent:
-    return DomainEvent(id=f"ev-{org.id}", event="project.created", organization_id=org.id, timestamp=NOW,
-                       data={"note": note})
+    return DomainEvent(
+        id=f"ev-{org.id}", event="project.created", organization_id=org.id, timestamp=NOW, data={"note": note}
+    )
 
 
 async def test_async_domain_event_hook_is_awaited_for_switched_on_org_only(host: PluginHost) -> None:
@@ -57,8 +60,12 @@ async def test_register_hooks_are_collected_per_organization(host: PluginHost) -
 
 async def test_events_ingested_reaches_only_switched_on_sites(host: PluginHost) -> None:
     ev = IngestedEvent(event_id="e1", event_name="page_view", visitor_id="v", site_id="s", timestamp=NOW)
-    await host.events_ingested(SiteRef(id="s", organization_id=ORG_OFF.id, name="x", url="https://x.example"), [ev])
-    await host.events_ingested(SiteRef(id="s", organization_id=ORG_ON.id, name="x", url="https://x.example"), [ev])
+    await host.events_ingested(
+        SiteRef(id="s", organization_id=ORG_OFF.id, name="x", url="https://x.example"), [ev]
+    )
+    await host.events_ingested(
+        SiteRef(id="s", organization_id=ORG_ON.id, name="x", url="https://x.example"), [ev]
+    )
     assert [p for h, p in dummy.RECORDED if h == "on_events_ingested"] == [["e1"]]
 
 

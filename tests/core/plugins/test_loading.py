@@ -11,13 +11,21 @@ from segmently.plugins import PluginHost
 from tests.helpers import make_plugin_dist
 
 BUNDLED = {
-    "heatmaps": {"heatmaps.clicks": "professional", "heatmaps.scroll": "professional",
-                 "heatmaps.elements": "professional", "heatmaps.moves": "business"},
+    "heatmaps": {
+        "heatmaps.clicks": "professional",
+        "heatmaps.scroll": "professional",
+        "heatmaps.elements": "professional",
+        "heatmaps.moves": "business",
+    },
     "sessions": {"sessions.recordings": "enterprise"},
     "chat": {"chat.widget": "business"},
-    "integrations": {"integrations.slack": "professional", "integrations.ga4": "business",
-                     "integrations.mixpanel": "business", "integrations.experiment_webhook": "business",
-                     "integrations.webhook_endpoints": "enterprise"},
+    "integrations": {
+        "integrations.slack": "professional",
+        "integrations.ga4": "business",
+        "integrations.mixpanel": "business",
+        "integrations.experiment_webhook": "business",
+        "integrations.webhook_endpoints": "enterprise",
+    },
     "billing": {"billing.stripe": "free"},
 }
 
@@ -52,7 +60,9 @@ def test_unknown_disabled_name_is_warned_about(caplog: pytest.LogCaptureFixture)
 def test_plugin_raising_at_import_is_left_out_with_its_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.syspath_prepend(str(make_plugin_dist(tmp_path, "broken", "raise RuntimeError('no config for broken')\n")))
+    monkeypatch.syspath_prepend(
+        str(make_plugin_dist(tmp_path, "broken", "raise RuntimeError('no config for broken')\n"))
+    )
     host = PluginHost.load()
     infos = {i.name: i for i in host.infos}
     assert not infos["broken"].enabled
@@ -60,7 +70,9 @@ def test_plugin_raising_at_import_is_left_out_with_its_error(
     assert infos["heatmaps"].enabled  # the others load regardless
 
 
-def test_misspelled_hook_makes_the_plugin_fail_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_misspelled_hook_makes_the_plugin_fail_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source = """
         from segmently.hookspecs import hookimpl
 

@@ -120,7 +120,9 @@ def make_revision(url: str, host: PluginHost, branch_name: str, message: str) ->
     all_branches = branches(host)
     branch = next((b for b in all_branches if b.name == branch_name), None)
     if branch is None:
-        raise ValueError(f"no migration branch {branch_name!r}; known: {', '.join(b.name for b in all_branches)}")
+        raise ValueError(
+            f"no migration branch {branch_name!r}; known: {', '.join(b.name for b in all_branches)}"
+        )
     cfg = alembic_config(url, branch, all_branches)
     script = ScriptDirectory.from_config(cfg)
     first = not script.get_heads()

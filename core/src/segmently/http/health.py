@@ -22,5 +22,7 @@ class Health(msgspec.Struct, kw_only=True):
 async def health(request: Request[Any, Any, Any]) -> Response[Health]:
     """Whether the server is up and its database answers (503 if it does not)."""
     ok = await request.app.state.kernel.db.ping()
-    body = Health(status="ok" if ok else "degraded", database="ok" if ok else "unreachable", version=__version__)
+    body = Health(
+        status="ok" if ok else "degraded", database="ok" if ok else "unreachable", version=__version__
+    )
     return Response(body, status_code=200 if ok else 503)

@@ -29,7 +29,9 @@ class Page(msgspec.Struct, Generic[T], kw_only=True):
 
 def encode_cursor(values: Sequence[Any]) -> str:
     """An opaque cursor holding the sort key of the last item."""
-    raw = msgspec.json.encode([["d", v.isoformat()] if isinstance(v, dt.datetime) else ["v", v] for v in values])
+    raw = msgspec.json.encode(
+        [["d", v.isoformat()] if isinstance(v, dt.datetime) else ["v", v] for v in values]
+    )
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -66,7 +68,9 @@ async def paginate(
     size = check_limit(limit)
     if cursor:
         # bind with the columns' own types, so SQLite compares timestamps in its stored format
-        after = [literal(v, type_=c.type) for c, v in zip(order_by, decode_cursor(cursor, order_by), strict=True)]
+        after = [
+            literal(v, type_=c.type) for c, v in zip(order_by, decode_cursor(cursor, order_by), strict=True)
+        ]
         stmt = stmt.where(tuple_(*order_by) < tuple_(*after))
     rows = list((await session.scalars(stmt.order_by(*(c.desc() for c in order_by)).limit(size + 1))).all())
     next_cursor = None

@@ -4,4 +4,12 @@ from segmently.plugins.entitlements import AllowAll, Denied, Entitlements
 from segmently.plugins.host import HookFailure, PluginHost
 from segmently.plugins.loader import ENTRY_POINT_GROUP, PluginInfo
 
-__all__ = ["ENTRY_POINT_GROUP", "AllowAll", "Denied", "Entitlements", "HookFailure", "PluginHost", "PluginInfo"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "AllowAll",
+    "Denied",
+    "Entitlements",
+    "HookFailure",
+    "PluginHost",
+    "PluginInfo",
+]

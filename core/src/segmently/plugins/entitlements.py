@@ -7,7 +7,7 @@ The kernel default allows everything. The accounts layer replaces it with plans
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from litestar.connection import ASGIConnection
 
@@ -31,11 +31,13 @@ class Entitlements(Protocol):
     """The questions the central guard and the hook caller ask."""
 
     async def check_route(
-        self, connection: ASGIConnection[object, object, object, object], plugin: str, feature: str | None
+        self, connection: ASGIConnection[Any, Any, Any, Any], plugin: str, feature: str | None
     ) -> None:
         """Raise :class:`Denied` unless the request's organization may use ``plugin`` (and ``feature``)."""
 
-    async def plugins_switched_on(self, organization_id: str | None, site_id: str | None = None) -> frozenset[str]:
+    async def plugins_switched_on(
+        self, organization_id: str | None, site_id: str | None = None
+    ) -> frozenset[str]:
         """Names of the server-enabled plugins switched on for the organization (and site)."""
 
 
@@ -46,10 +48,12 @@ class AllowAll:
         self.enabled = enabled
 
     async def check_route(
-        self, connection: ASGIConnection[object, object, object, object], plugin: str, feature: str | None
+        self, connection: ASGIConnection[Any, Any, Any, Any], plugin: str, feature: str | None
     ) -> None:
         """Allow every request."""
 
-    async def plugins_switched_on(self, organization_id: str | None, site_id: str | None = None) -> frozenset[str]:
+    async def plugins_switched_on(
+        self, organization_id: str | None, site_id: str | None = None
+    ) -> frozenset[str]:
         """Every enabled plugin."""
         return self.enabled

@@ -25,7 +25,10 @@ class PluginGuard:
     def __init__(self, plugin: str) -> None:
         self.plugin = plugin
 
-    async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    async def __call__(
+        self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
+        """Raise unless the request may reach this plugin's handler."""
         host = connection.app.state.kernel.plugins
         if self.plugin not in host.enabled:
             raise NotFoundException()

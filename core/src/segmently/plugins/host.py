@@ -79,12 +79,14 @@ class PluginHost:
     def _collect_sync(self, hook: str) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {}
         for impl in self._impls(hook, None):
-            result = impl.function()
+            result: Any = impl.function()
             if inspect.isawaitable(result):
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
-                raise TypeError(f"plugin {impl.plugin_name}: {hook} is called at start-up and must not be async")
+                raise TypeError(
+                    f"plugin {impl.plugin_name}: {hook} is called at start-up and must not be async"
+                )
             out.setdefault(impl.plugin_name, []).extend(result or [])
         return out
 
@@ -139,7 +141,9 @@ class PluginHost:
 
     def migration_dirs(self) -> dict[str, list[Path]]:
         """Each enabled plugin's Alembic version directories, by plugin name."""
-        return {name: [Path(p) for p in dirs] for name, dirs in self._collect_sync("register_migrations").items()}
+        return {
+            name: [Path(p) for p in dirs] for name, dirs in self._collect_sync("register_migrations").items()
+        }
 
     def routes(self) -> dict[str, list[Any]]:
         """Route handlers, controllers and routers, by plugin name."""
@@ -171,8 +175,12 @@ class PluginHost:
     async def events_ingested(self, site: SiteRef, events: Sequence[IngestedEvent]) -> None:
         """Tell the plugins switched on for ``site`` about committed events; failures are logged."""
         try:
-            await self._notify("on_events_ingested", await self.switched_on(site.organization_id, site.id),
-                               site=site, events=events)
+            await self._notify(
+                "on_events_ingested",
+                await self.switched_on(site.organization_id, site.id),
+                site=site,
+                events=events,
+            )
         except HookFailure as exc:
             log.error("%s", exc, extra={"site_id": site.id})
 

@@ -10,6 +10,10 @@ def register_features() -> list[Feature]:
         Feature(key="integrations.slack", name="Slack notifications", min_plan="professional"),
         Feature(key="integrations.ga4", name="Google Analytics 4", min_plan="business"),
         Feature(key="integrations.mixpanel", name="Mixpanel", min_plan="business"),
-        Feature(key="integrations.experiment_webhook", name="Per-experiment outbound webhook", min_plan="business"),
-        Feature(key="integrations.webhook_endpoints", name="Organization webhook endpoints", min_plan="enterprise"),
+        Feature(
+            key="integrations.experiment_webhook", name="Per-experiment outbound webhook", min_plan="business"
+        ),
+        Feature(
+            key="integrations.webhook_endpoints", name="Organization webhook endpoints", min_plan="enterprise"
+        ),
     ]
