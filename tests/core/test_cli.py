@@ -71,6 +71,27 @@ def test_plugins_list_shows_disabled_and_broken_plugins(tmp_path: Path) -> None:
     assert "disabled" in table.stdout
 
 
+def test_plugins_list_for_one_organization(tmp_path: Path) -> None:
+    r = run("plugins", "list", "--org", "org-123", "--json", env=clean_env(SEGMENTLY_DATA_DIR=str(tmp_path)))
+    assert r.returncode == 0, r.stderr
+    rows = {p["name"]: p for p in json.loads(r.stdout)}
+    assert rows["heatmaps"]["on_for_org"] is True  # the kernel default entitles everything
+
+
+def test_server_starts_without_a_plugin_that_fails_to_load(tmp_path: Path, start) -> None:  # type: ignore[no-untyped-def]
+    site = make_plugin_dist(tmp_path / "site", "broken", "raise RuntimeError('boom at import')\n")
+    env = clean_env(
+        SEGMENTLY_DATA_DIR=str(tmp_path),
+        SEGMENTLY_SECRET_KEY=SECRET,
+        PYTHONPATH=f"{site}{os.pathsep}{os.environ['PYTHONPATH']}",
+    )
+    assert run("migrate", env=env).returncode == 0
+    server = start("serve", env=env)
+    assert httpx.get(server.base + "/health").status_code == 200
+    assert httpx.get(server.base + "/api/v1/dummy/notes").status_code == 200  # the other plugins work
+    assert "boom at import" in server.log.read_text()
+
+
 def test_malformed_database_url_is_one_line_and_exit_2(tmp_path: Path) -> None:
     r = run(
         "migrate", env=clean_env(SEGMENTLY_DATA_DIR=str(tmp_path), SEGMENTLY_DATABASE_URL="postgres//oops")
