@@ -178,6 +178,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object):  # ty
         "database_url": database_url,
         "secret_key": SECRET,
         "outbox_poll_seconds": 0.2,
+        "bcrypt_rounds": 10,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

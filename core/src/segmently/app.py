@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from litestar import Litestar
@@ -21,24 +20,19 @@ import segmently.db.models  # noqa: F401  (kernel tables on the metadata)
 from segmently import __version__
 from segmently.db.engine import Database
 from segmently.db.migrate import ensure_migrated
+from segmently.domain.accounts.controllers import AuthController, MeController
+from segmently.domain.sites.controllers import ProjectController
+from segmently.http.deps import provide_actor, provide_kernel
 from segmently.http.errors import EXCEPTION_HANDLERS
 from segmently.http.health import health
+from segmently.kernel import Kernel
 from segmently.outbox import OutboxDispatcher
 from segmently.plugins.guard import plugin_routers
 from segmently.plugins.host import PluginHost
 from segmently.settings import Settings
+from segmently.tiers.plans import load_plans
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Kernel:
-    """What every request handler and job can reach through ``app.state.kernel``."""
-
-    settings: Settings
-    db: Database
-    plugins: PluginHost
-    outbox: OutboxDispatcher
 
 
 async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
@@ -76,6 +70,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         db=db,
         plugins=host,
         outbox=OutboxDispatcher(db, host, settings.outbox_poll_seconds),
+        plans=load_plans(host.features(), settings.plans_file),
     )
 
     @contextlib.asynccontextmanager
@@ -100,10 +95,21 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
     metrics = PrometheusConfig(
         app_name="segmently", prefix="segmently", group_path=True, exclude_opt_key="exclude_from_metrics"
     )
-    route_handlers: list[Any] = [health, MetricsController, *plugin_routers(host.routes())]
+    route_handlers: list[Any] = [
+        health,
+        MetricsController,
+        AuthController,
+        MeController,
+        ProjectController,
+        *plugin_routers(host.routes()),
+    ]
     return Litestar(
         route_handlers=route_handlers,
-        dependencies={"db_session": Provide(provide_session)},
+        dependencies={
+            "db_session": Provide(provide_session),
+            "actor": Provide(provide_actor),
+            "kernel": Provide(provide_kernel, sync_to_thread=False),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         middleware=[metrics.middleware],

@@ -186,3 +186,71 @@ def db_revision(settings: Settings, branch: str, message: str) -> None:
         make_revision(settings.database_url, host, branch, message)
     except ValueError as exc:
         _fail(str(exc))
+
+
+@main.group()
+def orgs() -> None:
+    """Organizations, as the server's operator sees them."""
+
+
+def _update_org(settings: Settings, org: str, **values: str) -> str:
+    """Set columns of the organization named by id or exact name; returns its id."""
+    from sqlalchemy import or_, select, update
+
+    from segmently.db.engine import Database
+    from segmently.db.models import Organization
+
+    async def run() -> str | None:
+        db = Database(settings.database_url)
+        try:
+            async with db.session() as session:
+                ids = list(
+                    (
+                        await session.scalars(
+                            select(Organization.id).where(
+                                or_(Organization.id == org, Organization.name == org)
+                            )
+                        )
+                    ).all()
+                )
+                if len(ids) > 1:
+                    _fail(f"{len(ids)} organizations are named {org!r}: use the id")
+                if not ids:
+                    return None
+                await session.execute(update(Organization).where(Organization.id == ids[0]).values(**values))
+                return ids[0]
+        finally:
+            await db.dispose()
+
+    found = asyncio.run(run())
+    if found is None:
+        _fail(f"no organization with id or name {org!r}")
+    return str(found)
+
+
+@orgs.command("set-plan")
+@click.argument("org")
+@click.argument("plan", type=click.Choice(["free", "professional", "business", "enterprise"]))
+@_needs_settings
+def orgs_set_plan(settings: Settings, org: str, plan: str) -> None:
+    """Set the stored plan of ORG (id or name); applies from the next request on every node."""
+    org_id = _update_org(settings, org, plan=plan)
+    click.echo(f"organization {org_id} is now on the {plan} plan")
+
+
+@orgs.command("suspend")
+@click.argument("org")
+@_needs_settings
+def orgs_suspend(settings: Settings, org: str) -> None:
+    """Suspend ORG: its users and keys are refused until it is activated."""
+    org_id = _update_org(settings, org, status="suspended")
+    click.echo(f"organization {org_id} is suspended")
+
+
+@orgs.command("activate")
+@click.argument("org")
+@_needs_settings
+def orgs_activate(settings: Settings, org: str) -> None:
+    """Reactivate a suspended ORG."""
+    org_id = _update_org(settings, org, status="active")
+    click.echo(f"organization {org_id} is active")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,6 +42,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str | None = None
     log_level: str = "INFO"
     outbox_poll_seconds: float = 2.0
+    bcrypt_rounds: int = 12
+    password_min_length: int = 8
 
     @property
     def is_sqlite(self) -> bool:
@@ -95,7 +97,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(f"SEGMENTLY_OUTBOX_POLL_SECONDS={poll!r} is not a number") from None
         if not 0.05 <= outbox_poll <= 3600:
             raise SettingsError("SEGMENTLY_OUTBOX_POLL_SECONDS must be between 0.05 and 3600")
+        rounds = _int_setting(get, "BCRYPT_ROUNDS", 12, 10, 16)
+        min_password = _int_setting(get, "PASSWORD_MIN_LENGTH", 8, 6, 128)
         return cls(
+            bcrypt_rounds=rounds,
+            password_min_length=min_password,
             data_dir=data_dir,
             database_url=database_url,
             secret_key=secret_key,
@@ -106,6 +112,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_level=log_level,
             outbox_poll_seconds=outbox_poll,
         )
+
+
+def _int_setting(get: Callable[[str], str | None], name: str, default: int, low: int, high: int) -> int:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"SEGMENTLY_{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"SEGMENTLY_{name} must be between {low} and {high}")
+    return value
 
 
 def check_database_url(url: str) -> str:

@@ -13,6 +13,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from segmently.plugins.entitlements import Denied
+from segmently.tiers.limits import FeatureNotIncluded, LimitExceeded
 
 log = logging.getLogger("segmently.http")
 _UNKNOWN_FIELD = re.compile(r"unknown field `(?P<name>[^`]+)`")
@@ -77,6 +78,10 @@ def _denied(request: Request[Any, Any, Any], exc: Denied) -> Response[ErrorBody]
     return Response(ErrorBody(status_code=exc.status_code, detail=exc.detail), status_code=exc.status_code)
 
 
+def _plan(request: Request[Any, Any, Any], exc: LimitExceeded | FeatureNotIncluded) -> Response[ErrorBody]:
+    return Response(ErrorBody(status_code=exc.status_code, detail=exc.message), status_code=exc.status_code)
+
+
 def _validation(request: Request[Any, Any, Any], exc: msgspec.ValidationError) -> Response[ErrorBody]:
     return _http_exception(request, from_msgspec(exc))
 
@@ -89,6 +94,8 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Err
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: _http_exception,
     Denied: _denied,
+    LimitExceeded: _plan,
+    FeatureNotIncluded: _plan,
     msgspec.ValidationError: _validation,
     Exception: _unexpected,
 }

@@ -1,5 +1,23 @@
 """Kernel models; importing this package puts every kernel table on ``Base.metadata``."""
 
+from segmently.db.models.accounts import (
+    Invitation,
+    ManagementKey,
+    Membership,
+    Organization,
+    PasswordReset,
+    Site,
+    User,
+)
 from segmently.db.models.outbox import OutboxEvent
 
-__all__ = ["OutboxEvent"]
+__all__ = [
+    "Invitation",
+    "ManagementKey",
+    "Membership",
+    "Organization",
+    "OutboxEvent",
+    "PasswordReset",
+    "Site",
+    "User",
+]

@@ -1,0 +1,1 @@
+"""Business domains of the kernel, one package per area."""

@@ -1,0 +1,1 @@
+"""Users, organizations, authentication and roles."""

@@ -1,0 +1,131 @@
+"""Sign-up, sign-in and profile rules."""
+
+from __future__ import annotations
+
+from litestar.exceptions import ClientException, NotAuthorizedException, PermissionDeniedException
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from segmently.db.models import Membership, Organization, User
+from segmently.domain.accounts import schemas
+from segmently.domain.accounts.security import hash_password, issue_token, verify_password
+from segmently.http.errors import field_error
+from segmently.settings import Settings
+
+
+class Conflict(ClientException):
+    """409: the request clashes with existing data."""
+
+    status_code = 409
+
+
+def normalise_email(email: str) -> str:
+    """Emails compare case-insensitively and without surrounding blanks."""
+    return email.strip().lower()
+
+
+def check_password(settings: Settings, password: str, field: str = "password") -> None:
+    """400 on ``field`` unless the password is long enough."""
+    if len(password) < settings.password_min_length:
+        raise field_error(field, f"must be at least {settings.password_min_length} characters")
+
+
+def user_out(user: User) -> schemas.UserOut:
+    """The API view of a user."""
+    return schemas.UserOut(
+        id=user.id, email=user.email, name=user.name, status=user.status, created_at=user.created_at
+    )
+
+
+def organization_out(org: Organization, role: str | None = None) -> schemas.OrganizationOut:
+    """The API view of an organization."""
+    return schemas.OrganizationOut(id=org.id, name=org.name, plan=org.plan, status=org.status, role=role)
+
+
+async def email_taken(session: AsyncSession, email: str) -> bool:
+    """Whether an account uses ``email``."""
+    return bool(await session.scalar(select(func.count()).select_from(User).where(User.email == email)))
+
+
+async def signup(
+    session: AsyncSession, settings: Settings, data: schemas.SignupIn, default_plan: str
+) -> tuple[User, Organization]:
+    """Create a user with a new organization they own (nothing is written on bad input)."""
+    email = normalise_email(data.email)
+    check_password(settings, data.password)
+    if await email_taken(session, email):
+        raise Conflict("An account with this email already exists: sign in instead")
+    user = User(
+        email=email,
+        name=data.name.strip(),
+        password_hash=hash_password(data.password, settings.bcrypt_rounds),
+    )
+    org = Organization(
+        name=(data.organization or f"{data.name.strip()}'s organization").strip(), plan=default_plan
+    )
+    session.add_all([user, org])
+    await session.flush()
+    session.add(Membership(organization_id=org.id, user_id=user.id, role="owner"))
+    user.current_organization_id = org.id
+    await session.flush()
+    return user, org
+
+
+async def login(session: AsyncSession, email: str, password: str) -> User:
+    """The user with these credentials; the same 401, in words and time, whether the account exists or not."""
+    user = await session.scalar(select(User).where(User.email == normalise_email(email)))
+    ok = verify_password(password, user.password_hash if user is not None else None)
+    if user is None or not ok or user.status == "deleted":
+        raise NotAuthorizedException("Email or password is incorrect")
+    if user.status == "suspended":
+        raise PermissionDeniedException("Your account is suspended")
+    return user
+
+
+def token_for(settings: Settings, user: User) -> str:
+    """A fresh 30-day token for ``user``."""
+    return issue_token(settings.secret_key, user.id, user.token_version)
+
+
+async def logout(session: AsyncSession, user: User) -> None:
+    """Invalidate every token issued to ``user`` so far."""
+    await session.execute(update(User).where(User.id == user.id).values(token_version=User.token_version + 1))
+
+
+async def memberships(session: AsyncSession, user_id: str) -> list[tuple[Organization, str]]:
+    """Every organization the user belongs to, with the role there."""
+    rows = await session.execute(
+        select(Organization, Membership.role)
+        .join(Membership, Membership.organization_id == Organization.id)
+        .where(Membership.user_id == user_id)
+        .order_by(Organization.created_at)
+    )
+    return [(org, role) for org, role in rows]
+
+
+async def update_profile(session: AsyncSession, user: User, data: schemas.ProfileIn) -> User:
+    """Change name and/or email (409 if the email is someone else's)."""
+    if data.email is not None:
+        email = normalise_email(data.email)
+        if email != user.email and await email_taken(session, email):
+            raise Conflict("Another account uses this email")
+        user.email = email
+    if data.name is not None:
+        user.name = data.name.strip()
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def change_password(
+    session: AsyncSession, settings: Settings, user: User, data: schemas.PasswordChangeIn
+) -> str:
+    """Set a new password after checking the current one; returns a new token (older ones stop working)."""
+    if not verify_password(data.current_password, user.password_hash):
+        raise field_error("current_password", "is not your current password")
+    check_password(settings, data.new_password, "new_password")
+    user.password_hash = hash_password(data.new_password, settings.bcrypt_rounds)
+    user.token_version += 1
+    session.add(user)
+    await session.flush()
+    return token_for(settings, user)

@@ -1,0 +1,1 @@
+"""Sites (the spec's projects) and their API keys."""

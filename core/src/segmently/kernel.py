@@ -1,0 +1,22 @@
+"""The state every handler and job reaches through ``app.state.kernel``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from segmently.db.engine import Database
+from segmently.outbox import OutboxDispatcher
+from segmently.plugins.host import PluginHost
+from segmently.settings import Settings
+from segmently.tiers.plans import PlansTable
+
+
+@dataclass
+class Kernel:
+    """Settings, database, plugins and the outbox of one app."""
+
+    settings: Settings
+    db: Database
+    plugins: PluginHost
+    outbox: OutboxDispatcher
+    plans: PlansTable
