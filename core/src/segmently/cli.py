@@ -99,12 +99,17 @@ def _check_migrated(settings: Settings) -> None:
     from segmently.db.engine import Database
     from segmently.db.migrate import NotMigratedError, ensure_migrated
     from segmently.plugins import PluginHost
+    from segmently.tiers import PlansFileError, load_plans
 
     async def check() -> None:
         db = Database(settings.database_url)
         try:
             host = PluginHost.load(settings.disabled_plugins)
             host.models()
+            try:
+                load_plans(host.features(), settings.plans_file)
+            except PlansFileError as exc:
+                _fail(str(exc))
             await ensure_migrated(db, host)
         finally:
             await db.dispose()
