@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.message
+import email.policy
 import os
 import shutil
 import socket
@@ -184,9 +187,51 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object):  # ty
     return Settings(**values)  # type: ignore[arg-type]
 
 
+class Inbox:
+    """Mails a real SMTP server on loopback received, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        raw = envelope.content  # type: ignore[attr-defined]
+        self.messages.append(email.message_from_bytes(raw, policy=email.policy.default))  # type: ignore[arg-type]
+        return "250 OK"
+
+    def to(self, address: str) -> list[email.message.EmailMessage]:
+        return [m for m in self.messages if m["To"] == address]
+
+    @staticmethod
+    def body(message: email.message.EmailMessage) -> str:
+        part = message.get_body(preferencelist=("plain",))
+        assert part is not None
+        return str(part.get_content())
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    return make_settings(database_url, tmp_path)
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server on 127.0.0.1; yields its inbox and port."""
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield inbox, controller.port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Test settings; when the test also asks for ``smtp``, mail goes to that server."""
+    overrides: dict[str, object] = {}
+    if "smtp" in request.fixturenames:
+        from segmently.mail import MailSettings, SmtpServer
+
+        _, port = request.getfixturevalue("smtp")
+        overrides["mail"] = MailSettings(smtp=SmtpServer(host="127.0.0.1", port=port, tls="none"))
+    return make_settings(database_url, tmp_path, **overrides)
 
 
 @pytest.fixture

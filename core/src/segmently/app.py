@@ -21,11 +21,14 @@ from segmently import __version__
 from segmently.db.engine import Database
 from segmently.db.migrate import ensure_migrated
 from segmently.domain.accounts.controllers import AuthController, MeController
+from segmently.domain.accounts.keys import ManagementKeyController
+from segmently.domain.accounts.reset import PasswordResetController
 from segmently.domain.sites.controllers import ProjectController
 from segmently.http.deps import provide_actor, provide_kernel
 from segmently.http.errors import EXCEPTION_HANDLERS
 from segmently.http.health import health
 from segmently.kernel import Kernel
+from segmently.mail import mailer_from_settings
 from segmently.outbox import OutboxDispatcher
 from segmently.plugins.guard import plugin_routers
 from segmently.plugins.host import PluginHost
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         plugins=host,
         outbox=OutboxDispatcher(db, host, settings.outbox_poll_seconds),
         plans=load_plans(host.features(), settings.plans_file),
+        mailer=mailer_from_settings(settings.mail),
     )
 
     @contextlib.asynccontextmanager
@@ -100,6 +104,8 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         MetricsController,
         AuthController,
         MeController,
+        PasswordResetController,
+        ManagementKeyController,
         ProjectController,
         *plugin_routers(host.routes()),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from segmently.db.engine import Database
+from segmently.mail import Mailer
 from segmently.outbox import OutboxDispatcher
 from segmently.plugins.host import PluginHost
 from segmently.settings import Settings
@@ -20,3 +21,4 @@ class Kernel:
     plugins: PluginHost
     outbox: OutboxDispatcher
     plans: PlansTable
+    mailer: Mailer

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import aiosmtplib
 import msgspec
 
-from segmently.settings import ENV_PREFIX, SettingsError
+from segmently.errors import ENV_PREFIX, SettingsError
 
 __all__ = [
     "DEFAULT_MAIL_FROM",

@@ -10,12 +10,12 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-ENV_PREFIX = "SEGMENTLY_"
+from segmently.errors import ENV_PREFIX, SettingsError
+from segmently.mail import MailSettings
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "check_database_url"]
+
 _SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+psycopg")
-
-
-class SettingsError(ValueError):
-    """A setting has a value the server cannot use; the message names the variable."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,6 +44,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbox_poll_seconds: float = 2.0
     bcrypt_rounds: int = 12
     password_min_length: int = 8
+    mail: MailSettings = MailSettings()
 
     @property
     def is_sqlite(self) -> bool:
@@ -100,6 +101,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         rounds = _int_setting(get, "BCRYPT_ROUNDS", 12, 10, 16)
         min_password = _int_setting(get, "PASSWORD_MIN_LENGTH", 8, 6, 128)
         return cls(
+            mail=MailSettings.from_env(env),
             bcrypt_rounds=rounds,
             password_min_length=min_password,
             data_dir=data_dir,
