@@ -22,6 +22,11 @@ from segmently.db.engine import Database
 from segmently.db.migrate import ensure_migrated
 from segmently.domain.accounts.controllers import AuthController, MeController
 from segmently.domain.accounts.keys import ManagementKeyController
+from segmently.domain.accounts.org_controllers import (
+    InvitationController,
+    OrganizationsController,
+    TeamController,
+)
 from segmently.domain.accounts.reset import PasswordResetController
 from segmently.domain.sites.controllers import ProjectController
 from segmently.http.deps import provide_actor, provide_kernel
@@ -106,6 +111,9 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         MeController,
         PasswordResetController,
         ManagementKeyController,
+        OrganizationsController,
+        TeamController,
+        InvitationController,
         ProjectController,
         *plugin_routers(host.routes()),
     ]

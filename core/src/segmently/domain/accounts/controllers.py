@@ -6,7 +6,7 @@ from litestar import Controller, Response, get, patch, post
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from segmently.domain.accounts import schemas, services
+from segmently.domain.accounts import schemas, services, team
 from segmently.domain.accounts.auth import Actor
 from segmently.http.deps import CurrentActor, DbSession, KernelState
 from segmently.kernel import Kernel
@@ -14,8 +14,7 @@ from segmently.kernel import Kernel
 
 async def default_plan(kernel: Kernel) -> str:
     """The plan new organizations start on (the plans file may change it)."""
-    plans = getattr(kernel, "plans", None)
-    return str(getattr(plans, "default_plan", "free"))
+    return kernel.plans.default_plan
 
 
 class AuthController(Controller):
@@ -28,12 +27,22 @@ class AuthController(Controller):
     async def signup(
         self, data: JSONBody[schemas.SignupIn], db_session: DbSession, kernel: KernelState
     ) -> schemas.AuthOut:
-        """Create an account and its organization; returns a token (409 if the email is taken)."""
-        user, org = await services.signup(db_session, kernel.settings, data, await default_plan(kernel))
+        """Create an account and its organization; returns a token (409 if the email is taken).
+
+        With ``invitation_token`` the account joins the inviting organization instead.
+        """
+        if data.invitation_token:
+            invitation, org = await team.open_invitation(db_session, data.invitation_token)
+            user = await services.create_user(db_session, kernel.settings, data)
+            membership = await team.accept(db_session, invitation, user)
+            role = membership.role
+        else:
+            user, org = await services.signup(db_session, kernel.settings, data, await default_plan(kernel))
+            role = "owner"
         return schemas.AuthOut(
             token=services.token_for(kernel.settings, user),
             user=services.user_out(user),
-            organization=services.organization_out(org, "owner"),
+            organization=services.organization_out(org, role),
         )
 
     @post("/login", operation_id="login", status_code=200)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -77,3 +77,84 @@ class PasswordChangeIn(msgspec.Struct, forbid_unknown_fields=True):
 
     current_password: Password
     new_password: Password
+
+
+TeamRole = Literal["admin", "member"]
+
+
+class InvitationIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /api/v1/organization/invitations``."""
+
+    email: Email
+    role: TeamRole = "member"
+
+
+class InvitationOut(msgspec.Struct):
+    """A pending (or past) invitation, as the team page lists it."""
+
+    id: str
+    email: str
+    role: str
+    status: str  # pending | accepted | cancelled | expired
+    expires_at: dt.datetime
+    created_at: dt.datetime
+
+
+class InvitationPreview(msgspec.Struct):
+    """What the acceptance page shows before anyone signs in."""
+
+    organization_name: str
+    email: str
+    role: str
+    inviter_name: str | None
+    account_exists: bool
+    expires_at: dt.datetime
+
+
+class MemberOut(msgspec.Struct):
+    """A member on the team page, with why they cannot be removed (if so)."""
+
+    id: str
+    user_id: str
+    email: str
+    name: str
+    role: str
+    status: str
+    joined_at: dt.datetime
+    removable: bool
+    remove_reason: str | None
+
+
+class RoleIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``PATCH /api/v1/organization/members/{id}``."""
+
+    role: TeamRole
+
+
+class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /api/v1/organization/transfer-ownership``."""
+
+    membership_id: str
+
+
+class OrganizationIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /api/v1/organizations`` and ``PATCH /api/v1/organization``."""
+
+    name: Name
+
+
+class UsageOut(msgspec.Struct):
+    """One usage badge, e.g. ``1/1 sites``."""
+
+    used: int
+    allowed: int | None
+    label: str
+    at_limit: bool
+
+
+class OrganizationDetail(msgspec.Struct):
+    """``GET /api/v1/organization``: the current organization, its plan and usage."""
+
+    organization: OrganizationOut
+    plan: str
+    usage: dict[str, UsageOut]

@@ -47,10 +47,8 @@ async def email_taken(session: AsyncSession, email: str) -> bool:
     return bool(await session.scalar(select(func.count()).select_from(User).where(User.email == email)))
 
 
-async def signup(
-    session: AsyncSession, settings: Settings, data: schemas.SignupIn, default_plan: str
-) -> tuple[User, Organization]:
-    """Create a user with a new organization they own (nothing is written on bad input)."""
+async def create_user(session: AsyncSession, settings: Settings, data: schemas.SignupIn) -> User:
+    """A new user (409 if the email is taken, 400 if the password is too short)."""
     email = normalise_email(data.email)
     check_password(settings, data.password)
     if await email_taken(session, email):
@@ -60,10 +58,20 @@ async def signup(
         name=data.name.strip(),
         password_hash=hash_password(data.password, settings.bcrypt_rounds),
     )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def signup(
+    session: AsyncSession, settings: Settings, data: schemas.SignupIn, default_plan: str
+) -> tuple[User, Organization]:
+    """Create a user with a new organization they own (nothing is written on bad input)."""
+    user = await create_user(session, settings, data)
     org = Organization(
         name=(data.organization or f"{data.name.strip()}'s organization").strip(), plan=default_plan
     )
-    session.add_all([user, org])
+    session.add(org)
     await session.flush()
     session.add(Membership(organization_id=org.id, user_id=user.id, role="owner"))
     user.current_organization_id = org.id
