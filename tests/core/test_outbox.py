@@ -53,7 +53,7 @@ def delivered_ids() -> list[str]:
 
 async def test_committed_event_is_delivered_right_after_commit(server: str, db: Database) -> None:
     async with db.session() as s:
-        event_id = emit(s, "project.created", "org-1", {"project_id": "p1", "name": "Shop"})
+        event_id = emit(s, "project.created", None, {"project_id": "p1", "name": "Shop"})
 
     async def delivered() -> bool:
         return event_id in delivered_ids()
@@ -62,7 +62,7 @@ async def test_committed_event_is_delivered_right_after_commit(server: str, db: 
     event = next(e for h, e in dummy.RECORDED if h == "on_domain_event" and e.id == event_id)
     assert (event.event, event.organization_id, event.data) == (
         "project.created",
-        "org-1",
+        None,
         {"project_id": "p1", "name": "Shop"},
     )
     await wait_for(lambda: _zero(db))
@@ -75,7 +75,7 @@ async def _zero(db: Database) -> bool:
 async def test_rolled_back_change_leaves_no_event(db: Database, plugins: PluginHost) -> None:
     with pytest.raises(RuntimeError):
         async with db.session() as s:
-            emit(s, "project.deleted", "org-1", {"project_id": "p1"})
+            emit(s, "project.deleted", None, {"project_id": "p1"})
             raise RuntimeError("the change failed")
     async with db.session() as s:
         assert await s.scalar(select(func.count()).select_from(OutboxEvent)) == 0
@@ -85,15 +85,15 @@ async def test_rolled_back_change_leaves_no_event(db: Database, plugins: PluginH
 async def test_unknown_event_type_is_refused(db: Database) -> None:
     async with db.session() as s:
         with pytest.raises(ValueError, match="unknown domain event"):
-            emit(s, "project.renamed", "org-1", {})
+            emit(s, "project.renamed", None, {})
 
 
 async def test_failed_delivery_is_retried_later_not_lost(
     db: Database, plugins: PluginHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with db.session() as s:
-        failing = emit(s, "member.invited", "org-1", {"note": "flaky"})
-        fine = emit(s, "member.joined", "org-1", {"note": "ok"})
+        failing = emit(s, "member.invited", None, {"note": "flaky"})
+        fine = emit(s, "member.joined", None, {"note": "ok"})
     monkeypatch.setenv("DUMMY_PLUGIN_FAIL", "flaky")
     dispatcher = OutboxDispatcher(db, plugins)
     assert await dispatcher.dispatch_pending() == 1  # the other event is not held up
@@ -114,7 +114,7 @@ async def test_failed_delivery_is_retried_later_not_lost(
 async def test_only_one_dispatcher_delivers_at_a_time(db: Database, plugins: PluginHost) -> None:
     async with db.session() as s:
         for i in range(20):
-            emit(s, "experiment.created", "org-1", {"n": i})
+            emit(s, "experiment.created", None, {"n": i})
     a, b = OutboxDispatcher(db, plugins), OutboxDispatcher(db, plugins)
     counts = await asyncio.gather(a.dispatch_pending(), b.dispatch_pending())
     assert sorted(counts) == [0, 20]
@@ -143,7 +143,7 @@ async def test_crash_midway_through_dispatch_loses_nothing(
     database_url: str, db: Database, tmp_path: Path
 ) -> None:
     async with db.session() as s:
-        ids = [emit(s, "experiment.started", "org-1", {"n": i}) for i in range(5)]
+        ids = [emit(s, "experiment.started", None, {"n": i}) for i in range(5)]
     record = tmp_path / "delivered.jsonl"
 
     def recorded() -> list[str]:

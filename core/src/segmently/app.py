@@ -29,15 +29,18 @@ from segmently.domain.accounts.org_controllers import (
 )
 from segmently.domain.accounts.reset import PasswordResetController
 from segmently.domain.sites.controllers import ProjectController
+from segmently.domain.sites.keys import SiteKeys
 from segmently.http.deps import provide_actor, provide_kernel
 from segmently.http.errors import EXCEPTION_HANDLERS
 from segmently.http.health import health
 from segmently.kernel import Kernel
 from segmently.mail import mailer_from_settings
 from segmently.outbox import OutboxDispatcher
+from segmently.plugins.entitlements import AllowAll
 from segmently.plugins.guard import plugin_routers
 from segmently.plugins.host import PluginHost
 from segmently.settings import Settings
+from segmently.tiers.entitlements import PlanEntitlements
 from segmently.tiers.plans import load_plans
 
 log = logging.getLogger(__name__)
@@ -80,7 +83,10 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         outbox=OutboxDispatcher(db, host, settings.outbox_poll_seconds),
         plans=load_plans(host.features(), settings.plans_file),
         mailer=mailer_from_settings(settings.mail),
+        site_keys=SiteKeys(db),
     )
+    if isinstance(host.entitlements, AllowAll):  # a caller's own interface (tests) stays
+        host.entitlements = PlanEntitlements(kernel)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from segmently.db.engine import Database
+from segmently.domain.sites.keys import SiteKeys
 from segmently.mail import Mailer
 from segmently.outbox import OutboxDispatcher
 from segmently.plugins.host import PluginHost
@@ -22,3 +23,4 @@ class Kernel:
     outbox: OutboxDispatcher
     plans: PlansTable
     mailer: Mailer
+    site_keys: SiteKeys

@@ -44,7 +44,9 @@ def test_every_plugin_route_has_the_guard(app: Litestar, plugins: PluginHost) ->
 
 
 class DenyDummy:
-    async def check_route(self, connection: ASGIConnection, plugin: str, feature: str | None) -> None:  # type: ignore[type-arg]
+    async def check_route(
+        self, connection: ASGIConnection, plugin: str, feature: str | None, access: str
+    ) -> None:  # type: ignore[type-arg]
         if feature == "dummy.pid":
             raise Denied(402, "Process id needs the Business plan (you are on Free)")
 
@@ -57,7 +59,7 @@ class DenyDummy:
 async def test_guard_asks_the_entitlement_interface(settings, plugins: PluginHost) -> None:  # type: ignore[no-untyped-def]
     plugins.entitlements = DenyDummy()
     async with serve_app(create_app(settings, plugins)) as base, httpx.AsyncClient(base_url=base) as client:
-        denied = await client.get("/api/v1/dummy/whoami")
+        denied = await client.get("/api/v1/dummy/gated")
         assert denied.status_code == 402
         assert denied.json()["detail"] == "Process id needs the Business plan (you are on Free)"
         assert (await client.get("/api/v1/dummy/notes")).status_code == 200  # other feature: allowed

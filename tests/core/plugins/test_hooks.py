@@ -19,7 +19,9 @@ ORG_OFF = OrgRef(id="org-off", name="Off", plan="free")
 class OnlyForOrgOn:
     """An entitlement interface that switches the dummy plugin on for one organization only."""
 
-    async def check_route(self, connection: ASGIConnection, plugin: str, feature: str | None) -> None:  # type: ignore[type-arg]
+    async def check_route(
+        self, connection: ASGIConnection, plugin: str, feature: str | None, access: str
+    ) -> None:  # type: ignore[type-arg]
         return None
 
     async def plugins_switched_on(

@@ -31,9 +31,13 @@ class Entitlements(Protocol):
     """The questions the central guard and the hook caller ask."""
 
     async def check_route(
-        self, connection: ASGIConnection[Any, Any, Any, Any], plugin: str, feature: str | None
+        self, connection: ASGIConnection[Any, Any, Any, Any], plugin: str, feature: str | None, access: str
     ) -> None:
-        """Raise :class:`Denied` unless the request's organization may use ``plugin`` (and ``feature``)."""
+        """Raise unless the request's organization may use ``plugin`` (and ``feature``).
+
+        ``access`` says how the request names its organization: ``user`` (a dashboard
+        token or management key) or ``site`` (a site's public API key).
+        """
 
     async def plugins_switched_on(
         self, organization_id: str | None, site_id: str | None = None
@@ -48,7 +52,7 @@ class AllowAll:
         self.enabled = enabled
 
     async def check_route(
-        self, connection: ASGIConnection[Any, Any, Any, Any], plugin: str, feature: str | None
+        self, connection: ASGIConnection[Any, Any, Any, Any], plugin: str, feature: str | None, access: str
     ) -> None:
         """Allow every request."""
 
