@@ -28,6 +28,7 @@ from segmently.domain.accounts.org_controllers import (
     TeamController,
 )
 from segmently.domain.accounts.reset import PasswordResetController
+from segmently.domain.manage.controllers import ManageController
 from segmently.domain.sites.controllers import ProjectController
 from segmently.domain.sites.keys import SiteKeys
 from segmently.http.deps import provide_actor, provide_kernel
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         TeamController,
         InvitationController,
         ProjectController,
+        ManageController,
         *plugin_routers(host.routes()),
     ]
     return Litestar(

@@ -1,0 +1,1 @@
+"""The Management API (`/api/v1/manage/…`, Enterprise, `seg_mgmt_` keys)."""
