@@ -55,6 +55,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config._segmently_site = _install_dummy_plugin()  # type: ignore[attr-defined]
+    # tests sign up and log in far more often than a person: lift those limits (test_rate_limits.py
+    # checks the real ones on an app of its own)
+    for bucket in ("SIGNUP", "LOGIN", "LOGIN_ACCOUNT", "PASSWORD_RESET"):
+        os.environ.setdefault(f"SEGMENTLY_RATE_LIMIT_{bucket}", "100000/minute")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

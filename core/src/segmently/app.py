@@ -34,6 +34,7 @@ from segmently.domain.sites.keys import SiteKeys
 from segmently.http.deps import provide_actor, provide_kernel
 from segmently.http.errors import EXCEPTION_HANDLERS
 from segmently.http.health import health
+from segmently.http.protection import RateLimits, csrf_middleware, security_headers
 from segmently.kernel import Kernel
 from segmently.mail import mailer_from_settings
 from segmently.outbox import OutboxDispatcher
@@ -134,7 +135,12 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         },
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[metrics.middleware],
+        middleware=[
+            metrics.middleware,
+            csrf_middleware(settings.secret_key, secure=settings.base_url.startswith("https")),
+        ],
+        plugins=[RateLimits.from_env(redis_url=settings.redis_url)],
+        before_send=[security_headers(settings.base_url)],
         compression_config=CompressionConfig(
             backend="gzip", minimum_size=1024, exclude_opt_key="no_compression"
         ),

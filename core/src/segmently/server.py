@@ -48,6 +48,7 @@ def _uvicorn_config() -> uvicorn.Config:
         log_config=None,
         timeout_keep_alive=30,
         server_header=False,
+        proxy_headers=False,  # X-Forwarded-For counts only from SEGMENTLY_TRUSTED_PROXIES (ratelimit.py)
     )
 
 

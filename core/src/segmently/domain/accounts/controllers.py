@@ -9,6 +9,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from segmently.domain.accounts import schemas, services, team
 from segmently.domain.accounts.auth import Actor
 from segmently.http.deps import CurrentActor, DbSession, KernelState
+from segmently.http.protection import AppRateLimits, rate_limit
 from segmently.kernel import Kernel
 
 
@@ -23,7 +24,7 @@ class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["auth"]
 
-    @post("/signup", operation_id="signup", status_code=HTTP_201_CREATED)
+    @post("/signup", operation_id="signup", status_code=HTTP_201_CREATED, middleware=[rate_limit("signup")])
     async def signup(
         self, data: JSONBody[schemas.SignupIn], db_session: DbSession, kernel: KernelState
     ) -> schemas.AuthOut:
@@ -45,11 +46,16 @@ class AuthController(Controller):
             organization=services.organization_out(org, role),
         )
 
-    @post("/login", operation_id="login", status_code=200)
+    @post("/login", operation_id="login", status_code=200, middleware=[rate_limit("login")])
     async def login(
-        self, data: JSONBody[schemas.LoginIn], db_session: DbSession, kernel: KernelState
+        self,
+        data: JSONBody[schemas.LoginIn],
+        db_session: DbSession,
+        kernel: KernelState,
+        rate_limits: AppRateLimits,
     ) -> schemas.AuthOut:
-        """Exchange email and password for a 30-day token."""
+        """Exchange email and password for a 30-day token (limited per address as well as per IP)."""
+        await rate_limits.hit("login_account", services.normalise_email(data.email))
         user = await services.login(db_session, data.email, data.password)
         orgs = await services.memberships(db_session, user.id)
         current = next(

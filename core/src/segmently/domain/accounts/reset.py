@@ -29,6 +29,7 @@ from segmently.domain.accounts import schemas, services
 from segmently.domain.accounts.security import hash_password, random_token, sha256
 from segmently.http.deps import DbSession, KernelState
 from segmently.http.errors import field_error
+from segmently.http.protection import rate_limit
 from segmently.mail import Mailer, MailError, password_reset_mail
 from segmently.settings import Settings
 
@@ -166,7 +167,12 @@ class PasswordResetController(Controller):
     path = "/api/v1/auth/password-reset"
     tags = ["auth"]
 
-    @post("/", operation_id="requestPasswordReset", status_code=HTTP_202_ACCEPTED)
+    @post(
+        "/",
+        operation_id="requestPasswordReset",
+        status_code=HTTP_202_ACCEPTED,
+        middleware=[rate_limit("password_reset")],
+    )
     async def request_reset(
         self, data: JSONBody[PasswordResetIn], db_session: DbSession, kernel: KernelState
     ) -> Response[PasswordResetRequestedOut]:
@@ -182,7 +188,12 @@ class PasswordResetController(Controller):
         mail = BackgroundTask(send_reset_mail, kernel.mailer, user.email, reset_url(kernel.settings, token))
         return Response(body, status_code=HTTP_202_ACCEPTED, background=mail)
 
-    @post("/confirm", operation_id="confirmPasswordReset", status_code=200)
+    @post(
+        "/confirm",
+        operation_id="confirmPasswordReset",
+        status_code=200,
+        middleware=[rate_limit("password_reset")],
+    )
     async def confirm_reset(
         self, data: JSONBody[PasswordResetConfirmIn], db_session: DbSession, kernel: KernelState
     ) -> PasswordResetDoneOut:
