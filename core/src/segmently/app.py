@@ -31,6 +31,7 @@ from segmently.domain.accounts.reset import PasswordResetController
 from segmently.domain.manage.controllers import ManageController
 from segmently.domain.sites.controllers import ProjectController
 from segmently.domain.sites.keys import SiteKeys
+from segmently.http.access import access_guard
 from segmently.http.deps import provide_actor, provide_kernel
 from segmently.http.errors import EXCEPTION_HANDLERS
 from segmently.http.health import health
@@ -65,6 +66,7 @@ class MetricsController(PrometheusController):
 
     path = "/metrics"
     include_in_schema = False
+    opt = {"access": "public"}
 
 
 def create_app(settings: Settings | None = None, plugins: PluginHost | None = None) -> Litestar:
@@ -134,6 +136,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
             "kernel": Provide(provide_kernel, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        guards=[access_guard],
         lifespan=[lifespan],
         middleware=[
             metrics.middleware,

@@ -1,8 +1,13 @@
-"""Management API keys: Enterprise and owner only, shown once, at most 10, revocable, tenant-scoped."""
+"""Management API keys: Enterprise and owner only, shown once, at most 10, revocable, tenant-scoped.
+
+A key works on the Management API (``/api/v1/manage/…``) only, and only while its organization
+is active and on a plan that includes the Management API.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from pathlib import Path
 
 import httpx
@@ -17,22 +22,24 @@ from tests.core.sites.test_sites import segmently as cli
 
 pytestmark = pytest.mark.usefixtures("backend")
 KEYS = "/api/v1/organization/management-keys"
+MANAGE = "/api/v1/manage/projects"
+OUTSIDE = "Management keys work only with the Management API (/api/v1/manage/…)"
+NEEDS_KEY = "The Management API needs a management key (seg_mgmt_…)"
 SHOP = {"name": "Shop", "url": "https://shop.example.com"}
+
+
+async def set_plan(organization_id: str, plan: str, database_url: str, data_dir: Path) -> None:
+    """Change an organization's plan through the operator CLI (as the server runs)."""
+    r = await asyncio.to_thread(
+        cli, "orgs", "set-plan", organization_id, plan, database_url=database_url, data_dir=data_dir
+    )
+    assert r.returncode == 0, r.stderr
 
 
 async def enterprise_owner(client: httpx.AsyncClient, tag: str, database_url: str, data_dir: Path) -> dict:  # type: ignore[type-arg]
     """Sign up ``tag`` and put its organization on Enterprise through the operator CLI."""
     body = await signup(client, tag)
-    r = await asyncio.to_thread(
-        cli,
-        "orgs",
-        "set-plan",
-        body["organization"]["id"],
-        "enterprise",
-        database_url=database_url,
-        data_dir=data_dir,
-    )
-    assert r.returncode == 0, r.stderr
+    await set_plan(body["organization"]["id"], "enterprise", database_url, data_dir)
     return body
 
 
@@ -102,16 +109,22 @@ async def test_key_is_shown_once_and_works_in_both_headers(
     }
 
     for headers in (bearer(key), key_header(key)):
-        r = await client.get("/api/v1/projects", headers=headers)
+        r = await client.get(MANAGE, headers=headers)
         assert r.status_code == 200, r.text
-        assert [s["id"] for s in r.json()["items"]] == [site["id"]]
-    # a key acts as its organization's admin
-    made = await client.post(
-        "/api/v1/projects", json={"name": "Blog", "url": "https://blog.example.com"}, headers=bearer(key)
-    )
-    assert made.status_code == 201
-    [item] = (await client.get(KEYS, headers=bearer(token))).json()["items"]
-    assert item["last_used_at"] is not None
+        assert r.json() == {
+            "projects": [
+                {
+                    "id": site["id"],
+                    "name": "Shop",
+                    "url": "https://shop.example.com",
+                    "api_key": site["api_key"],
+                    "created_at": site["created_at"],
+                }
+            ]
+        }
+    one = await client.get(f"{MANAGE}/{site['id']}", headers=key_header(key))
+    assert one.status_code == 200 and one.json()["id"] == site["id"]
+    assert (await client.get(f"{MANAGE}/no-such-site", headers=key_header(key))).status_code == 404
 
 
 async def test_only_the_owner_creates_and_revokes_keys(
@@ -137,14 +150,16 @@ async def test_only_the_owner_creates_and_revokes_keys(
     for headers in (as_admin, as_member):
         r = await client.delete(f"{KEYS}/{created['id']}", headers=headers)
         assert r.status_code == 403
-    assert (await client.get("/api/v1/projects", headers=key_header(created["key"]))).status_code == 200
+    assert (await client.get(MANAGE, headers=key_header(created["key"]))).status_code == 200
 
-    # a management key is no person: it may look at keys but neither create nor revoke them
+    # a management key cannot reach the keys API at all: neither list, create nor revoke keys
     as_key = bearer(created["key"])
-    assert (await client.get(KEYS, headers=as_key)).status_code == 200
-    r = await client.post(KEYS, json={"name": "child"}, headers=as_key)
-    assert r.status_code == 403 and "management key" in r.json()["detail"]
-    assert (await client.delete(f"{KEYS}/{created['id']}", headers=as_key)).status_code == 403
+    for r in (
+        await client.get(KEYS, headers=as_key),
+        await client.post(KEYS, json={"name": "child"}, headers=as_key),
+        await client.delete(f"{KEYS}/{created['id']}", headers=as_key),
+    ):
+        assert r.status_code == 403 and r.json()["detail"] == OUTSIDE, r.text
     assert len(await stored_keys(database_url)) == 1
 
 
@@ -190,12 +205,12 @@ async def test_revoked_key_is_refused_on_the_next_request(
     token = (await enterprise_owner(client, "hal", database_url, tmp_path))["token"]
     created = await create_key(client, token)
     other = await create_key(client, token, "other")
-    assert (await client.get("/api/v1/projects", headers=bearer(created["key"]))).status_code == 200
+    assert (await client.get(MANAGE, headers=bearer(created["key"]))).status_code == 200
     assert (await client.delete(f"{KEYS}/{created['id']}", headers=bearer(token))).status_code == 204
     for headers in (bearer(created["key"]), key_header(created["key"])):
-        r = await client.get("/api/v1/projects", headers=headers)
+        r = await client.get(MANAGE, headers=headers)
         assert r.status_code == 401 and "revoked" in r.json()["detail"]
-    assert (await client.get("/api/v1/projects", headers=key_header(other["key"]))).status_code == 200
+    assert (await client.get(MANAGE, headers=key_header(other["key"]))).status_code == 200
     items = {k["id"]: k for k in (await client.get(KEYS, headers=bearer(token))).json()["items"]}
     revoked_at = items[created["id"]]["revoked_at"]
     assert revoked_at is not None and items[other["id"]]["revoked_at"] is None
@@ -215,13 +230,13 @@ async def test_suspended_organization_keys_are_refused(
         cli, "orgs", "suspend", owner["organization"]["id"], database_url=database_url, data_dir=tmp_path
     )
     assert r.returncode == 0, r.stderr
-    refused = await client.get("/api/v1/projects", headers=bearer(key))
+    refused = await client.get(MANAGE, headers=bearer(key))
     assert refused.status_code == 403 and "suspended" in refused.json()["detail"]
     r = await asyncio.to_thread(
         cli, "orgs", "activate", owner["organization"]["id"], database_url=database_url, data_dir=tmp_path
     )
     assert r.returncode == 0, r.stderr
-    assert (await client.get("/api/v1/projects", headers=bearer(key))).status_code == 200
+    assert (await client.get(MANAGE, headers=bearer(key))).status_code == 200
 
 
 async def test_a_key_never_reaches_another_organization(
@@ -236,16 +251,17 @@ async def test_a_key_never_reaches_another_organization(
 
     # the organization header cannot move a key to another organization
     headers = {**bearer(alice_key["key"]), "X-Organization-Id": bob["organization"]["id"]}
-    listed = await client.get("/api/v1/projects", headers=headers)
-    assert [s["id"] for s in listed.json()["items"]] == [alice_site["id"]]
-    assert (await client.get(f"/api/v1/projects/{bob_site['id']}", headers=headers)).status_code == 404
+    listed = await client.get(MANAGE, headers=headers)
+    assert [s["id"] for s in listed.json()["projects"]] == [alice_site["id"]]
+    assert (await client.get(f"{MANAGE}/{bob_site['id']}", headers=headers)).status_code == 404
+    assert (await client.get(f"{MANAGE}/{alice_site['id']}", headers=headers)).status_code == 200
 
     # nor can an owner see or revoke another organization's keys
     alice_keys = (await client.get(KEYS, headers=bearer(alice["token"]))).json()["items"]
     assert [k["id"] for k in alice_keys] == [alice_key["id"]]
     r = await client.delete(f"{KEYS}/{bob_key['id']}", headers=bearer(alice["token"]))
     assert r.status_code == 404
-    assert (await client.get("/api/v1/projects", headers=bearer(bob_key["key"]))).status_code == 200
+    assert (await client.get(MANAGE, headers=bearer(bob_key["key"]))).status_code == 200
 
 
 async def test_bad_names_are_400_and_write_nothing(
@@ -257,3 +273,102 @@ async def test_bad_names_are_400_and_write_nothing(
         assert r.status_code == 400, (body, r.text)
         assert len(r.json()["errors"]) == 1
     assert await stored_keys(database_url) == []
+
+
+async def test_keys_work_only_on_the_management_api(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    owner = await enterprise_owner(client, "max", database_url, tmp_path)
+    token = owner["token"]
+    site = (await client.post("/api/v1/projects", json=SHOP, headers=bearer(token))).json()
+    key = (await create_key(client, token))["key"]
+
+    # a key elsewhere in the API is a 403, whichever header carries it, whatever the method
+    for method, path in (
+        ("GET", "/api/v1/projects"),
+        ("GET", f"/api/v1/projects/{site['id']}"),
+        ("POST", "/api/v1/projects"),
+        ("GET", "/api/v1/me"),
+    ):
+        for headers in (bearer(key), key_header(key)):
+            body = {"name": "Blog", "url": "https://blog.example.com"} if method == "POST" else None
+            r = await client.request(method, path, headers=headers, json=body)
+            assert r.status_code == 403, (method, path, r.text)
+            assert r.json()["detail"] == OUTSIDE
+    # an unknown key is refused there too, before it is even looked up
+    r = await client.get("/api/v1/projects", headers=bearer("seg_mgmt_not-a-key"))
+    assert r.status_code == 403 and r.json()["detail"] == OUTSIDE
+    assert [s["id"] for s in (await client.get(MANAGE, headers=bearer(key))).json()["projects"]] == [
+        site["id"]
+    ]
+
+    # the Management API takes management keys only: a session token (header or cookie) is a 401
+    for path in (MANAGE, f"{MANAGE}/{site['id']}"):
+        r = await client.get(path, headers=bearer(token))
+        assert r.status_code == 401 and r.json()["detail"] == NEEDS_KEY, r.text
+    r = await client.get(MANAGE, headers={"Cookie": f"segmently_session={token}"})
+    assert r.status_code == 401 and r.json()["detail"] == NEEDS_KEY
+    r = await client.get(MANAGE)
+    assert r.status_code == 401 and r.json()["detail"] == NEEDS_KEY
+    r = await client.get(MANAGE, headers=bearer("seg_mgmt_not-a-key"))
+    assert r.status_code == 401 and "revoked" in r.json()["detail"]
+
+
+async def test_a_downgrade_stops_existing_keys_at_once(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    owner = await enterprise_owner(client, "ned", database_url, tmp_path)
+    org_id = owner["organization"]["id"]
+    created = await create_key(client, owner["token"])
+    assert (await client.get(MANAGE, headers=bearer(created["key"]))).status_code == 200
+
+    await set_plan(org_id, "business", database_url, tmp_path)
+    for headers in (bearer(created["key"]), key_header(created["key"])):
+        r = await client.get(MANAGE, headers=headers)
+        assert r.status_code == 402, r.text
+        assert "Management API" in r.json()["detail"] and "Enterprise" in r.json()["detail"]
+    # the owner can still review and revoke keys on the lower plan
+    listed = (await client.get(KEYS, headers=bearer(owner["token"]))).json()["items"]
+    assert [k["id"] for k in listed] == [created["id"]] and listed[0]["revoked_at"] is None
+
+    await set_plan(org_id, "enterprise", database_url, tmp_path)
+    assert (await client.get(MANAGE, headers=bearer(created["key"]))).status_code == 200
+
+
+async def test_last_used_at_is_set_on_first_use_and_written_at_most_once_a_minute(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    token = (await enterprise_owner(client, "oli", database_url, tmp_path))["token"]
+    created = await create_key(client, token)
+    unused = await create_key(client, token, "unused")
+    [stored] = [k for k in await stored_keys(database_url) if k.id == created["id"]]
+    assert stored.last_used_at is None
+
+    assert (await client.get(MANAGE, headers=key_header(created["key"]))).status_code == 200
+    items = {k["id"]: k for k in (await client.get(KEYS, headers=bearer(token))).json()["items"]}
+    first = items[created["id"]]["last_used_at"]
+    assert first is not None and items[unused["id"]]["last_used_at"] is None
+
+    # used again within the minute: not written again
+    assert (await client.get(MANAGE, headers=key_header(created["key"]))).status_code == 200
+    items = {k["id"]: k for k in (await client.get(KEYS, headers=bearer(token))).json()["items"]}
+    assert items[created["id"]]["last_used_at"] == first
+
+    # a minute later it is
+    await age_last_use(database_url, created["id"], dt.timedelta(seconds=61))
+    assert (await client.get(MANAGE, headers=key_header(created["key"]))).status_code == 200
+    items = {k["id"]: k for k in (await client.get(KEYS, headers=bearer(token))).json()["items"]}
+    later = items[created["id"]]["last_used_at"]
+    assert dt.datetime.fromisoformat(later) > dt.datetime.fromisoformat(first)
+
+
+async def age_last_use(database_url: str, key_id: str, by: dt.timedelta) -> None:
+    """Move a key's ``last_used_at`` back in time."""
+    db = Database(database_url)
+    try:
+        async with db.session() as session:
+            key = await session.get(ManagementKey, key_id)
+            assert key is not None and key.last_used_at is not None
+            key.last_used_at = key.last_used_at - by
+    finally:
+        await db.dispose()

@@ -13,6 +13,7 @@ from segmently.app import create_app
 from segmently.plugins import Denied, PluginHost
 from segmently.plugins.guard import PluginGuard
 from tests.conftest import serve_app
+from tests.core.accounts.test_auth import bearer, signup
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -59,7 +60,9 @@ class DenyDummy:
 async def test_guard_asks_the_entitlement_interface(settings, plugins: PluginHost) -> None:  # type: ignore[no-untyped-def]
     plugins.entitlements = DenyDummy()
     async with serve_app(create_app(settings, plugins)) as base, httpx.AsyncClient(base_url=base) as client:
-        denied = await client.get("/api/v1/dummy/gated")
+        assert (await client.get("/api/v1/dummy/gated")).status_code == 401  # the kernel signs in first
+        token = (await signup(client, "gina"))["token"]
+        denied = await client.get("/api/v1/dummy/gated", headers=bearer(token))
         assert denied.status_code == 402
         assert denied.json()["detail"] == "Process id needs the Business plan (you are on Free)"
         assert (await client.get("/api/v1/dummy/notes")).status_code == 200  # other feature: allowed

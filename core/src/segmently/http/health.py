@@ -18,7 +18,7 @@ class Health(msgspec.Struct, kw_only=True):
     version: str
 
 
-@get("/health", operation_id="health", tags=["meta"], opt={"exclude_from_metrics": True})
+@get("/health", operation_id="health", tags=["meta"], opt={"exclude_from_metrics": True, "access": "public"})
 async def health(request: Request[Any, Any, Any]) -> Response[Health]:
     """Whether the server is up and its database answers (503 if it does not)."""
     ok = await request.app.state.kernel.db.ping()

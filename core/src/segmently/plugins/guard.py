@@ -7,13 +7,13 @@ from typing import Any
 
 from litestar import Router
 from litestar.connection import ASGIConnection
-from litestar.exceptions import ImproperlyConfiguredException, NotFoundException
+from litestar.exceptions import NotFoundException
 from litestar.handlers.base import BaseRouteHandler
+
+from segmently.http.access import access_of
 
 PLUGIN_OPT = "segmently_plugin"
 FEATURE_OPT = "feature"
-ACCESS_OPT = "access"  # "user" (default), "site" (public API key) or "public" (no organization)
-ACCESS_VALUES = ("user", "site", "public")
 
 
 class PluginGuard:
@@ -34,9 +34,7 @@ class PluginGuard:
         host = connection.app.state.kernel.plugins
         if self.plugin not in host.enabled:
             raise NotFoundException()
-        access = handler.opt.get(ACCESS_OPT, "user")
-        if access not in ACCESS_VALUES:
-            raise ImproperlyConfiguredException(f"{handler}: opt access must be one of {ACCESS_VALUES}")
+        access = access_of(handler)
         if access == "public":  # e.g. a payment provider's webhook: no organization to ask about
             return
         await host.entitlements.check_route(connection, self.plugin, handler.opt.get(FEATURE_OPT), access)

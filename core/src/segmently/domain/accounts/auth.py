@@ -3,16 +3,25 @@
 Every authenticated request is checked against the database: a deleted user or a
 revoked token is refused with 401, a suspended user, membership or organization
 with 403.
+
+The two kinds of credentials are kept apart by path:
+
+- ``/api/v1/manage/…`` (the Management API) takes a management key (``seg_mgmt_…``) and
+  nothing else: a session token or cookie there is a 401. The key's organization must be
+  active (403) and its plan must include the Management API, asked anew on every request
+  (402, so a downgrade from Enterprise takes effect at once).
+- Everything else takes session tokens only: a management key there is a 403.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmently.db.base import utcnow
@@ -23,6 +32,11 @@ Role = Literal["owner", "admin", "member"]
 ROLE_RANK: dict[str, int] = {"member": 1, "admin": 2, "owner": 3}
 SESSION_COOKIE = "segmently_session"
 _STATE_KEY = "segmently_actor"
+MANAGE_PREFIX = "/api/v1/manage"
+LAST_USED_EVERY = dt.timedelta(seconds=60)
+"""``last_used_at`` is written at most this often per key (every write locks SQLite whole)."""
+KEY_OUTSIDE_MANAGE = "Management keys work only with the Management API (/api/v1/manage/…)"
+MANAGE_NEEDS_KEY = "The Management API needs a management key (seg_mgmt_…)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +81,17 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return connection.cookies.get(SESSION_COOKIE)
 
 
+def is_management_path(path: str) -> bool:
+    """Whether ``path`` belongs to the Management API (``/api/v1/manage`` and below)."""
+    return path == MANAGE_PREFIX or path.startswith(MANAGE_PREFIX + "/")
+
+
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], session: AsyncSession) -> Actor:
-    """Resolve (once per request) and return the caller; raises 401/403 as the contract says."""
+    """Resolve (once per request) and return the caller; raises 401/402/403 as the contract says.
+
+    A management key is accepted under ``/api/v1/manage/`` only (403 elsewhere, before the
+    key is even looked up); there, nothing but a management key is (401).
+    """
     cached = connection.scope.get("state", {}).get(_STATE_KEY)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
@@ -76,8 +99,12 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], session: 
     mgmt = connection.headers.get("x-management-key") or (
         token if token and token.startswith("seg_mgmt_") else None
     )
-    if mgmt:
-        actor = await _management_key_actor(session, mgmt)
+    if is_management_path(connection.scope["path"]):
+        if not mgmt:
+            raise NotAuthorizedException(MANAGE_NEEDS_KEY)
+        actor = await _management_key_actor(connection, session, mgmt)
+    elif mgmt:
+        raise PermissionDeniedException(KEY_OUTSIDE_MANAGE)
     elif token:
         actor = await _token_actor(connection, session, token)
     else:
@@ -119,7 +146,9 @@ async def _token_actor(
     return Actor(user=user, organization=organization, role=role, via="token")
 
 
-async def _management_key_actor(session: AsyncSession, key: str) -> Actor:
+async def _management_key_actor(
+    connection: ASGIConnection[Any, Any, Any, Any], session: AsyncSession, key: str
+) -> Actor:
     row = (
         await session.execute(
             select(ManagementKey, Organization)
@@ -132,7 +161,23 @@ async def _management_key_actor(session: AsyncSession, key: str) -> Actor:
     mkey, organization = row
     if organization.status != "active":
         raise PermissionDeniedException(f"The organization {organization.name} is suspended")
-    await session.execute(
-        update(ManagementKey).where(ManagementKey.id == mkey.id).values(last_used_at=utcnow())
-    )
+    # Imported here: tiers.guards imports the kernel, which imports modules that import this one.
+    from segmently.tiers.guards import require_feature_for
+
+    await require_feature_for(connection.app.state.kernel, organization, "api.management")
+    now = utcnow()
+    if mkey.last_used_at is None or now - mkey.last_used_at >= LAST_USED_EVERY:
+        # Written only when stale: on SQLite every write takes the database-wide lock.
+        await session.execute(
+            update(ManagementKey)
+            .where(
+                ManagementKey.id == mkey.id,
+                or_(
+                    ManagementKey.last_used_at.is_(None),
+                    ManagementKey.last_used_at <= now - LAST_USED_EVERY,
+                ),
+            )
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
     return Actor(user=None, organization=organization, role="admin", via="management_key")

@@ -8,6 +8,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from segmently.domain.accounts import schemas, services, team
 from segmently.domain.accounts.auth import Actor
+from segmently.http.access import PUBLIC
 from segmently.http.deps import CurrentActor, DbSession, KernelState
 from segmently.http.protection import AppRateLimits, rate_limit
 from segmently.kernel import Kernel
@@ -24,7 +25,13 @@ class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["auth"]
 
-    @post("/signup", operation_id="signup", status_code=HTTP_201_CREATED, middleware=[rate_limit("signup")])
+    @post(
+        "/signup",
+        operation_id="signup",
+        status_code=HTTP_201_CREATED,
+        middleware=[rate_limit("signup")],
+        opt=PUBLIC,
+    )
     async def signup(
         self, data: JSONBody[schemas.SignupIn], db_session: DbSession, kernel: KernelState
     ) -> schemas.AuthOut:
@@ -46,7 +53,7 @@ class AuthController(Controller):
             organization=services.organization_out(org, role),
         )
 
-    @post("/login", operation_id="login", status_code=200, middleware=[rate_limit("login")])
+    @post("/login", operation_id="login", status_code=200, middleware=[rate_limit("login")], opt=PUBLIC)
     async def login(
         self,
         data: JSONBody[schemas.LoginIn],

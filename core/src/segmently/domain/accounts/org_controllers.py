@@ -15,6 +15,7 @@ from segmently.db.models import Invitation, Membership, Organization, User
 from segmently.domain.accounts import schemas, services, team
 from segmently.domain.accounts.auth import Actor
 from segmently.domain.sites.services import count_sites
+from segmently.http.access import PUBLIC
 from segmently.http.deps import CurrentActor, DbSession, KernelState
 from segmently.kernel import Kernel
 from segmently.mail import MailError, invitation_mail
@@ -268,7 +269,7 @@ class InvitationController(Controller):
     path = "/api/v1/invitations"
     tags = ["team"]
 
-    @get("/{token:str}", operation_id="previewInvitation")
+    @get("/{token:str}", operation_id="previewInvitation", opt=PUBLIC)
     async def preview(self, token: FromPath[str], db_session: DbSession) -> schemas.InvitationPreview:
         """Who invites whom, and whether that email has an account (sign in) or not (sign up)."""
         invitation, org = await team.open_invitation(db_session, token)

@@ -27,6 +27,7 @@ from segmently.db.base import utcnow
 from segmently.db.models import PasswordReset, User
 from segmently.domain.accounts import schemas, services
 from segmently.domain.accounts.security import hash_password, random_token, sha256
+from segmently.http.access import PUBLIC
 from segmently.http.deps import DbSession, KernelState
 from segmently.http.errors import field_error
 from segmently.http.protection import rate_limit
@@ -165,6 +166,7 @@ class PasswordResetController(Controller):
     """``/api/v1/auth/password-reset``: request a reset mail, then set a new password with its token."""
 
     path = "/api/v1/auth/password-reset"
+    opt = PUBLIC
     tags = ["auth"]
 
     @post(
