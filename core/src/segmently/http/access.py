@@ -1,7 +1,8 @@
 """Who may reach a route, decided before anything else is read from the request.
 
 Every route requires a signed-in caller unless it says otherwise with
-``opt={"access": "site"}`` (a site's public API key) or ``opt={"access": "public"}``.
+``opt={"access": "site"}`` (a site's public API key) or ``opt={"access": "public"}``;
+``opt={"role": "admin"}`` (or ``"owner"``) raises the role a signed-in caller needs.
 The check runs as an app-wide guard, before the body is parsed, so an anonymous
 caller learns nothing but 401, and a route added later is protected by default.
 """
@@ -11,17 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.exceptions import ImproperlyConfiguredException
+from litestar.exceptions import ImproperlyConfiguredException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-from segmently.domain.accounts.auth import authenticate
+from segmently.domain.accounts.auth import ROLE_RANK, authenticate
 from segmently.domain.sites.keys import SiteKey, key_from
 from segmently.kernel import Kernel
 
 ACCESS_OPT = "access"
+ROLE_OPT = "role"  # the lowest role a signed-in caller needs: "member" (default), "admin" or "owner"
 ACCESS_VALUES = ("user", "site", "public")
 PUBLIC: dict[str, Any] = {ACCESS_OPT: "public"}
 SITE: dict[str, Any] = {ACCESS_OPT: "site"}
+ADMIN: dict[str, Any] = {ROLE_OPT: "admin"}
+OWNER: dict[str, Any] = {ROLE_OPT: "owner"}
 _SITE_STATE = "segmently_site"
 
 
@@ -46,7 +50,12 @@ async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
         connection.scope.setdefault("state", {})[_SITE_STATE] = site
         return
     async with kernel.db.session() as session:
-        await authenticate(connection, session)
+        actor = await authenticate(connection, session)
+    role = handler.opt.get(ROLE_OPT, "member")
+    if ROLE_RANK[actor.role] < ROLE_RANK[role]:
+        raise PermissionDeniedException(
+            f"Only {'the owner' if role == 'owner' else 'an admin'} of {actor.organization.name} can do this"
+        )
 
 
 def current_site(connection: ASGIConnection[Any, Any, Any, Any]) -> SiteKey:

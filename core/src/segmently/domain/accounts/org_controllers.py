@@ -15,7 +15,7 @@ from segmently.db.models import Invitation, Membership, Organization, User
 from segmently.domain.accounts import schemas, services, team
 from segmently.domain.accounts.auth import Actor
 from segmently.domain.sites.services import count_sites
-from segmently.http.access import PUBLIC
+from segmently.http.access import ADMIN, OWNER, PUBLIC
 from segmently.http.deps import CurrentActor, DbSession, KernelState
 from segmently.kernel import Kernel
 from segmently.mail import MailError, invitation_mail
@@ -124,7 +124,7 @@ class TeamController(Controller):
         """The organization this request acts in, its plan and usage badges ("1/1 sites")."""
         return await _detail(kernel, actor, db_session)
 
-    @patch("/", operation_id="renameOrganization")
+    @patch("/", operation_id="renameOrganization", opt=ADMIN)
     async def rename(
         self,
         data: JSONBody[schemas.OrganizationIn],
@@ -161,7 +161,7 @@ class TeamController(Controller):
             )
         return out
 
-    @patch("/members/{membership_id:str}", operation_id="changeMemberRole")
+    @patch("/members/{membership_id:str}", operation_id="changeMemberRole", opt=OWNER)
     async def change_role(
         self,
         membership_id: FromPath[str],
@@ -173,7 +173,10 @@ class TeamController(Controller):
         await team.set_role(db_session, actor, membership_id, data.role)
 
     @post(
-        "/members/{membership_id:str}/suspend", operation_id="suspendMember", status_code=HTTP_204_NO_CONTENT
+        "/members/{membership_id:str}/suspend",
+        operation_id="suspendMember",
+        opt=OWNER,
+        status_code=HTTP_204_NO_CONTENT,
     )
     async def suspend(self, membership_id: FromPath[str], actor: CurrentActor, db_session: DbSession) -> None:
         """Block a member's access until activated (owner)."""
@@ -182,6 +185,7 @@ class TeamController(Controller):
     @post(
         "/members/{membership_id:str}/activate",
         operation_id="activateMember",
+        opt=OWNER,
         status_code=HTTP_204_NO_CONTENT,
     )
     async def activate(
@@ -190,12 +194,17 @@ class TeamController(Controller):
         """Restore a suspended member (owner)."""
         await team.set_status(db_session, actor, membership_id, "active")
 
-    @delete("/members/{membership_id:str}", operation_id="removeMember", status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/members/{membership_id:str}",
+        operation_id="removeMember",
+        opt=OWNER,
+        status_code=HTTP_204_NO_CONTENT,
+    )
     async def remove(self, membership_id: FromPath[str], actor: CurrentActor, db_session: DbSession) -> None:
         """Remove a member (owner; not yourself, not the last active member or admin)."""
         await team.remove(db_session, actor, membership_id)
 
-    @post("/transfer-ownership", operation_id="transferOwnership", status_code=HTTP_204_NO_CONTENT)
+    @post("/transfer-ownership", operation_id="transferOwnership", opt=OWNER, status_code=HTTP_204_NO_CONTENT)
     async def transfer(
         self, data: JSONBody[schemas.TransferIn], actor: CurrentActor, db_session: DbSession
     ) -> None:
@@ -214,7 +223,7 @@ class TeamController(Controller):
         )
         return [_invitation_out(i) for i in rows]
 
-    @post("/invitations", operation_id="inviteMember", status_code=HTTP_201_CREATED)
+    @post("/invitations", operation_id="inviteMember", opt=ADMIN, status_code=HTTP_201_CREATED)
     async def invite(
         self,
         data: JSONBody[schemas.InvitationIn],
@@ -247,7 +256,10 @@ class TeamController(Controller):
         return _invitation_out(invitation)
 
     @delete(
-        "/invitations/{invitation_id:str}", operation_id="cancelInvitation", status_code=HTTP_204_NO_CONTENT
+        "/invitations/{invitation_id:str}",
+        operation_id="cancelInvitation",
+        opt=ADMIN,
+        status_code=HTTP_204_NO_CONTENT,
     )
     async def cancel(self, invitation_id: FromPath[str], actor: CurrentActor, db_session: DbSession) -> None:
         """Cancel a pending invitation; its link stops working at once (admins)."""

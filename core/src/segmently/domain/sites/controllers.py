@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from segmently.db.models import Site
 from segmently.domain.sites import schemas, services
+from segmently.http.access import ADMIN
 from segmently.http.deps import CurrentActor, DbSession, KernelState
 from segmently.http.pagination import Page, paginate
 from segmently.tiers.guards import check_limit_for
@@ -33,7 +34,7 @@ class ProjectController(Controller):
         rows, next_cursor = await paginate(db_session, stmt, [Site.created_at, Site.id], limit, cursor)
         return Page(items=[services.site_out(s) for s in rows], next_cursor=next_cursor)
 
-    @post("/", operation_id="createProject", status_code=HTTP_201_CREATED)
+    @post("/", operation_id="createProject", opt=ADMIN, status_code=HTTP_201_CREATED)
     async def create_project(
         self,
         data: JSONBody[schemas.ProjectIn],
@@ -54,7 +55,7 @@ class ProjectController(Controller):
         """One site of the organization."""
         return services.site_out(await services.get_site(db_session, actor, project_id))
 
-    @patch("/{project_id:str}", operation_id="updateProject")
+    @patch("/{project_id:str}", operation_id="updateProject", opt=ADMIN)
     async def update_project(
         self,
         project_id: FromPath[str],
@@ -67,7 +68,7 @@ class ProjectController(Controller):
         site = await services.get_site(db_session, actor, project_id)
         return services.site_out(await services.update_site(db_session, site, data))
 
-    @delete("/{project_id:str}", operation_id="deleteProject", status_code=HTTP_204_NO_CONTENT)
+    @delete("/{project_id:str}", operation_id="deleteProject", opt=ADMIN, status_code=HTTP_204_NO_CONTENT)
     async def delete_project(
         self,
         project_id: FromPath[str],
@@ -80,7 +81,7 @@ class ProjectController(Controller):
         site = await services.get_site(db_session, actor, project_id)
         await services.delete_site(db_session, site, confirm)
 
-    @post("/{project_id:str}/regenerate-key", operation_id="regenerateProjectKey", status_code=200)
+    @post("/{project_id:str}/regenerate-key", operation_id="regenerateProjectKey", opt=ADMIN, status_code=200)
     async def regenerate_key(
         self, project_id: FromPath[str], actor: CurrentActor, db_session: DbSession
     ) -> schemas.ProjectOut:
