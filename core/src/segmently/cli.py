@@ -1,4 +1,4 @@
-"""The ``segmently`` command: serve, demo, migrate, plugins, db."""
+"""The ``segmently`` command: serve, demo, migrate, plugins, db, orgs, users."""
 
 from __future__ import annotations
 
@@ -259,3 +259,68 @@ def orgs_activate(settings: Settings, org: str) -> None:
     """Reactivate a suspended ORG."""
     org_id = _update_org(settings, org, status="active")
     click.echo(f"organization {org_id} is active")
+
+
+@main.group()
+def users() -> None:
+    """User accounts, as the server's operator sees them (EMAIL compares case-insensitively)."""
+
+
+def _account_command(settings: Settings, action: Callable[..., Any], *args: str) -> tuple[str, bool]:
+    """Run ``action(session, *args)`` of the account services in one transaction; exit 2 on refusal.
+
+    Returns the user as ``email (id)`` and whether anything changed.
+    """
+    from segmently.db.engine import Database
+    from segmently.domain.accounts.services import AccountCommandError
+
+    async def run() -> tuple[str, bool]:
+        db = Database(settings.database_url)
+        try:
+            async with db.session() as session:
+                user, changed = await action(session, *args)
+                return f"{user.email} ({user.id})", bool(changed)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(run())
+    except AccountCommandError as exc:
+        _fail(str(exc))
+        raise  # unreachable; keeps type checkers content
+
+
+@users.command("suspend")
+@click.argument("email")
+@_needs_settings
+def users_suspend(settings: Settings, email: str) -> None:
+    """Suspend the user with EMAIL: their tokens get 403 from the next request, and so does login."""
+    from segmently.domain.accounts.services import set_account_status
+
+    user, changed = _account_command(settings, set_account_status, email, "suspended")
+    click.echo(f"user {user} is {'now' if changed else 'already'} suspended")
+
+
+@users.command("activate")
+@click.argument("email")
+@_needs_settings
+def users_activate(settings: Settings, email: str) -> None:
+    """Reactivate a suspended user (a deleted one stays deleted)."""
+    from segmently.domain.accounts.services import set_account_status
+
+    user, changed = _account_command(settings, set_account_status, email, "active")
+    click.echo(f"user {user} is {'now' if changed else 'already'} active")
+
+
+@users.command("delete")
+@click.argument("email")
+@_needs_settings
+def users_delete(settings: Settings, email: str) -> None:
+    """Delete the user with EMAIL: their tokens stop working and login answers as for an unknown account.
+
+    Refused while they are the only owner of an organization with other members.
+    """
+    from segmently.domain.accounts.services import delete_account
+
+    user, changed = _account_command(settings, delete_account, email)
+    click.echo(f"user {user} is {'now' if changed else 'already'} deleted")

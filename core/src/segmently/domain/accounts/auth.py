@@ -46,7 +46,9 @@ class Actor:
     Attributes:
         user: The signed-in user; None for a management key.
         organization: The organization the request acts in.
-        role: The caller's role there (a management key acts as its organization's admin).
+        role: The caller's role there. A management key is accepted on the Management API
+            (``/api/v1/manage/…``) only, and has the admin role there; on every other path
+            it is refused with 403 before an Actor is made.
         via: How the caller authenticated.
     """
 

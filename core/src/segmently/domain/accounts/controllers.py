@@ -63,7 +63,9 @@ class AuthController(Controller):
     ) -> schemas.AuthOut:
         """Exchange email and password for a 30-day token (limited per address as well as per IP)."""
         await rate_limits.hit("login_account", services.normalise_email(data.email))
-        user = await services.login(db_session, data.email, data.password)
+        user = await services.login(
+            db_session, data.email, data.password, rounds=kernel.settings.bcrypt_rounds
+        )
         orgs = await services.memberships(db_session, user.id)
         current = next(
             (o for o in orgs if o[0].id == user.current_organization_id), orgs[0] if orgs else None

@@ -1,7 +1,9 @@
 """Management API keys: ``seg_mgmt_…``, shown once, stored as SHA-256, owner-only, at most 10 active.
 
-A key authenticates as the admin of its organization (see :mod:`segmently.domain.accounts.auth`),
-and a revoked key is refused from the next request on. Creating a key needs the Enterprise
+A key works on the Management API (``/api/v1/manage/…``) only, with the admin role in its
+organization there; every other path of the API refuses it with 403, and the Management API
+takes nothing else (see :mod:`segmently.domain.accounts.auth`). A revoked key is refused from
+the next request on. Creating a key needs the Enterprise
 plan; listing and revoking do not, so keys can still be reviewed and revoked after a downgrade.
 """
 
@@ -23,6 +25,7 @@ from segmently.domain.accounts import schemas
 from segmently.domain.accounts.auth import Actor
 from segmently.domain.accounts.security import management_key, sha256
 from segmently.domain.accounts.services import Conflict
+from segmently.http.access import ADMIN, OWNER
 from segmently.http.deps import CurrentActor, DbSession, KernelState
 from segmently.http.errors import field_error
 from segmently.http.pagination import Page, paginate
@@ -135,12 +138,16 @@ async def revoke(session: AsyncSession, key: ManagementKey) -> None:
 
 
 class ManagementKeyController(Controller):
-    """``/api/v1/organization/management-keys``: create (shown once), list, revoke."""
+    """``/api/v1/organization/management-keys``: create (shown once), list, revoke.
+
+    These routes take a signed-in user's session: the keys they manage are accepted by the
+    Management API (``/api/v1/manage/…``) only, so a key cannot manage keys.
+    """
 
     path = "/api/v1/organization/management-keys"
     tags = ["management keys"]
 
-    @post("/", operation_id="createManagementKey", status_code=HTTP_201_CREATED)
+    @post("/", operation_id="createManagementKey", opt=OWNER, status_code=HTTP_201_CREATED)
     async def create_key(
         self,
         data: JSONBody[ManagementKeyIn],
@@ -157,7 +164,7 @@ class ManagementKeyController(Controller):
         await require_feature_for(kernel, actor.organization, "api.management")
         return await issue_key(db_session, actor, data.name)
 
-    @get("/", operation_id="listManagementKeys")
+    @get("/", operation_id="listManagementKeys", opt=ADMIN)
     async def list_keys(
         self,
         actor: CurrentActor,
@@ -173,7 +180,7 @@ class ManagementKeyController(Controller):
         )
         return Page(items=[key_out(k) for k in rows], next_cursor=next_cursor)
 
-    @delete("/{key_id:str}", operation_id="revokeManagementKey", status_code=HTTP_204_NO_CONTENT)
+    @delete("/{key_id:str}", operation_id="revokeManagementKey", opt=OWNER, status_code=HTTP_204_NO_CONTENT)
     async def revoke_key(self, key_id: FromPath[str], actor: CurrentActor, db_session: DbSession) -> None:
         """Revoke a key (owner); it is refused from the next request on."""
         actor.require_user()

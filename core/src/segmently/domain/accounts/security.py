@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import secrets
@@ -15,6 +17,8 @@ from segmently.db.base import new_id, utcnow
 
 JWT_ALGORITHM = "HS256"
 TOKEN_DAYS = 30
+DEFAULT_ROUNDS = 12
+"""The bcrypt cost when ``SEGMENTLY_BCRYPT_ROUNDS`` is unset (the settings' default)."""
 # a real bcrypt hash to check against when the account does not exist, so timing matches
 _ABSENT_HASH = bcrypt.hashpw(b"absent-account", bcrypt.gensalt(10)).decode()
 
@@ -28,6 +32,34 @@ def verify_password(password: str, hashed: str | None) -> bool:
     """Whether ``password`` matches; takes the same time when there is no hash to check."""
     ok = bcrypt.checkpw(password.encode()[:72], (hashed or _ABSENT_HASH).encode())
     return ok and hashed is not None
+
+
+@functools.lru_cache(maxsize=8)
+def absent_hash(rounds: int) -> str:
+    """A bcrypt hash of cost ``rounds`` (rounded up as in :func:`hash_password`) for unknown accounts.
+
+    Made once per cost, so checking a password of an account that does not exist costs
+    as much as checking one that does.
+    """
+    return bcrypt.hashpw(b"absent-account", bcrypt.gensalt(max(10, rounds))).decode()
+
+
+async def hash_password_async(password: str, rounds: int) -> str:
+    """:func:`hash_password` in a worker thread: bcrypt is slow on purpose, the event loop must not wait."""
+    return await asyncio.to_thread(hash_password, password, rounds)
+
+
+async def verify_password_async(password: str, hashed: str | None, rounds: int = DEFAULT_ROUNDS) -> bool:
+    """:func:`verify_password` in a worker thread.
+
+    With no hash (unknown account) the password is checked against :func:`absent_hash` of
+    cost ``rounds``, the cost real hashes are made with, so both paths take the same time.
+    """
+
+    def check() -> bool:
+        return verify_password(password, hashed or absent_hash(rounds)) and hashed is not None
+
+    return await asyncio.to_thread(check)
 
 
 def issue_token(secret: str, user_id: str, token_version: int, now: dt.datetime | None = None) -> str:

@@ -1,4 +1,8 @@
-"""Sign-up, sign-in and profile rules."""
+"""Sign-up, sign-in and profile rules, and the operator's account commands.
+
+bcrypt is slow on purpose (cost 12 is about 250 ms), so every hash and check runs in a
+worker thread: the event loop keeps serving other requests meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmently.db.models import Membership, Organization, User
 from segmently.domain.accounts import schemas
-from segmently.domain.accounts.security import hash_password, issue_token, verify_password
+from segmently.domain.accounts.security import (
+    DEFAULT_ROUNDS,
+    hash_password_async,
+    issue_token,
+    verify_password_async,
+)
 from segmently.http.errors import field_error
 from segmently.settings import Settings
 
@@ -56,7 +65,7 @@ async def create_user(session: AsyncSession, settings: Settings, data: schemas.S
     user = User(
         email=email,
         name=data.name.strip(),
-        password_hash=hash_password(data.password, settings.bcrypt_rounds),
+        password_hash=await hash_password_async(data.password, settings.bcrypt_rounds),
     )
     session.add(user)
     await session.flush()
@@ -79,10 +88,15 @@ async def signup(
     return user, org
 
 
-async def login(session: AsyncSession, email: str, password: str) -> User:
-    """The user with these credentials; the same 401, in words and time, whether the account exists or not."""
+async def login(session: AsyncSession, email: str, password: str, rounds: int = DEFAULT_ROUNDS) -> User:
+    """The user with these credentials; the same 401, in words and time, whether the account exists or not.
+
+    A deleted account answers exactly like one that never existed. ``rounds`` is the bcrypt
+    cost passwords are hashed with (``Settings.bcrypt_rounds``): an unknown account's password
+    is checked against a hash of that cost, so it takes as long as a real check.
+    """
     user = await session.scalar(select(User).where(User.email == normalise_email(email)))
-    ok = verify_password(password, user.password_hash if user is not None else None)
+    ok = await verify_password_async(password, user.password_hash if user is not None else None, rounds)
     if user is None or not ok or user.status == "deleted":
         raise NotAuthorizedException("Email or password is incorrect")
     if user.status == "suspended":
@@ -129,11 +143,93 @@ async def change_password(
     session: AsyncSession, settings: Settings, user: User, data: schemas.PasswordChangeIn
 ) -> str:
     """Set a new password after checking the current one; returns a new token (older ones stop working)."""
-    if not verify_password(data.current_password, user.password_hash):
+    if not await verify_password_async(data.current_password, user.password_hash):
         raise field_error("current_password", "is not your current password")
     check_password(settings, data.new_password, "new_password")
-    user.password_hash = hash_password(data.new_password, settings.bcrypt_rounds)
+    user.password_hash = await hash_password_async(data.new_password, settings.bcrypt_rounds)
     user.token_version += 1
     session.add(user)
     await session.flush()
     return token_for(settings, user)
+
+
+# ---------------------------------------------------------------- operator ---
+
+
+class AccountCommandError(Exception):
+    """An operator's account command that cannot be carried out; the message says why."""
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User:
+    """The account with ``email`` (compared case-insensitively), deleted ones included."""
+    email = normalise_email(email)
+    user = await session.scalar(select(User).where(User.email == email))
+    if user is None:
+        raise AccountCommandError(f"no user with email {email!r}")
+    return user
+
+
+async def sole_owned_with_members(session: AsyncSession, user: User) -> list[Organization]:
+    """Organizations ``user`` is the only owner of that have other members (deleted accounts aside)."""
+    owned = (
+        await session.scalars(
+            select(Organization)
+            .join(Membership, Membership.organization_id == Organization.id)
+            .where(Membership.user_id == user.id, Membership.role == "owner")
+            .order_by(Organization.created_at)
+        )
+    ).all()
+    blocked = []
+    for org in owned:
+        others = (
+            await session.scalars(
+                select(Membership.role)
+                .join(User, User.id == Membership.user_id)
+                .where(
+                    Membership.organization_id == org.id,
+                    Membership.user_id != user.id,
+                    User.status != "deleted",
+                )
+            )
+        ).all()
+        if others and "owner" not in others:
+            blocked.append(org)
+    return blocked
+
+
+async def set_account_status(session: AsyncSession, email: str, status: str) -> tuple[User, bool]:
+    """Suspend (``suspended``) or reactivate (``active``) the account with ``email``.
+
+    Takes effect from the next request: the database is checked on every one. A deleted
+    account is refused (it stays gone). Returns the user and whether anything changed.
+    """
+    user = await user_by_email(session, email)
+    if user.status == "deleted":
+        raise AccountCommandError(f"the account of {user.email} is deleted")
+    changed = user.status != status
+    if changed:
+        await session.execute(update(User).where(User.id == user.id).values(status=status))
+    return user, changed
+
+
+async def delete_account(session: AsyncSession, email: str) -> tuple[User, bool]:
+    """Mark the account with ``email`` deleted and revoke its tokens; nothing else is changed.
+
+    From the next request on its tokens get 401 and its login answers as for an unknown
+    account. Refused while it is the only owner of an organization with other members.
+    Returns the user and whether anything changed (False when it was deleted already).
+    """
+    user = await user_by_email(session, email)
+    if user.status == "deleted":
+        return user, False
+    blocked = await sole_owned_with_members(session, user)
+    if blocked:
+        names = ", ".join(f"{org.name!r} ({org.id})" for org in blocked)
+        which = "the organization {}, which has" if len(blocked) == 1 else "the organizations {}, which have"
+        raise AccountCommandError(
+            f"{user.email} is the only owner of {which.format(names)} other members: transfer ownership first"
+        )
+    await session.execute(
+        update(User).where(User.id == user.id).values(status="deleted", token_version=User.token_version + 1)
+    )
+    return user, True
