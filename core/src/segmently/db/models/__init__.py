@@ -9,9 +9,13 @@ from segmently.db.models.accounts import (
     Site,
     User,
 )
+from segmently.db.models.experiments import Experiment, Flag, IdempotentRequest, SiteSettings, Variant
 from segmently.db.models.outbox import OutboxEvent
 
 __all__ = [
+    "Experiment",
+    "Flag",
+    "IdempotentRequest",
     "Invitation",
     "ManagementKey",
     "Membership",
@@ -19,5 +23,7 @@ __all__ = [
     "OutboxEvent",
     "PasswordReset",
     "Site",
+    "SiteSettings",
     "User",
+    "Variant",
 ]
