@@ -28,7 +28,9 @@ from segmently.domain.accounts.org_controllers import (
     TeamController,
 )
 from segmently.domain.accounts.reset import PasswordResetController
+from segmently.domain.flags.controllers import FlagController
 from segmently.domain.manage.controllers import ManageController
+from segmently.domain.sites.settings import SiteSettingsController
 from segmently.domain.sites.controllers import ProjectController
 from segmently.domain.sites.keys import SiteKeys
 from segmently.http.access import access_guard
@@ -125,6 +127,8 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         TeamController,
         InvitationController,
         ProjectController,
+        SiteSettingsController,
+        FlagController,
         ManageController,
         *plugin_routers(host.routes()),
     ]

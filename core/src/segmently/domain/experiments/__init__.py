@@ -1,0 +1,1 @@
+"""Experiments: configuration, lifecycle and the assignment endpoints."""
