@@ -28,11 +28,12 @@ from segmently.domain.accounts.org_controllers import (
     TeamController,
 )
 from segmently.domain.accounts.reset import PasswordResetController
+from segmently.domain.experiments.controllers import ExperimentController, SiteExperimentsController
 from segmently.domain.flags.controllers import FlagController
 from segmently.domain.manage.controllers import ManageController
-from segmently.domain.sites.settings import SiteSettingsController
 from segmently.domain.sites.controllers import ProjectController
 from segmently.domain.sites.keys import SiteKeys
+from segmently.domain.sites.settings import SiteSettingsController
 from segmently.http.access import access_guard
 from segmently.http.deps import provide_actor, provide_kernel
 from segmently.http.errors import EXCEPTION_HANDLERS
@@ -129,6 +130,8 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         ProjectController,
         SiteSettingsController,
         FlagController,
+        SiteExperimentsController,
+        ExperimentController,
         ManageController,
         *plugin_routers(host.routes()),
     ]

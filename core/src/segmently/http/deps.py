@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Annotated, Any, TypeAlias
 
 from litestar import Request
 from litestar.di import NamedDependency
+from litestar.params import HeaderParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmently.domain.accounts.auth import Actor, authenticate
 from segmently.kernel import Kernel
+
+IfMatch: TypeAlias = Annotated[str | None, HeaderParameter(name="If-Match")]
+"""The version a client last read (``If-Match: "3"``); a stale one gets 412."""
+
+IdempotencyKey: TypeAlias = Annotated[str | None, HeaderParameter(name="Idempotency-Key")]
+"""A client's key that makes a create safe to retry."""
 
 DbSession: TypeAlias = NamedDependency[AsyncSession]
 """A session committed before the response is sent; declare it as ``db_session: DbSession``."""

@@ -1,0 +1,174 @@
+"""``/api/v1/projects/{id}/experiments`` and ``/api/v1/experiments/{id}``."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from sqlalchemy import select
+
+from segmently.db.models import Experiment
+from segmently.domain.experiments import schemas, services
+from segmently.domain.sites.services import get_site
+from segmently.http.access import ADMIN
+from segmently.http.deps import CurrentActor, DbSession, IfMatch, KernelState
+from segmently.http.pagination import Page, paginate
+
+
+def _etag(out: schemas.ExperimentOut, status_code: int = 200) -> Response[schemas.ExperimentOut]:
+    return Response(out, status_code=status_code, headers={"ETag": f'"{out.version}"'})
+
+
+class SiteExperimentsController(Controller):
+    """A site's experiments."""
+
+    path = "/api/v1/projects/{project_id:str}/experiments"
+    tags = ["experiments"]
+
+    @post("/", operation_id="createExperiment", status_code=HTTP_201_CREATED)
+    async def create_experiment(
+        self,
+        project_id: FromPath[str],
+        data: JSONBody[schemas.ExperimentIn],
+        actor: CurrentActor,
+        db_session: DbSession,
+        kernel: KernelState,
+    ) -> Response[schemas.ExperimentOut]:
+        """Create a draft experiment from the whole wizard (the plan's experiment limit and gates apply)."""
+        site = await get_site(db_session, actor, project_id)
+        experiment, warnings = await services.create(db_session, kernel, actor, site, data)
+        out = services.to_out(experiment, await services.variants_of(db_session, experiment.id), warnings)
+        return _etag(out, 201)
+
+    @get("/", operation_id="listExperiments")
+    async def list_experiments(
+        self,
+        project_id: FromPath[str],
+        actor: CurrentActor,
+        db_session: DbSession,
+        status: FromQuery[str | None] = None,
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
+    ) -> Page[schemas.ExperimentOut]:
+        """The site's experiments, newest first; ``?status=live`` filters."""
+        site = await get_site(db_session, actor, project_id)
+        stmt = select(Experiment).where(Experiment.site_id == site.id)
+        if status:
+            stmt = stmt.where(Experiment.status == status)
+        rows, next_cursor = await paginate(
+            db_session, stmt, [Experiment.created_at, Experiment.id], limit, cursor
+        )
+        items = [services.to_out(e, await services.variants_of(db_session, e.id)) for e in rows]
+        return Page(items=items, next_cursor=next_cursor)
+
+
+class ExperimentController(Controller):
+    """One experiment: read, change, move through its lifecycle, delete."""
+
+    path = "/api/v1/experiments/{experiment_id:str}"
+    tags = ["experiments"]
+
+    @get("/", operation_id="getExperiment")
+    async def get_experiment(
+        self, experiment_id: FromPath[str], actor: CurrentActor, db_session: DbSession
+    ) -> Response[schemas.ExperimentOut]:
+        """The experiment's whole configuration; ``ETag`` carries its version."""
+        experiment = await services.get(db_session, actor, experiment_id)
+        return _etag(services.to_out(experiment, await services.variants_of(db_session, experiment.id)))
+
+    @patch("/", operation_id="updateExperiment")
+    async def update_experiment(
+        self,
+        experiment_id: FromPath[str],
+        data: JSONBody[schemas.ExperimentPatch],
+        actor: CurrentActor,
+        db_session: DbSession,
+        kernel: KernelState,
+        if_match: IfMatch = None,
+    ) -> Response[schemas.ExperimentOut]:
+        """Change a draft or paused experiment; a stale ``If-Match`` gets 412 with the current version."""
+        experiment = await services.get(db_session, actor, experiment_id)
+        warnings = await services.update(db_session, kernel, actor, experiment, data, if_match)
+        return _etag(
+            services.to_out(experiment, await services.variants_of(db_session, experiment.id), warnings)
+        )
+
+    @delete("/", operation_id="deleteExperiment", status_code=HTTP_204_NO_CONTENT, opt=ADMIN)
+    async def delete_experiment(
+        self, experiment_id: FromPath[str], actor: CurrentActor, db_session: DbSession
+    ) -> None:
+        """Delete the experiment and its data for good (admins)."""
+        await services.delete(db_session, await services.get(db_session, actor, experiment_id))
+
+    async def _act(
+        self,
+        action: str,
+        experiment_id: str,
+        actor: CurrentActor,
+        db_session: DbSession,
+        kernel: KernelState,
+        if_match: str | None,
+    ) -> Response[schemas.ExperimentOut]:
+        experiment = await services.get(db_session, actor, experiment_id)
+        await services.transition(db_session, kernel, actor, experiment, action, if_match)
+        return _etag(services.to_out(experiment, await services.variants_of(db_session, experiment.id)))
+
+    @post("/start", operation_id="startExperiment", status_code=200)
+    async def start(
+        self,
+        experiment_id: FromPath[str],
+        actor: CurrentActor,
+        db_session: DbSession,
+        kernel: KernelState,
+        if_match: IfMatch = None,
+    ) -> Response[schemas.ExperimentOut]:
+        """Draft → live (MVT cells are generated now)."""
+        return await self._act("start", experiment_id, actor, db_session, kernel, if_match)
+
+    @post("/pause", operation_id="pauseExperiment", status_code=200)
+    async def pause(
+        self,
+        experiment_id: FromPath[str],
+        actor: CurrentActor,
+        db_session: DbSession,
+        kernel: KernelState,
+        if_match: IfMatch = None,
+    ) -> Response[schemas.ExperimentOut]:
+        """Live → paused (data is kept)."""
+        return await self._act("pause", experiment_id, actor, db_session, kernel, if_match)
+
+    @post("/resume", operation_id="resumeExperiment", status_code=200)
+    async def resume(
+        self,
+        experiment_id: FromPath[str],
+        actor: CurrentActor,
+        db_session: DbSession,
+        kernel: KernelState,
+        if_match: IfMatch = None,
+    ) -> Response[schemas.ExperimentOut]:
+        """Paused → live."""
+        return await self._act("resume", experiment_id, actor, db_session, kernel, if_match)
+
+    @post("/archive", operation_id="archiveExperiment", status_code=200)
+    async def archive(
+        self,
+        experiment_id: FromPath[str],
+        actor: CurrentActor,
+        db_session: DbSession,
+        kernel: KernelState,
+        if_match: IfMatch = None,
+    ) -> Response[schemas.ExperimentOut]:
+        """Any state → archived."""
+        return await self._act("archive", experiment_id, actor, db_session, kernel, if_match)
+
+    @post("/reinstate", operation_id="reinstateExperiment", status_code=200)
+    async def reinstate(
+        self,
+        experiment_id: FromPath[str],
+        actor: CurrentActor,
+        db_session: DbSession,
+        kernel: KernelState,
+        if_match: IfMatch = None,
+    ) -> Response[schemas.ExperimentOut]:
+        """Archived → draft (counts against the plan's experiment limit again)."""
+        return await self._act("reinstate", experiment_id, actor, db_session, kernel, if_match)
