@@ -9,11 +9,19 @@ from segmently.db.models.accounts import (
     Site,
     User,
 )
-from segmently.db.models.experiments import Experiment, Flag, IdempotentRequest, SiteSettings, Variant
+from segmently.db.models.experiments import (
+    Experiment,
+    ExperimentVisitor,
+    Flag,
+    IdempotentRequest,
+    SiteSettings,
+    Variant,
+)
 from segmently.db.models.outbox import OutboxEvent
 
 __all__ = [
     "Experiment",
+    "ExperimentVisitor",
     "Flag",
     "IdempotentRequest",
     "Invitation",

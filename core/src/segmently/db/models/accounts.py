@@ -97,6 +97,8 @@ class Site(Base):
     name: Mapped[str] = mapped_column(String(120))
     url: Mapped[str] = mapped_column(String(2048))
     api_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # bumped by every write that changes what /api/v1/sdk/config serves, so every node rebuilds it at once
+    config_version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

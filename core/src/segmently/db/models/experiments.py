@@ -69,6 +69,23 @@ class Variant(Base):
     changes: Mapped[dict[str, Any]]  # {"changes": [...]}, in the order they apply
 
 
+class ExperimentVisitor(Base):
+    """One visitor's assignment in one experiment: sticky, written once (the first assignment wins)."""
+
+    __tablename__ = "experiment_visitors"
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "visitor_id", name="uq_experiment_visitors_experiment_visitor"),
+        Index("ix_experiment_visitors_experiment_variant", "experiment_id", "variant_id"),
+    )
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    experiment_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("experiments.id", ondelete="CASCADE"))
+    variant_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("variants.id", ondelete="CASCADE"))
+    site_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    visitor_id: Mapped[str] = mapped_column(String(200))
+    assigned_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class Flag(Base):
     """A feature flag of a site: on for ``rollout_percentage`` of visitors while active."""
 
