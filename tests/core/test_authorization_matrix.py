@@ -67,6 +67,26 @@ async def build_world(client: httpx.AsyncClient, inbox: Inbox, database_url: str
     victim_key = (await client.post(keys, json={"name": "victim"}, headers=h)).json()
     revoked = (await client.post(keys, json={"name": "revoked"}, headers=h)).json()
     assert (await client.delete(f"{keys}/{revoked['id']}", headers=h)).status_code == 204
+    experiment = (
+        await client.post(
+            f"/api/v1/projects/{site['id']}/experiments",
+            json={
+                "name": "Alpha secret test",
+                "variants": [
+                    {"key": "control", "name": "C", "weight": 50},
+                    {"key": "b", "name": "B", "weight": 50},
+                ],
+            },
+            headers=h,
+        )
+    ).json()
+    flag = (
+        await client.post(
+            f"/api/v1/projects/{site['id']}/flags",
+            json={"key": "alpha-secret-flag", "name": "Flag"},
+            headers=h,
+        )
+    ).json()
     members = {
         m["email"]: m["id"] for m in (await client.get("/api/v1/organization/members", headers=h)).json()
     }
@@ -84,8 +104,11 @@ async def build_world(client: httpx.AsyncClient, inbox: Inbox, database_url: str
         "key_id": victim_key["id"],
         "organization_id": org_a,
         "token": token_from(inbox, "alpha-pending@example.com"),
+        "flag_id": flag["id"],
+        "experiment_id": experiment["id"],
     }
-    world.secrets = [
+    world.secrets.append(experiment["id"])
+    world.secrets += [
         site["id"],
         site["api_key"],
         SECRET_SITE_NAME,
@@ -94,6 +117,8 @@ async def build_world(client: httpx.AsyncClient, inbox: Inbox, database_url: str
         victim_key["key"],
         members["alpha-victim@example.com"],
         "alpha-member@example.com",
+        flag["id"],
+        "alpha-secret-flag",
     ]
     world.callers = [
         Caller("anonymous", {}),

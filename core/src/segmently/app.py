@@ -9,6 +9,7 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.compression import CompressionConfig
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -31,6 +32,8 @@ from segmently.domain.accounts.reset import PasswordResetController
 from segmently.domain.experiments.controllers import ExperimentController, SiteExperimentsController
 from segmently.domain.flags.controllers import FlagController
 from segmently.domain.manage.controllers import ManageController
+from segmently.domain.sdk.config import ConfigCache
+from segmently.domain.sdk.controllers import SdkController
 from segmently.domain.sites.controllers import ProjectController
 from segmently.domain.sites.keys import SiteKeys
 from segmently.domain.sites.settings import SiteSettingsController
@@ -38,6 +41,7 @@ from segmently.http.access import access_guard
 from segmently.http.deps import provide_actor, provide_kernel
 from segmently.http.errors import EXCEPTION_HANDLERS
 from segmently.http.health import health
+from segmently.http.idempotency import VERSION_HANDLERS
 from segmently.http.protection import RateLimits, csrf_middleware, security_headers
 from segmently.kernel import Kernel
 from segmently.mail import mailer_from_settings
@@ -133,6 +137,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         SiteExperimentsController,
         ExperimentController,
         ManageController,
+        SdkController,
         *plugin_routers(host.routes()),
     ]
     return Litestar(
@@ -142,7 +147,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
             "actor": Provide(provide_actor),
             "kernel": Provide(provide_kernel, sync_to_thread=False),
         },
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, **VERSION_HANDLERS},
         guards=[access_guard],
         lifespan=[lifespan],
         middleware=[
@@ -160,7 +165,23 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
             path="/schema",
             render_plugins=[ScalarRenderPlugin()],
         ),
-        state=State({"kernel": kernel}),
+        state=State({"kernel": kernel, "config_cache": ConfigCache()}),
+        cors_config=CORSConfig(
+            allow_origins=["*"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "Content-Type",
+                "X-API-Key",
+                "Authorization",
+                "If-None-Match",
+                "If-Match",
+                "Idempotency-Key",
+                "X-Organization-Id",
+                "X-Management-Key",
+            ],
+            expose_headers=["ETag"],
+            max_age=86400,
+        ),
         logging_config=None,
         debug=False,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,6 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bcrypt_rounds: int = 12
     password_min_length: int = 8
     mail: MailSettings = MailSettings()
+    country_header: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -100,7 +102,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("SEGMENTLY_OUTBOX_POLL_SECONDS must be between 0.05 and 3600")
         rounds = _int_setting(get, "BCRYPT_ROUNDS", 12, 10, 16)
         min_password = _int_setting(get, "PASSWORD_MIN_LENGTH", 8, 6, 128)
+        country_header = get("COUNTRY_HEADER")
+        if country_header and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", country_header):
+            raise SettingsError(f"SEGMENTLY_COUNTRY_HEADER={country_header!r} is not a header name")
         return cls(
+            country_header=country_header,
             mail=MailSettings.from_env(env),
             bcrypt_rounds=rounds,
             password_min_length=min_password,

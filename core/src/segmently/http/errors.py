@@ -68,14 +68,6 @@ def _errors_of(extra: Any) -> list[FieldError]:
 
 
 def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    if isinstance(exc.extra, dict) and "current_version" in exc.extra:  # 412: tell the client what is current
-        conflict = {
-            "status_code": exc.status_code,
-            "detail": exc.detail,
-            "errors": [],
-            "current_version": exc.extra["current_version"],
-        }
-        return Response(conflict, status_code=exc.status_code)
     body = ErrorBody(status_code=exc.status_code, detail=exc.detail, errors=_errors_of(exc.extra))
     if exc.status_code == 400 and body.errors and exc.detail.startswith("Validation failed for"):
         body.detail = "; ".join(f"{e.field}: {e.message}" for e in body.errors)

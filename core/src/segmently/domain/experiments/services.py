@@ -7,16 +7,19 @@ import re
 from typing import Any
 
 import msgspec
-from litestar.exceptions import ClientException, HTTPException, NotFoundException
+from litestar.exceptions import ClientException, NotFoundException
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from segmently import assignment
 from segmently.db.base import new_id, utcnow
 from segmently.db.models import Experiment, Site, Variant
 from segmently.domain.accounts.auth import Actor
 from segmently.domain.accounts.services import Conflict
 from segmently.domain.experiments import schemas, validation
+from segmently.domain.sdk.config import bump
 from segmently.http.errors import field_error
+from segmently.http.idempotency import check_if_match
 from segmently.kernel import Kernel
 from segmently.outbox import emit
 from segmently.tiers.guards import check_limit_for, require_feature_for
@@ -30,12 +33,6 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str, str | None]] = {
     "reinstate": (("archived",), "draft", None),
 }
 EDITABLE = ("draft", "paused")
-
-
-class PreconditionFailed(HTTPException):
-    """412: the object changed since the client read it."""
-
-    status_code = 412
 
 
 def slugify(name: str) -> str:
@@ -158,6 +155,7 @@ async def create(
     await session.flush()
     await _replace_variants(session, experiment, cfg.variants)
     await session.flush()
+    await bump(session, site.id)
     emit(
         session,
         "experiment.created",
@@ -192,15 +190,7 @@ async def variants_of(session: AsyncSession, experiment_id: str) -> list[Variant
 
 def check_version(experiment: Experiment, if_match: str | None) -> None:
     """412 with the current version when ``If-Match`` names an older one."""
-    if if_match is None:
-        return
-    wanted = if_match.strip().removeprefix("W/").strip('"')
-    if wanted != str(experiment.version):
-        raise PreconditionFailed(
-            detail=f"This experiment was changed by someone else (now version {experiment.version}); "
-            "reload it and apply your change again",
-            extra={"current_version": experiment.version},
-        )
+    check_if_match(if_match, experiment.version, "This experiment")
 
 
 def config_of(experiment: Experiment, variants: list[Variant]) -> schemas.ExperimentIn:
@@ -253,26 +243,41 @@ async def update(
     experiment.version += 1
     experiment.updated_at = utcnow()
     await session.flush()
+    await bump(session, experiment.site_id)
     return warnings
 
 
+async def set_traffic(session: AsyncSession, experiment: Experiment, percentage: float) -> None:
+    """Change the share of matching visitors in the experiment, in any state but archived.
+
+    Assigned visitors keep their variant (ranges grow from their start; stored assignments win).
+    """
+    if experiment.status == "archived":
+        raise Conflict("An archived experiment cannot be changed: reinstate it first")
+    experiment.traffic_percentage = percentage
+    experiment.targeting = {**experiment.targeting, "traffic_percentage": percentage}
+    experiment.version += 1
+    experiment.updated_at = utcnow()
+    await session.flush()
+    await bump(session, experiment.site_id)
+
+
 def mvt_cells(sections: list[schemas.MvtSection]) -> list[schemas.VariantIn]:
-    """One variant per combination of section variations, equal weights.
+    """One variant per combination of section variations, with the engine's equal weights.
 
     ``mvt-cell-1`` combines every section's first variation: it is the control cell.
-
-    Weights are rounded to 4 decimals and the last cell takes the remainder, so they sum to 100.
     """
-    combos = list(itertools.product(*[s.variations for s in sections]))
-    share = round(100 / len(combos), 4)
-    cells = []
-    for i, combo in enumerate(combos, start=1):
-        weight = share if i < len(combos) else round(100 - share * (len(combos) - 1), 4)
-        key = f"mvt-cell-{i}"
-        name = " × ".join(v.name for v in combo)
-        changes = [c for v in combo for c in v.changes]
-        cells.append(schemas.VariantIn(key=key, name=name, weight=weight, changes=changes))
-    return cells
+    cells = assignment.mvt_cells([[v.key for v in s.variations] for s in sections])
+    combos = itertools.product(*[s.variations for s in sections])
+    return [
+        schemas.VariantIn(
+            key=cell.key,
+            name=" × ".join(v.name for v in combo),
+            weight=cell.weight,
+            changes=[c for v in combo for c in v.changes],
+        )
+        for cell, combo in zip(cells, combos, strict=True)
+    ]
 
 
 async def transition(
@@ -303,6 +308,7 @@ async def transition(
     experiment.version += 1
     experiment.updated_at = utcnow()
     await session.flush()
+    await bump(session, experiment.site_id)
     if event:
         emit(
             session,
@@ -332,6 +338,7 @@ async def delete(session: AsyncSession, experiment: Experiment) -> None:
     )
     await session.delete(experiment)
     await session.flush()
+    await bump(session, experiment.site_id)
 
 
 def to_out(

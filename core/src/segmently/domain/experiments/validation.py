@@ -9,6 +9,7 @@ from litestar.exceptions import ValidationException
 
 from segmently.domain.experiments import schemas
 from segmently.http.errors import field_errors
+from segmently.targeting import UrlRule, validate_url_rule
 
 MVT_CELL_WARNING = 12
 WEIGHT_TOLERANCE = 0.01
@@ -65,13 +66,10 @@ def mvt_cell_count(sections: list[schemas.MvtSection]) -> int:
 
 def _targeting(errors: list[tuple[str, str]], targeting: schemas.Targeting) -> None:
     for i, rule in enumerate(targeting.url_rules):
-        if rule.type == "regex":
-            try:
-                re.compile(rule.value)
-            except re.error as exc:
-                errors.append(
-                    (f"targeting.url_rules[{i}].value", f"is not a valid regular expression ({exc})")
-                )
+        try:  # also refuses regex syntax the browser's JavaScript would read differently
+            validate_url_rule(UrlRule(type=rule.type, value=rule.value))
+        except ValueError as exc:
+            errors.append((f"targeting.url_rules[{i}].value", str(exc)))
     for i, country in enumerate(targeting.countries):
         if country not in ISO_COUNTRIES:
             errors.append(

@@ -9,17 +9,21 @@ scoped to the key's organization.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated, Literal
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, get, patch
 from litestar.exceptions import PermissionDeniedException
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import select
 
-from segmently.db.models import Site
+from segmently.db.models import Experiment, Site
 from segmently.domain.accounts.auth import MANAGE_NEEDS_KEY, Actor
+from segmently.domain.accounts.services import Conflict
+from segmently.domain.experiments import services as experiments
+from segmently.domain.experiments.schemas import ExperimentOut
 from segmently.domain.sites import services as sites
-from segmently.http.deps import CurrentActor, DbSession
+from segmently.http.deps import CurrentActor, DbSession, KernelState
 
 
 class ManagedProjectOut(msgspec.Struct):
@@ -75,3 +79,74 @@ class ManageController(Controller):
         """One site of the key's organization (404 for any other)."""
         _require_key(actor)
         return managed_project_out(await sites.get_site(db_session, actor, project_id))
+
+    @get("/experiments", operation_id="manageListExperiments")
+    async def list_experiments(
+        self, actor: CurrentActor, db_session: DbSession, project_id: FromQuery[str | None] = None
+    ) -> ManagedExperimentsOut:
+        """The organization's experiments, optionally of one site, oldest first."""
+        _require_key(actor)
+        stmt = select(Experiment).where(Experiment.organization_id == actor.organization_id)
+        if project_id is not None:
+            stmt = stmt.where(Experiment.site_id == (await sites.get_site(db_session, actor, project_id)).id)
+        rows = list((await db_session.scalars(stmt.order_by(Experiment.created_at, Experiment.id))).all())
+        return ManagedExperimentsOut(
+            experiments=[experiments.to_out(e, await experiments.variants_of(db_session, e.id)) for e in rows]
+        )
+
+    @get("/experiments/{experiment_id:str}", operation_id="manageGetExperiment")
+    async def get_experiment(
+        self, experiment_id: FromPath[str], actor: CurrentActor, db_session: DbSession
+    ) -> ExperimentOut:
+        """The full configuration of one experiment: variants with their changes, goals, targeting."""
+        _require_key(actor)
+        experiment = await experiments.get(db_session, actor, experiment_id)
+        return experiments.to_out(experiment, await experiments.variants_of(db_session, experiment.id))
+
+    @patch("/experiments/{experiment_id:str}", operation_id="manageUpdateExperiment")
+    async def update_experiment(
+        self,
+        experiment_id: FromPath[str],
+        data: JSONBody[ManagedExperimentPatch],
+        actor: CurrentActor,
+        db_session: DbSession,
+        kernel: KernelState,
+    ) -> ExperimentOut:
+        """Change status (``active`` is another name for ``live``) and/or traffic percentage."""
+        _require_key(actor)
+        experiment = await experiments.get(db_session, actor, experiment_id)
+        if data.traffic_percentage is not None:
+            await experiments.set_traffic(db_session, experiment, data.traffic_percentage)
+        if data.status is not None:
+            target = "live" if data.status == "active" else data.status
+            if target != experiment.status:
+                action = MOVES.get((experiment.status, target))
+                if action is None:
+                    raise Conflict(f"Cannot move an experiment from {experiment.status} to {target}")
+                await experiments.transition(db_session, kernel, actor, experiment, action, None)
+        return experiments.to_out(experiment, await experiments.variants_of(db_session, experiment.id))
+
+
+# (from, to) -> lifecycle action
+MOVES = {
+    ("draft", "live"): "start",
+    ("paused", "live"): "resume",
+    ("live", "paused"): "pause",
+    ("draft", "archived"): "archive",
+    ("live", "archived"): "archive",
+    ("paused", "archived"): "archive",
+    ("archived", "draft"): "reinstate",
+}
+
+
+class ManagedExperimentPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """``PATCH /api/v1/manage/experiments/{id}``."""
+
+    status: Literal["draft", "active", "live", "paused", "archived"] | None = None
+    traffic_percentage: Annotated[float, msgspec.Meta(ge=0, le=100)] | None = None
+
+
+class ManagedExperimentsOut(msgspec.Struct):
+    """``GET /api/v1/manage/experiments``."""
+
+    experiments: list[ExperimentOut]

@@ -10,6 +10,7 @@ from segmently.db.base import utcnow
 from segmently.db.models import Site
 from segmently.domain.accounts.auth import Actor
 from segmently.domain.accounts.security import site_api_key
+from segmently.domain.sdk.config import bump
 from segmently.domain.sites import schemas
 from segmently.http.errors import field_error
 from segmently.outbox import emit
@@ -75,6 +76,7 @@ async def update_site(session: AsyncSession, site: Site, data: schemas.ProjectPa
         site.url = data.url.rstrip("/")
     site.updated_at = utcnow()
     await session.flush()
+    await bump(session, site.id)
     return site
 
 

@@ -1,0 +1,1 @@
+"""The public API for customer sites and server SDKs."""

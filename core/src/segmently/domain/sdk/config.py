@@ -1,0 +1,187 @@
+"""What ``GET /api/v1/sdk/config`` serves: everything the snippet needs for one site, in one response.
+
+Built once per (site, config version, country, preview) and kept in memory: every
+write that changes what is served bumps the site's ``config_version``, and each
+request reads that one integer, so a change is served at once by every node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from segmently.db.models import Experiment, Flag, Organization, Site, SiteSettings, Variant
+from segmently.domain.sites.keys import SiteKey
+from segmently.hookspecs import OrgRef, SiteRef
+from segmently.kernel import Kernel
+from segmently.tiers.guards import org_ref
+
+CACHE_ENTRIES = 2_000
+DEFAULT_ACTIVATION_DELAY_MS = 100
+DEFAULT_ANTI_FLICKER_TIMEOUT_MS = 5_000
+
+
+class BuiltConfig(msgspec.Struct, frozen=True):
+    """A serialized config and its entity tag."""
+
+    body: bytes
+    etag: str
+
+
+def _experiment(exp: Experiment, variants: list[Variant], preview: bool = False) -> dict[str, Any]:
+    integrations = exp.integrations or {}
+    return {
+        "id": exp.id,
+        "slug": exp.slug,
+        "name": exp.name,
+        "seed": exp.hash_seed,
+        "type": exp.kind,
+        "status": exp.status,
+        "preview": preview,
+        "delay": exp.activation_delay_ms,
+        "targeting": exp.targeting,
+        "audience": exp.audience,
+        "goals": exp.goals.get("goals", []),
+        "funnels": exp.goals.get("funnels", []),
+        "cross_domain": exp.advanced.get("cross_domain", []),
+        "custom_css": exp.advanced.get("custom_css", ""),
+        "custom_js": exp.advanced.get("custom_js", ""),
+        # the snippet forwards to GA4 / Mixpanel only for experiments that have them configured
+        "ga4": bool(integrations.get("ga4")),
+        "mixpanel": bool(integrations.get("mixpanel")),
+        "variants": [
+            {"id": v.id, "key": v.key, "name": v.name, "weight": v.weight, **v.changes} for v in variants
+        ],
+    }
+
+
+async def _variants(session: AsyncSession, experiment_ids: list[str]) -> dict[str, list[Variant]]:
+    out: dict[str, list[Variant]] = {i: [] for i in experiment_ids}
+    if experiment_ids:
+        rows = await session.scalars(
+            select(Variant).where(Variant.experiment_id.in_(experiment_ids)).order_by(Variant.position)
+        )
+        for v in rows:
+            out[v.experiment_id].append(v)
+    return out
+
+
+async def build(
+    session: AsyncSession,
+    kernel: Kernel,
+    site: Site,
+    org: Organization,
+    country: str | None,
+    preview: str | None,
+) -> dict[str, Any]:
+    """The config document for ``site`` (``preview`` = ``slug`` of a draft to serve as well)."""
+    experiments = list(
+        (
+            await session.scalars(
+                select(Experiment)
+                .where(Experiment.site_id == site.id, Experiment.status == "live")
+                .order_by(Experiment.created_at)
+            )
+        ).all()
+    )
+    previewed = None
+    if preview:
+        previewed = await session.scalar(
+            select(Experiment).where(
+                Experiment.site_id == site.id,
+                Experiment.slug == preview,
+                Experiment.status.in_(("draft", "paused")),
+            )
+        )
+    variants = await _variants(session, [e.id for e in experiments] + ([previewed.id] if previewed else []))
+    flags = (
+        await session.scalars(
+            select(Flag).where(Flag.site_id == site.id, Flag.status == "active").order_by(Flag.key)
+        )
+    ).all()
+    stored = await session.get(SiteSettings, site.id)
+    settings: dict[str, Any] = stored.settings if stored else {}
+    ref: OrgRef = org_ref(org)
+    plan = await kernel.plugins.plan(ref)
+    entitlements = frozenset(k for k in kernel.plans.features() if kernel.plans.includes(plan, k))
+    modules = await kernel.plugins.snippet_modules(
+        SiteRef(id=site.id, organization_id=org.id, name=site.name, url=site.url), entitlements
+    )
+    switched = settings.get("plugins") or {}
+    return {
+        "site": {"id": site.id, "url": site.url},
+        "country": country,
+        "plan": plan,
+        "badge": not kernel.plans.includes(plan, "branding.remove_badge"),
+        "experiments": [_experiment(e, variants[e.id]) for e in experiments]
+        + ([_experiment(previewed, variants[previewed.id], preview=True)] if previewed else []),
+        "flags": [{"key": f.key, "rollout": f.rollout_percentage} for f in flags],
+        "conversion_rules": settings.get("conversion_rules", []),
+        "settings": {
+            "cross_domain": settings.get("cross_domain", []),
+            "activation_delay_ms": settings.get("activation_delay_ms", DEFAULT_ACTIVATION_DELAY_MS),
+            "anti_flicker_timeout_ms": settings.get(
+                "anti_flicker_timeout_ms", DEFAULT_ANTI_FLICKER_TIMEOUT_MS
+            ),
+        },
+        "modules": [msgspec.to_builtins(m) for m in modules if switched.get(m.name, True)],
+    }
+
+
+class ConfigCache:
+    """Serialized configs by (site, version, country, preview); the oldest entry goes first."""
+
+    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+        self.entries = entries
+        self._items: OrderedDict[tuple[str, int, str, str | None, str | None], BuiltConfig] = OrderedDict()
+
+    async def get(
+        self,
+        session: AsyncSession,
+        kernel: Kernel,
+        site_key: SiteKey,
+        country: str | None,
+        preview: str | None,
+    ) -> BuiltConfig | None:
+        """The site's config, built if its version changed; None if the site is gone."""
+        row = (
+            await session.execute(
+                select(Site, Organization)
+                .join(Organization, Organization.id == Site.organization_id)
+                .where(Site.id == site_key.site_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        site, org = row
+        key = (
+            site.id,
+            site.config_version,
+            org.plan,
+            country,
+            preview,
+        )  # a plan change shows the badge at once
+        hit = self._items.get(key)
+        if hit is not None:
+            self._items.move_to_end(key)
+            return hit
+        body = msgspec.json.encode(await build(session, kernel, site, org, country, preview))
+        built = BuiltConfig(body=body, etag='"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
+        self._items[key] = built
+        if len(self._items) > self.entries:
+            self._items.popitem(last=False)
+        return built
+
+
+async def bump(session: AsyncSession, site_id: str) -> None:
+    """Make every node serve a rebuilt config for ``site_id`` from the next request on."""
+    from sqlalchemy import update
+
+    await session.execute(
+        update(Site).where(Site.id == site_id).values(config_version=Site.config_version + 1)
+    )

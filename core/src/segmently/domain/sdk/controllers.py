@@ -1,0 +1,218 @@
+"""Public endpoints a customer's site calls with its API key: config, assignment, flags."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery, JSONBody
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from segmently import assignment
+from segmently.db.base import new_id, utcnow
+from segmently.db.models import Experiment, ExperimentVisitor, Flag, Variant
+from segmently.domain.sdk.config import ConfigCache
+from segmently.http.access import SITE, current_site
+from segmently.http.deps import DbSession, KernelState
+from segmently.http.errors import field_error
+from segmently.kernel import Kernel
+from segmently.targeting import AttributeRule, UrlRule
+
+PUBLIC_SITE = {**SITE, "embeddable": True, "exclude_from_csrf": True}
+
+
+class TargetingData(msgspec.Struct, forbid_unknown_fields=False):
+    """What the caller knows about the visitor's page view."""
+
+    url: str | None = None
+    device: Literal["desktop", "tablet", "mobile"] | None = None
+    viewport_width: float | None = None
+    country: str | None = None
+    is_returning: bool = False
+    attributes: dict[str, Any] = {}
+    referrer: str | None = None
+
+
+class AssignIn(msgspec.Struct):
+    """``POST /api/v1/experiments/{slug}/assign``."""
+
+    visitor_id: str
+    targeting_data: TargetingData = msgspec.field(default_factory=TargetingData)
+
+
+class AssignedVariant(msgspec.Struct):
+    """The variant a visitor sees."""
+
+    id: str
+    key: str
+    name: str
+
+
+class AssignOut(msgspec.Struct):
+    """Whether the visitor is in the experiment, and with which variant (null when not)."""
+
+    experiment: str
+    in_experiment: bool
+    variant: AssignedVariant | None
+    reason: str | None = None
+
+
+def country_of(request: Request[Any, Any, Any], kernel: Kernel) -> str | None:
+    """The visitor's country from the trusted proxy header, if one is configured."""
+    header = kernel.settings.country_header
+    value = request.headers.get(header) if header else None
+    value = (value or "").strip().upper()
+    return value if len(value) == 2 and value.isalpha() and value != "XX" else None
+
+
+def rules_of(experiment: Experiment, variants: list[Variant]) -> assignment.ExperimentRules:
+    """The assignment engine's view of a stored experiment."""
+    targeting, audience = experiment.targeting, experiment.audience
+    return assignment.ExperimentRules(
+        hash_seed=experiment.hash_seed,
+        variants=tuple(assignment.WeightedVariant(id=v.id, key=v.key, weight=v.weight) for v in variants),
+        traffic_percentage=experiment.traffic_percentage,
+        url_rules=tuple(msgspec.convert(targeting.get("url_rules", []), list[UrlRule])),
+        devices=tuple(targeting.get("devices", [])),
+        countries=tuple(targeting.get("countries", [])),
+        visitor_type=audience.get("visitor_type", "all"),
+        attribute_rules=tuple(msgspec.convert(audience.get("attribute_rules", []), list[AttributeRule])),
+        referral_sources=tuple(audience.get("referral_sources", [])),
+    )
+
+
+class SdkController(Controller):
+    """What the snippet and server SDKs call."""
+
+    path = "/api/v1"
+    tags = ["public API"]
+    opt = PUBLIC_SITE
+
+    @get("/sdk/config", operation_id="sdkConfig")
+    async def config(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        kernel: KernelState,
+        preview: FromQuery[str | None] = None,
+    ) -> Response[bytes]:
+        """Everything the snippet needs for this site in one response; ``If-None-Match`` → 304.
+
+        ``?preview=slug:variant`` also serves that experiment while it is a draft.
+        """
+        site = current_site(request)
+        country = country_of(request, kernel)
+        slug = preview.split(":", 1)[0] if preview else None
+        cache: ConfigCache = request.app.state.config_cache
+        built = await cache.get(db_session, kernel, site, country, slug)
+        if built is None:
+            raise NotFoundException("This site no longer exists")
+        headers = {"ETag": built.etag, "Cache-Control": "no-cache"}
+        if kernel.settings.country_header:
+            headers["Vary"] = kernel.settings.country_header
+        if request.headers.get("if-none-match") == built.etag:
+            return Response(b"", status_code=304, headers=headers)
+        return Response(built.body, media_type="application/json", headers=headers)
+
+    @post("/experiments/{experiment_id:str}/assign", operation_id="assignVisitor", status_code=200)
+    async def assign(
+        self,
+        request: Request[Any, Any, Any],
+        experiment_id: FromPath[str],
+        data: JSONBody[AssignIn],
+        db_session: DbSession,
+        kernel: KernelState,
+    ) -> AssignOut:
+        """Assign a visitor (targeting evaluated here; a stored assignment wins) and record it.
+
+        The path segment is the experiment's slug.
+        """
+        site, slug = current_site(request), experiment_id
+        if not data.visitor_id or len(data.visitor_id) > 200:
+            raise field_error("visitor_id", "must be 1 to 200 characters")
+        experiment = await db_session.scalar(
+            select(Experiment).where(Experiment.site_id == site.site_id, Experiment.slug == slug)
+        )
+        if experiment is None or experiment.status == "archived":
+            state = "is archived" if experiment else "does not exist on this site"
+            raise NotFoundException(f"The experiment '{slug}' {state}")
+        if experiment.status != "live":
+            return AssignOut(experiment=slug, in_experiment=False, variant=None, reason=experiment.status)
+        variants = list(
+            (
+                await db_session.scalars(
+                    select(Variant).where(Variant.experiment_id == experiment.id).order_by(Variant.position)
+                )
+            ).all()
+        )
+        by_id = {v.id: v for v in variants}
+        stored = await db_session.scalar(
+            select(ExperimentVisitor.variant_id).where(
+                ExperimentVisitor.experiment_id == experiment.id,
+                ExperimentVisitor.visitor_id == data.visitor_id,
+            )
+        )
+        if stored in by_id:
+            v = by_id[stored]
+            return AssignOut(
+                experiment=slug, in_experiment=True, variant=AssignedVariant(v.id, v.key, v.name)
+            )
+        t = data.targeting_data
+        visitor = assignment.VisitorContext(
+            visitor_id=data.visitor_id,
+            url=t.url,
+            device=t.device,
+            viewport_width=t.viewport_width,
+            country=t.country or country_of(request, kernel),
+            is_returning=t.is_returning,
+            attributes=t.attributes,
+            referrer=t.referrer,
+        )
+        decision = assignment.evaluate(rules_of(experiment, variants), visitor)
+        if not decision.in_experiment or decision.variant_id is None:
+            return AssignOut(experiment=slug, in_experiment=False, variant=None, reason=decision.reason)
+        insert = pg_insert if kernel.db.engine.dialect.name == "postgresql" else sqlite_insert
+        await db_session.execute(
+            insert(ExperimentVisitor)
+            .values(
+                id=new_id(),
+                experiment_id=experiment.id,
+                variant_id=decision.variant_id,
+                site_id=site.site_id,
+                visitor_id=data.visitor_id,
+                assigned_at=utcnow(),
+            )
+            .on_conflict_do_nothing()
+        )
+        winner = await db_session.scalar(
+            select(ExperimentVisitor.variant_id).where(
+                ExperimentVisitor.experiment_id == experiment.id,
+                ExperimentVisitor.visitor_id == data.visitor_id,
+            )
+        )
+        v = by_id[winner or decision.variant_id]  # a concurrent first assignment wins over ours
+        return AssignOut(experiment=slug, in_experiment=True, variant=AssignedVariant(v.id, v.key, v.name))
+
+    @get("/flags", operation_id="visitorFlags")
+    async def flags(
+        self, request: Request[Any, Any, Any], db_session: DbSession, visitor_id: FromQuery[str]
+    ) -> dict[str, dict[str, bool]]:
+        """Every flag of the site, on or off for this visitor."""
+        site = current_site(request)
+        rows = (
+            await db_session.execute(
+                select(Flag.key, Flag.status, Flag.rollout_percentage).where(
+                    Flag.site_id == site.site_id, Flag.status != "archived"
+                )
+            )
+        ).all()
+        return {
+            "flags": {
+                key: assignment.flag_enabled(key, rollout, visitor_id, status == "active")
+                for key, status, rollout in rows
+            }
+        }

@@ -1,0 +1,164 @@
+"""What customer sites call with their key: config (ETag, preview, invalidation), assignment, flags."""
+
+from __future__ import annotations
+
+import httpx
+import msgspec
+import pytest
+
+from segmently.app import create_app
+from segmently.assignment import hash_v2
+from tests.conftest import serve_app
+from tests.core.experiments.test_experiments import hero, owner_site
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+
+async def live(client: httpx.AsyncClient, h: dict[str, str], site: dict, **over) -> dict:  # type: ignore[type-arg, no-untyped-def]
+    exp = (
+        await client.post(f"/api/v1/projects/{site['id']}/experiments", json=hero(**over), headers=h)
+    ).json()
+    started = await client.post(f"/api/v1/experiments/{exp['id']}/start", headers=h)
+    assert started.status_code == 200, started.text
+    return started.json()  # type: ignore[no-any-return]
+
+
+async def test_config_serves_live_experiments_with_etag_and_304(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    h, site = await owner_site(client, database_url)
+    key = {"X-API-Key": site["api_key"]}
+    assert (await client.get("/api/v1/sdk/config")).status_code == 401
+    assert (
+        await client.get("/api/v1/sdk/config", headers={"X-API-Key": "seg_live_wrong"})
+    ).status_code == 401
+    empty = await client.get("/api/v1/sdk/config", headers=key)
+    assert empty.status_code == 200 and empty.json()["experiments"] == []
+    assert empty.json()["badge"] is False  # enterprise
+    draft = (
+        await client.post(
+            f"/api/v1/projects/{site['id']}/experiments", json=hero(name="Draft one"), headers=h
+        )
+    ).json()
+    exp = await live(client, h, site)
+    r = await client.get("/api/v1/sdk/config", headers=key)
+    cfg = r.json()
+    assert [e["slug"] for e in cfg["experiments"]] == [exp["slug"]]  # the draft is not served
+    served = cfg["experiments"][0]
+    assert served["seed"] == exp["hash_seed"]
+    assert [v["id"] for v in served["variants"]] == [v["id"] for v in exp["variants"]]
+    assert served["variants"][1]["changes"][0] == {"type": "text", "selector": "h1", "text": "Hello"}
+    etag = r.headers["etag"]
+    assert (await client.get("/api/v1/sdk/config", headers={**key, "If-None-Match": etag})).status_code == 304
+    # a write changes what is served at once
+    await client.post(f"/api/v1/experiments/{exp['id']}/pause", headers=h)
+    after = await client.get("/api/v1/sdk/config", headers={**key, "If-None-Match": etag})
+    assert after.status_code == 200 and after.json()["experiments"] == []
+    preview = await client.get(
+        "/api/v1/sdk/config", params={"preview": f"{draft['slug']}:variant_b"}, headers=key
+    )
+    assert [(e["slug"], e["preview"]) for e in preview.json()["experiments"]] == [(draft["slug"], True)]
+
+
+async def test_assign_follows_the_hash_and_is_sticky(client: httpx.AsyncClient, database_url: str) -> None:
+    h, site = await owner_site(client, database_url)
+    exp = await live(
+        client,
+        h,
+        site,
+        targeting={"url_rules": [{"type": "contains", "value": "/"}], "traffic_percentage": 60},
+    )
+    key = {"X-API-Key": site["api_key"]}
+    url = f"/api/v1/experiments/{exp['slug']}/assign"
+    for i in range(40):
+        n = hash_v2(exp["hash_seed"], f"v{i}")
+        want = "control" if n < 0.3 else "variant_b" if 0.5 <= n < 0.8 else None
+        r = await client.post(
+            url,
+            json={"visitor_id": f"v{i}", "targeting_data": {"url": "https://shop.example.com/"}},
+            headers=key,
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["experiment"] == exp["slug"]
+        assert (body["variant"] or {}).get("key") == want, (i, n, body)
+        assert body["in_experiment"] is (want is not None)
+    # sticky: raising the traffic later keeps the first answer for an assigned visitor
+    first = (await client.post(url, json={"visitor_id": "v1"}, headers=key)).json()
+    assert first["in_experiment"] is (
+        (hash_v2(exp["hash_seed"], "v1") < 0.3) or (0.5 <= hash_v2(exp["hash_seed"], "v1") < 0.8)
+    )
+    excluded = await client.post(
+        url, json={"visitor_id": "new-one", "targeting_data": {"url": "mailto:x"}}, headers=key
+    )
+    assert excluded.json()["in_experiment"] is False and excluded.json()["variant"] is None
+    unknown = await client.post("/api/v1/experiments/nope/assign", json={"visitor_id": "x"}, headers=key)
+    assert unknown.status_code == 404 and "nope" in unknown.json()["detail"]
+    assert (await client.post(url, json={"visitor_id": "x"})).status_code == 401
+
+
+async def test_flags_for_a_visitor(client: httpx.AsyncClient, database_url: str) -> None:
+    h, site = await owner_site(client, database_url)
+    key = {"X-API-Key": site["api_key"]}
+    made = await client.post(
+        f"/api/v1/projects/{site['id']}/flags",
+        json={"key": "new-checkout", "name": "New checkout", "status": "active", "rollout_percentage": 50},
+        headers=h,
+    )
+    assert made.status_code == 201, made.text
+    on = {v: hash_v2("new-checkout", v) < 0.5 for v in (f"visitor-{i}" for i in range(20))}
+    for visitor, expected in on.items():
+        r = await client.get("/api/v1/flags", params={"visitor_id": visitor}, headers=key)
+        assert r.json()["flags"]["new-checkout"] is expected
+    cfg = (await client.get("/api/v1/sdk/config", headers=key)).json()
+    assert cfg["flags"] == [{"key": "new-checkout", "rollout": 50.0}]
+    # the kill switch: inactive → off for everyone, and gone from the config at once
+    flag_id = made.json()["id"]
+    assert (
+        await client.patch(f"/api/v1/flags/{flag_id}", json={"status": "inactive"}, headers=h)
+    ).status_code == 200
+    cfg = (await client.get("/api/v1/sdk/config", headers=key)).json()
+    assert cfg["flags"] == []
+    r = await client.get("/api/v1/flags", params={"visitor_id": "visitor-1"}, headers=key)
+    assert r.json()["flags"]["new-checkout"] is False
+
+
+async def test_country_comes_from_the_trusted_header(
+    client: httpx.AsyncClient,
+    database_url: str,
+    settings,
+    plugins,  # type: ignore[no-untyped-def]
+) -> None:
+    _, site = await owner_site(client, database_url)
+    key = {"X-API-Key": site["api_key"]}
+    untrusted = (await client.get("/api/v1/sdk/config", headers={**key, "CF-IPCountry": "DE"})).json()
+    assert untrusted["country"] is None  # no header configured: nothing is trusted
+    trusting = create_app(msgspec.structs.replace(settings, country_header="CF-IPCountry"), plugins)
+    async with serve_app(trusting) as base, httpx.AsyncClient(base_url=base) as c:
+        de = await c.get("/api/v1/sdk/config", headers={**key, "CF-IPCountry": "de"})
+        assert de.json()["country"] == "DE" and de.headers["vary"] == "CF-IPCountry"
+        us = await c.get(
+            "/api/v1/sdk/config", headers={**key, "CF-IPCountry": "US", "If-None-Match": de.headers["etag"]}
+        )
+        assert us.status_code == 200 and us.json()["country"] == "US"  # another country: another ETag
+        assert (await c.get("/api/v1/sdk/config", headers={**key, "CF-IPCountry": "XX"})).json()[
+            "country"
+        ] is None
+
+
+async def test_cors_lets_customer_sites_call(client: httpx.AsyncClient, database_url: str) -> None:
+    _, site = await owner_site(client, database_url)
+    r = await client.options(
+        "/api/v1/sdk/config",
+        headers={
+            "Origin": "https://shop.example.com",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "X-API-Key",
+        },
+    )
+    assert r.status_code in (200, 204)
+    assert r.headers["access-control-allow-origin"] in ("*", "https://shop.example.com")
+    got = await client.get(
+        "/api/v1/sdk/config", headers={"X-API-Key": site["api_key"], "Origin": "https://shop.example.com"}
+    )
+    assert "etag" in got.headers.get("access-control-expose-headers", "").lower()
