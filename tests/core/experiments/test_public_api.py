@@ -162,3 +162,19 @@ async def test_cors_lets_customer_sites_call(client: httpx.AsyncClient, database
         "/api/v1/sdk/config", headers={"X-API-Key": site["api_key"], "Origin": "https://shop.example.com"}
     )
     assert "etag" in got.headers.get("access-control-expose-headers", "").lower()
+
+
+async def test_public_endpoints_are_rate_limited_generously(
+    settings,
+    plugins,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,  # type: ignore[no-untyped-def]
+) -> None:
+    monkeypatch.setenv("SEGMENTLY_RATE_LIMIT_PUBLIC", "5/minute")
+    async with serve_app(create_app(settings, plugins)) as base, httpx.AsyncClient(base_url=base) as c:
+        _, site = await owner_site(c, database_url)
+        key = {"X-API-Key": site["api_key"]}
+        statuses = [(await c.get("/api/v1/sdk/config", headers=key)).status_code for _ in range(6)]
+        assert statuses == [200] * 5 + [429]
+        # counted per endpoint: the flags endpoint has its own budget
+        assert (await c.get("/api/v1/flags", params={"visitor_id": "v"}, headers=key)).status_code == 200

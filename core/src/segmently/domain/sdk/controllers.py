@@ -19,6 +19,7 @@ from segmently.domain.sdk.config import ConfigCache
 from segmently.http.access import SITE, current_site
 from segmently.http.deps import DbSession, KernelState
 from segmently.http.errors import field_error
+from segmently.http.protection import rate_limit
 from segmently.kernel import Kernel
 from segmently.targeting import AttributeRule, UrlRule
 
@@ -91,6 +92,7 @@ class SdkController(Controller):
     path = "/api/v1"
     tags = ["public API"]
     opt = PUBLIC_SITE
+    middleware = [rate_limit("public")]  # per IP and endpoint: generous, many visitors share an IP
 
     @get("/sdk/config", operation_id="sdkConfig")
     async def config(
