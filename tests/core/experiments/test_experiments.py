@@ -270,3 +270,17 @@ async def test_another_organization_never_reaches_an_experiment(
         assert r.status_code == 404, (method, path, r.status_code)
     listed = await client.get(f"/api/v1/projects/{site['id']}/experiments", headers=other)
     assert listed.status_code == 404
+
+
+async def test_idempotency_key_makes_a_double_submit_create_one_experiment(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    h, site = await owner_site(client, database_url)
+    url = f"/api/v1/projects/{site['id']}/experiments"
+    first = await client.post(url, json=hero(), headers={**h, "Idempotency-Key": "form-123"})
+    second = await client.post(url, json=hero(), headers={**h, "Idempotency-Key": "form-123"})
+    assert first.status_code == second.status_code == 201
+    assert first.json()["id"] == second.json()["id"]
+    assert len((await client.get(url, headers=h)).json()["items"]) == 1
+    reused = await client.post(url, json=hero(name="Other"), headers={**h, "Idempotency-Key": "form-123"})
+    assert reused.status_code == 422

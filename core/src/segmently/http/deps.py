@@ -12,10 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from segmently.domain.accounts.auth import Actor, authenticate
 from segmently.kernel import Kernel
 
-IfMatch: TypeAlias = Annotated[str | None, HeaderParameter(name="If-Match")]
+IfMatch: TypeAlias = Annotated[
+    str | None,
+    HeaderParameter(name="If-Match", description='The ETag you read (`"3"`); 412 if it changed since'),
+]
 """The version a client last read (``If-Match: "3"``); a stale one gets 412."""
 
-IdempotencyKey: TypeAlias = Annotated[str | None, HeaderParameter(name="Idempotency-Key")]
+IdempotencyKey: TypeAlias = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key", description="Repeat a create safely: the first answer is returned"
+    ),
+]
 """A client's key that makes a create safe to retry."""
 
 DbSession: TypeAlias = NamedDependency[AsyncSession]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, delete, get, patch, post
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy import select
@@ -11,7 +14,14 @@ from segmently.db.models import Experiment
 from segmently.domain.experiments import schemas, services
 from segmently.domain.sites.services import get_site
 from segmently.http.access import ADMIN
-from segmently.http.deps import CurrentActor, DbSession, IfMatch, KernelState
+from segmently.http.deps import CurrentActor, DbSession, IdempotencyKey, IfMatch, KernelState
+from segmently.http.idempotency import (
+    fingerprint,
+    flush_remembered,
+    idempotency_key,
+    remember,
+    replay_or_none,
+)
 from segmently.http.pagination import Page, paginate
 
 
@@ -28,17 +38,31 @@ class SiteExperimentsController(Controller):
     @post("/", operation_id="createExperiment", status_code=HTTP_201_CREATED)
     async def create_experiment(
         self,
+        request: Request[Any, Any, Any],
         project_id: FromPath[str],
         data: JSONBody[schemas.ExperimentIn],
         actor: CurrentActor,
         db_session: DbSession,
         kernel: KernelState,
+        idempotency: IdempotencyKey = None,
     ) -> Response[schemas.ExperimentOut]:
-        """Create a draft experiment from the whole wizard (the plan's experiment limit and gates apply)."""
+        """Create a draft experiment from the whole wizard (the plan's experiment limit and gates apply).
+
+        With an ``Idempotency-Key`` header, repeating the request returns the first answer instead
+        of a second experiment (a double-submitted form creates one object).
+        """
+        key = idempotency_key(idempotency)
         site = await get_site(db_session, actor, project_id)
+        fp = fingerprint(request.method, request.url.path, data)
+        if key is not None and (replay := await replay_or_none(db_session, actor.organization_id, key, fp)):
+            status, body = replay
+            return _etag(msgspec.convert(body, schemas.ExperimentOut), status)
         experiment, warnings = await services.create(db_session, kernel, actor, site, data)
         out = services.to_out(experiment, await services.variants_of(db_session, experiment.id), warnings)
-        return _etag(out, 201)
+        if key is not None:
+            remember(db_session, actor.organization_id, key, fp, HTTP_201_CREATED, msgspec.to_builtins(out))
+            await flush_remembered(db_session)
+        return _etag(out, HTTP_201_CREATED)
 
     @get("/", operation_id="listExperiments")
     async def list_experiments(

@@ -7,11 +7,11 @@ organization can still see and clean up its flags.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy import select
 
@@ -19,10 +19,8 @@ from segmently.db.models import Flag
 from segmently.domain.flags import schemas, services
 from segmently.domain.sites.services import get_site
 from segmently.http.access import ADMIN
-from segmently.http.deps import CurrentActor, DbSession, KernelState
+from segmently.http.deps import CurrentActor, DbSession, IdempotencyKey, IfMatch, KernelState
 from segmently.http.idempotency import (
-    IDEMPOTENCY_HEADER,
-    IF_MATCH,
     VERSION_HANDLERS,
     etag,
     fingerprint,
@@ -35,16 +33,6 @@ from segmently.http.pagination import Page, paginate
 from segmently.tiers.guards import require_feature_for
 
 FEATURE = "flags"
-IfMatch = Annotated[
-    str | None,
-    HeaderParameter(name=IF_MATCH, description='The ETag you read (`"3"`); 412 if the flag changed since'),
-]
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(
-        name=IDEMPOTENCY_HEADER, description="Repeat a create safely: the first answer is returned"
-    ),
-]
 StatusFilter = Literal["active", "inactive", "archived", "all"]
 
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import msgspec
 from litestar import Controller, Response, get, post, put
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, JSONBody
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,10 +38,9 @@ from segmently.domain.sites.settings_schemas import (
     StoredSettings,
 )
 from segmently.http.access import ADMIN
-from segmently.http.deps import CurrentActor, DbSession, KernelState
+from segmently.http.deps import CurrentActor, DbSession, IfMatch, KernelState
 from segmently.http.errors import field_errors
 from segmently.http.idempotency import (
-    IF_MATCH,
     VERSION_HANDLERS,
     PreconditionFailed,
     check_if_match,
@@ -289,13 +288,6 @@ async def _version(session: AsyncSession, site_id: str) -> int:
 
 
 # ----------------------------------------------------------------- controller ---
-
-IfMatch = Annotated[
-    str | None,
-    HeaderParameter(
-        name=IF_MATCH, description='The ETag you read (`"3"`); 412 if the settings changed since'
-    ),
-]
 
 
 class SiteSettingsPut(SiteSettingsIn, forbid_unknown_fields=True, kw_only=True):
