@@ -80,3 +80,28 @@ async def test_hooks_reach_only_plugins_the_plan_includes(
     await set_plan(database_url, org_id, "enterprise")
     assert await entitlements.plugins_switched_on(org_id) == app.state.kernel.plugins.enabled
     assert await entitlements.plugins_switched_on("no-such-org") == frozenset()
+
+
+async def test_a_site_can_switch_a_plugin_off(
+    client: httpx.AsyncClient, app: Litestar, database_url: str
+) -> None:
+    body = await signup(client, "dora")
+    await set_plan(database_url, body["organization"]["id"], "enterprise")
+    h = bearer(body["token"])
+    site = (
+        await client.post("/api/v1/projects", json={"name": "S", "url": "https://s.example.com"}, headers=h)
+    ).json()
+    key = {"X-API-Key": site["api_key"]}
+    assert (await client.get("/api/v1/dummy/site-ping", headers=key)).status_code == 200
+    entitlements = app.state.kernel.plugins.entitlements
+    assert "dummy" in await entitlements.plugins_switched_on(body["organization"]["id"], site["id"])
+    r = await client.put(
+        f"/api/v1/projects/{site['id']}/settings", json={"plugins": {"dummy": False}}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    off = await client.get("/api/v1/dummy/site-ping", headers=key)
+    assert off.status_code == 403 and "switched off for this site" in off.json()["detail"]
+    assert "dummy" not in await entitlements.plugins_switched_on(body["organization"]["id"], site["id"])
+    assert "dummy" in await entitlements.plugins_switched_on(
+        body["organization"]["id"]
+    )  # other sites keep it
