@@ -178,3 +178,23 @@ async def test_public_endpoints_are_rate_limited_generously(
         assert statuses == [200] * 5 + [429]
         # counted per endpoint: the flags endpoint has its own budget
         assert (await c.get("/api/v1/flags", params={"visitor_id": "v"}, headers=key)).status_code == 200
+
+
+async def test_a_write_on_one_node_is_served_by_every_node_at_once(
+    client: httpx.AsyncClient,
+    database_url: str,
+    settings,
+    plugins,  # type: ignore[no-untyped-def]
+) -> None:
+    h, site = await owner_site(client, database_url)
+    key = {"X-API-Key": site["api_key"]}
+    async with (
+        serve_app(create_app(settings, plugins)) as other_node,
+        httpx.AsyncClient(base_url=other_node) as b,
+    ):
+        before = await b.get("/api/v1/sdk/config", headers=key)  # node B caches the empty config
+        assert before.json()["experiments"] == []
+        exp = await live(client, h, site)  # written through node A
+        after = await b.get("/api/v1/sdk/config", headers={**key, "If-None-Match": before.headers["etag"]})
+        assert after.status_code == 200
+        assert [e["id"] for e in after.json()["experiments"]] == [exp["id"]]
