@@ -224,8 +224,14 @@ async def test_removal_rules_and_suspension(
 
     gone = await client.delete(f"/api/v1/organization/members/{team['carl@example.com']['id']}", headers=h)
     assert gone.status_code == 204
-    assert (await client.get("/api/v1/projects", headers=bearer(carl["token"]))).status_code == 403
+    in_alpha = {**bearer(carl["token"]), "X-Organization-Id": owner["organization"]["id"]}
+    assert (await client.get("/api/v1/projects", headers=in_alpha)).status_code == 403
     assert [e.data["email"] for e in await domain_events("member.removed", 1)] == ["carl@example.com"]
+    # everyone belongs to an organization: carl, removed from his only one, gets his own
+    login = await client.post("/api/v1/auth/login", json={"email": "carl@example.com", "password": PASSWORD})
+    assert login.status_code == 200
+    assert login.json()["organization"]["name"] == "Carl's organization"
+    assert login.json()["organization"]["role"] == "owner"
 
 
 async def test_transfer_ownership(

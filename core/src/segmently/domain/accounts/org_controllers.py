@@ -200,9 +200,11 @@ class TeamController(Controller):
         opt=OWNER,
         status_code=HTTP_204_NO_CONTENT,
     )
-    async def remove(self, membership_id: FromPath[str], actor: CurrentActor, db_session: DbSession) -> None:
+    async def remove(
+        self, membership_id: FromPath[str], actor: CurrentActor, db_session: DbSession, kernel: KernelState
+    ) -> None:
         """Remove a member (owner; not yourself, not the last active member or admin)."""
-        await team.remove(db_session, actor, membership_id)
+        await team.remove(db_session, actor, membership_id, kernel.plans.default_plan)
 
     @post("/transfer-ownership", operation_id="transferOwnership", opt=OWNER, status_code=HTTP_204_NO_CONTENT)
     async def transfer(

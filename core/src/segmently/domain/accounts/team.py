@@ -172,8 +172,12 @@ async def membership_of(session: AsyncSession, actor: Actor, membership_id: str)
     return membership
 
 
-async def remove(session: AsyncSession, actor: Actor, membership_id: str) -> None:
-    """Remove a member, unless a removal rule forbids it (403 with the rule)."""
+async def remove(session: AsyncSession, actor: Actor, membership_id: str, default_plan: str) -> None:
+    """Remove a member, unless a removal rule forbids it (403 with the rule).
+
+    Every user belongs to at least one organization: someone removed from their only one
+    gets a new organization of their own (on ``default_plan``), as at sign-up.
+    """
     target = await membership_of(session, actor, membership_id)
     reason = removal_blocker(actor, target, await members(session, actor.organization_id))
     if reason is not None:
@@ -186,6 +190,12 @@ async def remove(session: AsyncSession, actor: Actor, membership_id: str) -> Non
             .where(Membership.user_id == user.id, Membership.id != target.id)
             .limit(1)
         )
+    if user is not None and user.current_organization_id is None:
+        own = Organization(name=f"{user.name}'s organization", plan=default_plan)
+        session.add(own)
+        await session.flush()
+        session.add(Membership(organization_id=own.id, user_id=user.id, role="owner"))
+        user.current_organization_id = own.id
     await session.flush()
     emit(
         session,
