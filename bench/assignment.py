@@ -5,9 +5,11 @@ rules of every type, device targeting on most, country targeting on some) and 20
 a few inactive) is evaluated for the same visitors (UUID ids, a page URL of the shop, a viewport
 width, a country or none) by
 
-* segmently: ``evaluate(ExperimentRules, VisitorContext)`` and ``flag_enabled(...)``; the
-  ``VisitorContext`` is built inside the timed loop, so its derived values (URL parts, device type)
-  are computed once per visitor and paid for;
+* segmently: ``evaluate(ExperimentRules, VisitorContext)`` per experiment; the ``VisitorContext`` is
+  built inside the timed loop, so its derived values (URL parts, device type) are computed once per
+  visitor and paid for. Flags: one ``FlagSet(flags)`` prepared once (as GrowthBook's features), then
+  ``flag_set(visitor_id)`` per visitor, which hashes all the flags at once; and, for reference,
+  ``flag_enabled(...)`` per flag;
 * GrowthBook 4.0.0 (its public API): one ``GrowthBook(features=...)``; per visitor
   ``set_attributes(...)``, then ``run(Experiment(...))`` per experiment and ``is_on(key)`` per flag.
   The same experiments as ``Experiment(weights, coverage, hashVersion=2, seed, condition)``: URL rules
@@ -15,9 +17,10 @@ width, a country or none) by
   countries as ``$in`` (or an absent country); flags as a force rule with ``coverage`` and ``seed``.
 
 Before timing, every visitor is evaluated by both and the script asserts identical buckets
-(in or out, and the variant) for every experiment and flag. Three figures, each per evaluation:
-the 20-experiment config (most experiments stop at URL targeting, as on a real site); the same
-experiments without URL rules (every evaluation hashes: the worst case for the ratio); and flags.
+(in or out, and the variant) for every experiment and flag, and the same flags from ``FlagSet`` and
+from ``flag_enabled``. Four figures, each per evaluation: the 20-experiment config (most experiments
+stop at URL targeting, as on a real site); the same experiments without URL rules (every evaluation
+hashes: the worst case for the ratio); flags with ``FlagSet``; flags one at a time.
 The two implementations alternate for ``--runs`` rounds; the script prints median and p90 of the
 per-round means and the ratio GrowthBook / segmently.
 
@@ -40,7 +43,14 @@ from typing import Any
 import msgspec
 from growthbook import Experiment, GrowthBook
 
-from segmently.assignment import ExperimentRules, VisitorContext, WeightedVariant, evaluate, flag_enabled
+from segmently.assignment import (
+    ExperimentRules,
+    FlagSet,
+    VisitorContext,
+    WeightedVariant,
+    evaluate,
+    flag_enabled,
+)
 from segmently.targeting import UrlRule
 
 ORIGIN = "https://shop.example.com"
@@ -155,6 +165,7 @@ def main() -> None:
         key: {"defaultValue": False, "rules": [rollout_rule(key, r)] if on else []} for key, r, on in flags
     }
     gb = GrowthBook(features=features)
+    flag_set = FlagSet(flags)
 
     # identical buckets, for every visitor, experiment and flag
     assigned = 0
@@ -167,8 +178,11 @@ def main() -> None:
                 got = (r.inExperiment, r.variationId if r.inExperiment else -1)
                 assert (d.in_experiment, d.variant_index) == got, (v, e, d, r)
                 assigned += d.in_experiment
+        batch = flag_set(v["visitor_id"])
         for key, rollout, active in flags:
             assert flag_enabled(key, rollout, v["visitor_id"], active) == gb.is_on(key), (v, key)
+            assert batch[key] == gb.is_on(key), (v, key)
+        assert list(batch) == [key for key, _, _ in flags]
 
     def ours_experiments(rules: list[ExperimentRules]) -> Callable[[], None]:
         def run() -> None:
@@ -188,7 +202,13 @@ def main() -> None:
 
         return run
 
-    def ours_flags() -> None:
+    visitor_ids = [v["visitor_id"] for v in visitors]
+
+    def ours_flag_set() -> None:
+        for vid in visitor_ids:
+            flag_set(vid)
+
+    def ours_flags_one_by_one() -> None:
         for v in visitors:
             vid = v["visitor_id"]
             for key, rollout, active in flags:
@@ -203,7 +223,8 @@ def main() -> None:
     rows: list[tuple[str, int, Callable[[], None], Callable[[], None]]] = [
         ("20 experiments, targeted", 20, ours_experiments(experiments), gb_experiments_run(gb_experiments)),
         ("same, no URL rules", 20, ours_experiments(hash_path), gb_experiments_run(gb_hash_path)),
-        ("20 flags", 20, ours_flags, gb_flags),
+        ("20 flags, FlagSet", 20, ours_flag_set, gb_flags),
+        ("20 flags, flag_enabled", 20, ours_flags_one_by_one, gb_flags),
     ]
     samples: dict[str, dict[str, list[float]]] = {label: {"ours": [], "gb": []} for label, *_ in rows}
     for _, _, ours, theirs in rows:  # warm-up: caches, prepared experiments
@@ -222,7 +243,8 @@ def main() -> None:
     evaluations = len(visitors) * len(experiments)
     print(
         f"{args.runs} rounds of {len(visitors)} visitors; identical buckets asserted for all "
-        f"{len(visitors)} visitors × (2 × {len(experiments)} experiments + {len(flags)} flags) "
+        f"{len(visitors)} visitors × (2 × {len(experiments)} experiments + {len(flags)} flags, "
+        f"FlagSet and flag_enabled) "
         f"({assigned} of {2 * evaluations} experiment evaluations in a variant); µs per evaluation\n"
     )
     print(f"{'':28}{'segmently':>20}{'growthbook 4.0.0':>20}{'ratio gb/ours':>16}")

@@ -19,6 +19,7 @@ from segmently import assignment
 from segmently.assignment import (
     Decision,
     ExperimentRules,
+    FlagSet,
     Hasher,
     VisitorContext,
     WeightedVariant,
@@ -26,6 +27,7 @@ from segmently.assignment import (
     choose_variant,
     evaluate,
     flag_enabled,
+    flags_enabled,
     fnv1a32,
     hash_v2,
     mvt_cells,
@@ -223,6 +225,109 @@ def test_flag_follows_hash_active_and_rollout() -> None:
     assert all(hash_v2("new-checkout-ui", v) < 0.3 for v in on)
     # a visitor in at 30 % stays in at 50 %
     assert all(flag_enabled("new-checkout-ui", 50, v, True) for v in on)
+
+
+ROLLOUTS = [0, 0.01, 0.015, 1, 5, 10, 25, 33.3, 33.33, 50, 66.67, 90, 99.5, 99.99, 99.995, 100]
+ODD_ROLLOUTS = [-5, 100.01, 150, 1e308, -math.inf, math.inf, math.nan, 0.0049999, 2**60]
+
+
+def _random_flags(rng: random.Random, count: int) -> list[tuple[str, float, bool]]:
+    flags = []
+    for _ in range(count):
+        key = make_vectors["random_text"](rng, 30, True)
+        rollout = rng.choice(ROLLOUTS) if rng.random() < 0.6 else rng.uniform(0, 100)
+        if rng.random() < 0.05:
+            rollout = rng.choice(ODD_ROLLOUTS)
+        flags.append((key, rollout, rng.random() < 0.85))
+    return flags
+
+
+def _one_at_a_time(flags: list[tuple[str, float, bool]], visitor_id: str) -> dict[str, bool]:
+    return {key: flag_enabled(key, rollout, visitor_id, active) for key, rollout, active in flags}
+
+
+def test_flag_set_agrees_with_flag_enabled_on_random_keys_and_ids() -> None:
+    rng = random.Random(11)
+    checked = 0
+    for size in [0, 1, 2, 3, 7, 20, 20, 20, 45, 120]:
+        for _ in range(6):
+            flags = _random_flags(rng, size)
+            if size > 3 and rng.random() < 0.5:  # a key listed twice: the last one wins
+                flags.append((flags[0][0], rng.choice(ROLLOUTS), rng.random() < 0.5))
+            flag_set = FlagSet(flags)
+            ids = [make_vectors["random_id"](rng) for _ in range(60)]
+            ids[:5] = ["", "😀", "\ud83d", "a\udfffb", "ключ-é-日本"]
+            for visitor_id in ids:
+                expected = _one_at_a_time(flags, visitor_id)
+                got = flag_set(visitor_id)
+                assert got == expected, (flags, visitor_id)
+                assert list(got) == list(expected)  # the order of the keys too
+                assert flags_enabled(flags, visitor_id) == expected
+                checked += len(expected)
+    assert checked > 80_000
+
+
+def test_flag_set_agrees_with_flag_enabled_on_many_uuids() -> None:
+    rng = random.Random(12)
+    flags = [(f"flag-{i}", rng.choice(ROLLOUTS), rng.random() > 0.15) for i in range(20)]
+    flag_set = FlagSet(flags)
+    for _ in range(5000):
+        visitor_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        assert flag_set(visitor_id) == _one_at_a_time(flags, visitor_id)
+
+
+def test_flag_set_redoes_lanes_whose_first_round_is_below_a_million() -> None:
+    # such a lane has a state with fewer than seven digits, which the lanes' second round cannot take
+    keys = ["alpha", "beta", "gamma", "δέλτα", "🚀"]
+    low = {
+        key: [v for v in (f"visitor-{i}" for i in range(40_000)) if fnv1a32(key + v) < 1_000_000][:3]
+        for key in keys
+    }
+    assert all(len(ids) == 3 for ids in low.values())
+    for rollout in [0.01, 1, 10, 50, 90, 99.99]:
+        flags = [(key, rollout, True) for key in keys]
+        flag_set = FlagSet(flags)
+        for ids in low.values():
+            for visitor_id in ids:
+                assert flag_set(visitor_id) == _one_at_a_time(flags, visitor_id)
+
+
+def test_flag_set_matches_growthbook_sdk() -> None:
+    rng = random.Random(13)
+    flags = [(f"feature-{i}", rng.choice(ROLLOUTS), rng.random() > 0.2) for i in range(25)]
+    features = {
+        key: {
+            "defaultValue": False,
+            "rules": [{"force": True, "coverage": rollout / 100, "hashVersion": 2, "seed": key}]
+            if on
+            else [],
+        }
+        for key, rollout, on in flags
+    }
+    flag_set = FlagSet(flags)
+    for _ in range(300):
+        visitor_id = make_vectors["random_id"](rng) or "x"  # growthbook skips rules for an empty id
+        gb = GrowthBook(attributes={"id": visitor_id}, features=features)
+        assert flag_set(visitor_id) == {key: gb.is_on(key) for key, _, _ in flags}
+        gb.destroy()
+
+
+def test_flag_set_constants_and_cache() -> None:
+    flags = [("off", 50, False), ("none", 0, True), ("all", 100, True), ("nan", math.nan, True)]
+    flag_set = FlagSet(flags)
+    assert flag_set("anyone") == {"off": False, "none": False, "all": True, "nan": False}
+    assert flag_set.flags == tuple(flags)
+    assert "FlagSet([('off', 50, False)" in repr(flag_set)
+    assert flags_enabled(flags, "anyone") == flag_set("anyone")
+    assert flags_enabled([], "anyone") == {}
+    assert assignment._flag_set(tuple(flags)) is assignment._flag_set(tuple(flags))
+
+
+def test_rollout_threshold_is_the_first_bucket_left_out() -> None:
+    rng = random.Random(14)
+    for rollout in [*ROLLOUTS, *ODD_ROLLOUTS, *(rng.uniform(-1, 101) for _ in range(300))]:
+        t = assignment._rollout_threshold(rollout)
+        assert [b / 10000 < rollout / 100 for b in range(10000)] == [b < t for b in range(10000)]
 
 
 # --- MVT -----------------------------------------------------------------------------------------

@@ -45,6 +45,9 @@ def test_disabled_plugins_are_a_comma_list(tmp_path: Path) -> None:
         ("PLANS_FILE", "/nonexistent/plans.toml", "SEGMENTLY_PLANS_FILE"),
         ("OUTBOX_POLL_SECONDS", "soon", "SEGMENTLY_OUTBOX_POLL_SECONDS"),
         ("LOG_LEVEL", "LOUD", "SEGMENTLY_LOG_LEVEL"),
+        ("GEOIP_DB", "/nonexistent/GeoLite2-Country.mmdb", "SEGMENTLY_GEOIP_DB"),
+        ("COUNTRY_HEADER", "CF IPCountry", "SEGMENTLY_COUNTRY_HEADER"),
+        ("BCRYPT_ROUNDS", "4", "SEGMENTLY_BCRYPT_ROUNDS"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str, message: str) -> None:

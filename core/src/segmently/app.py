@@ -37,6 +37,7 @@ from segmently.domain.sdk.controllers import SdkController
 from segmently.domain.sites.controllers import ProjectController
 from segmently.domain.sites.keys import SiteKeys
 from segmently.domain.sites.settings import SiteSettingsController
+from segmently.geo import Countries
 from segmently.http.access import access_guard
 from segmently.http.deps import provide_actor, provide_kernel
 from segmently.http.errors import EXCEPTION_HANDLERS
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         plans=load_plans(host.features(), settings.plans_file),
         mailer=mailer_from_settings(settings.mail),
         site_keys=SiteKeys(db),
+        countries=Countries(settings.country_header, settings.geoip_db),
     )
     if isinstance(host.entitlements, AllowAll):  # a caller's own interface (tests) stays
         host.entitlements = PlanEntitlements(kernel)
@@ -117,6 +119,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         finally:
             await kernel.outbox.stop()
             await db.dispose()
+            kernel.countries.close()
 
     metrics = PrometheusConfig(
         app_name="segmently", prefix="segmently", group_path=True, exclude_opt_key="exclude_from_metrics"

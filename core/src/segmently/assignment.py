@@ -21,6 +21,7 @@ import array
 import functools
 import itertools
 import math
+import operator
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, get_args
@@ -46,6 +47,7 @@ from segmently.targeting import (
 __all__ = [
     "Decision",
     "ExperimentRules",
+    "FlagSet",
     "Hasher",
     "MvtCell",
     "Reason",
@@ -55,6 +57,7 @@ __all__ = [
     "choose_variant",
     "evaluate",
     "flag_enabled",
+    "flags_enabled",
     "fnv1a32",
     "hash_v2",
     "mvt_cells",
@@ -376,6 +379,183 @@ def evaluate(experiment: ExperimentRules, visitor: VisitorContext) -> Decision:
 def flag_enabled(flag_key: str, rollout_percentage: float, visitor_id: str, active: bool) -> bool:
     """Whether a flag is on for a visitor: ``active and hash_v2(flag_key, visitor_id) < rollout / 100``."""
     return active and _hasher(flag_key)(visitor_id) < rollout_percentage / 100
+
+
+def _rollout_threshold(rollout_percentage: float) -> int:
+    """How many buckets ``b`` in 0..9999 have ``b / 10000 < rollout_percentage / 100``.
+
+    Those buckets are a prefix (``b / 10000`` grows with ``b``), so a flag is on exactly when the
+    visitor's bucket ``hash_v2 * 10000`` is below the result; found with the same float comparison
+    as :func:`flag_enabled` (a NaN rollout gives 0: off for everyone).
+    """
+    limit = rollout_percentage / 100
+    lo, hi = 0, 10000
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if mid / 10000 < limit:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+# one 64-bit lane per flag in a big integer: 32-bit FNV states times the 25-bit prime stay below 2**57
+_LANE_BITS: Final = 64
+_BYTE_ORDER: Final = sys.byteorder  # lanes are read back as native unsigned 64-bit ints ("Q")
+_PREFIX_BYTES: Final = [int(h).to_bytes(8, _BYTE_ORDER) for h in _DECIMAL_PREFIX]
+# floor(x / 15625) == (x * _DIV_15625) >> 40 for x < 2**26 and floor(x / 10) == (x * _DIV_10) >> 24
+# for x < 2**20 (Granlund-Montgomery: 0 <= m * d - 2**(N + l) <= 2**l with d <= 2**l)
+_DIV_15625: Final = 70368745
+_DIV_10: Final = 1677722
+_TEN_THOUSANDS: Final = itertools.repeat(10000)  # endless: map() stops at its other argument's end
+
+
+class _UnitLanes(dict[int, int]):
+    """A code unit copied into every lane, computed on first use (an id uses few distinct units)."""
+
+    __slots__ = ("ones",)
+
+    def __init__(self, ones: int) -> None:
+        super().__init__()
+        self.ones = ones
+
+    def __missing__(self, unit: int) -> int:
+        lanes = self[unit] = unit * self.ones
+        return lanes
+
+
+class FlagSet:
+    """A site's flags prepared once, to evaluate all of them for one visitor at once.
+
+    ``FlagSet(flags)(visitor_id)`` is ``{key: flag_enabled(key, rollout, visitor_id, active) for key,
+    rollout, active in flags}``, exactly (a key listed twice: the last one wins, as in that dict).
+
+    Inactive flags and rollouts that include no bucket or every bucket are constants. The others
+    are hashed together (a single one alone, as :func:`flag_enabled`: that is faster for one): each
+    flag's FNV state after its key sits in its own 64-bit lane of one big integer, so one XOR, one
+    multiplication and one mask per code unit of the id advance every flag at once. The second
+    round, over the decimal digits of each state, runs in the lanes too: the leading digits (all but
+    the last six) come from the same table as :class:`Hasher`, the last six from divisions by
+    multiplication with a reciprocal. A state below 10**6 (fewer digits, about one lane in 4,300) is
+    redone on its own. Per flag this costs about a fifth of :func:`flag_enabled` with 20 flags and
+    less with more; with two hashed flags it is as fast as one :func:`flag_enabled` per flag.
+    """
+
+    __slots__ = (
+        "_below_million",
+        "_code_unit_lanes",
+        "_constant",
+        "_digit_lanes",
+        "_high_bits",
+        "_keys",
+        "_low20",
+        "_low26",
+        "_mask",
+        "_ones",
+        "_single",
+        "_size",
+        "_start",
+        "_thresholds",
+        "flags",
+    )
+
+    def __init__(self, flags: Iterable[tuple[str, float, bool]]) -> None:
+        self.flags = tuple(flags)
+        last = {key: (rollout, active) for key, rollout, active in self.flags}
+        self._constant: dict[str, bool] = {}
+        hashed: list[tuple[str, int]] = []
+        self._single: tuple[str, Hasher, float] | None = None
+        for key, (rollout, active) in last.items():
+            threshold = _rollout_threshold(rollout) if active else 0
+            self._constant[key] = threshold >= 10000
+            if 0 < threshold < 10000:
+                hashed.append((key, threshold))
+                self._single = (key, _hasher(key), rollout / 100)
+        if len(hashed) != 1:  # one flag alone: the scalar hash is faster than one lane
+            self._single = None
+        self._keys = tuple(key for key, _ in hashed)
+        self._thresholds = tuple(t for _, t in hashed)
+        self._size = 8 * len(hashed)
+        ones = sum(1 << (_LANE_BITS * i) for i in range(len(hashed)))
+        self._ones = ones
+        self._mask = 0xFFFFFFFF * ones
+        self._low26 = ((1 << 26) - 1) * ones
+        self._low20 = ((1 << 20) - 1) * ones
+        self._digit_lanes = 0x30 * ones  # "0"
+        self._high_bits = (1 << 63) * ones
+        self._below_million = ((1 << 63) - 1_000_000) * ones  # sets a lane's top bit if it is >= 10**6
+        self._start = sum(
+            _fnv1a32_from(FNV_OFFSET, _code_units(key)) << (_LANE_BITS * i)
+            for i, key in enumerate(self._keys)
+        )
+        self._code_unit_lanes = _UnitLanes(ones)
+
+    def __repr__(self) -> str:
+        return f"FlagSet({list(self.flags)!r})"
+
+    def __call__(self, visitor_id: str) -> dict[str, bool]:
+        """Every flag, on or off for ``visitor_id``."""
+        out = self._constant.copy()
+        if self._single is not None:
+            key, hasher, limit = self._single
+            out[key] = hasher(visitor_id) < limit
+            return out
+        if not self._keys:
+            return out
+        mask, prime, order, size = self._mask, 16777619, _BYTE_ORDER, self._size
+        # first round: the id's code units, every lane at once
+        h = self._start
+        if visitor_id.isascii():
+            lanes = self._code_unit_lanes
+            for u in visitor_id.encode("ascii"):
+                h = ((h ^ lanes[u]) * prime) & mask
+        else:  # not remembered: up to 65,536 units
+            ones = self._ones
+            for u in _code_units(visitor_id):
+                h = ((h ^ (u * ones)) * prime) & mask
+        # second round over str(h): q = h // 10**6 picks the leading digits' state from the table ...
+        q = ((((h >> 6) & self._low26) * _DIV_15625) >> 40) & self._low20
+        quotients = memoryview(q.to_bytes(size, order)).cast("Q")
+        g = int.from_bytes(b"".join(map(_PREFIX_BYTES.__getitem__, quotients)), order)
+        # ... and the last six digits of r = h % 10**6 are hashed, the most significant first
+        r = h - q * 1_000_000
+        digits = []
+        for _ in range(5):
+            q = ((r * _DIV_10) >> 24) & self._low20
+            digits.append(r - q * 10)
+            r = q
+        zero = self._digit_lanes
+        g = ((g ^ zero ^ r) * prime) & mask
+        for d in reversed(digits):
+            g = ((g ^ zero ^ d) * prime) & mask
+        states = memoryview(g.to_bytes(size, order)).cast("Q")
+        out.update(
+            zip(
+                self._keys,
+                map(operator.lt, map(operator.mod, states, _TEN_THOUSANDS), self._thresholds),
+                strict=True,
+            )
+        )
+        if (h + self._below_million) & self._high_bits != self._high_bits:  # a lane with fewer digits
+            firsts = memoryview(h.to_bytes(size, order)).cast("Q")
+            for i, state in enumerate(firsts):
+                if state < 1_000_000:
+                    bucket = _fnv1a32_from(FNV_OFFSET, b"%d" % state) % 10000
+                    out[self._keys[i]] = bucket < self._thresholds[i]
+        return out
+
+
+_flag_set = functools.lru_cache(maxsize=64)(FlagSet)
+
+
+def flags_enabled(flags: Sequence[tuple[str, float, bool]], visitor_id: str) -> dict[str, bool]:
+    """Every flag ``(key, rollout_percentage, active)`` on or off for a visitor, as :func:`flag_enabled`.
+
+    The same as ``{key: flag_enabled(key, rollout, visitor_id, active) for key, rollout, active in
+    flags}``, several times faster per flag: the flags are hashed together (see :class:`FlagSet`,
+    prepared once per distinct ``flags`` and cached; keep a :class:`FlagSet` to skip the lookup).
+    """
+    return _flag_set(tuple(flags))(visitor_id)
 
 
 # --- multivariate tests --------------------------------------------------------------------------

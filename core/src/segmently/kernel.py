@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from segmently.db.engine import Database
 from segmently.domain.sites.keys import SiteKeys
+from segmently.geo import Countries
 from segmently.mail import Mailer
 from segmently.outbox import OutboxDispatcher
 from segmently.plugins.host import PluginHost
@@ -24,3 +25,4 @@ class Kernel:
     plans: PlansTable
     mailer: Mailer
     site_keys: SiteKeys
+    countries: Countries

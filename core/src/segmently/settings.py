@@ -47,6 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     password_min_length: int = 8
     mail: MailSettings = MailSettings()
     country_header: str | None = None
+    geoip_db: Path | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -105,7 +106,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         country_header = get("COUNTRY_HEADER")
         if country_header and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", country_header):
             raise SettingsError(f"SEGMENTLY_COUNTRY_HEADER={country_header!r} is not a header name")
+        geoip = get("GEOIP_DB")
+        geoip_db = Path(geoip).expanduser() if geoip else None
+        if geoip_db is not None and not geoip_db.is_file():
+            raise SettingsError(f"SEGMENTLY_GEOIP_DB={geoip}: no such file (a MaxMind .mmdb database)")
         return cls(
+            geoip_db=geoip_db,
             country_header=country_header,
             mail=MailSettings.from_env(env),
             bcrypt_rounds=rounds,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import msgspec
 import pytest
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
 
 from segmently.app import create_app
 from segmently.assignment import hash_v2
@@ -198,3 +202,30 @@ async def test_a_write_on_one_node_is_served_by_every_node_at_once(
         after = await b.get("/api/v1/sdk/config", headers={**key, "If-None-Match": before.headers["etag"]})
         assert after.status_code == 200
         assert [e["id"] for e in after.json()["experiments"]] == [exp["id"]]
+
+
+def write_country_db(path: Path) -> None:
+    """A tiny MaxMind Country database: 127.0.0.0/8 is in France."""
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-Country")
+    writer.insert_network(IPSet(["127.0.0.0/8"]), {"country": {"iso_code": "FR", "names": {"en": "France"}}})
+    writer.to_db_file(str(path))
+
+
+async def test_country_from_a_maxmind_database(
+    client: httpx.AsyncClient,
+    database_url: str,
+    settings,
+    plugins,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    _, site = await owner_site(client, database_url)
+    key = {"X-API-Key": site["api_key"]}
+    write_country_db(tmp_path / "country.mmdb")
+    with_db = msgspec.structs.replace(
+        settings, geoip_db=tmp_path / "country.mmdb", country_header="CF-IPCountry"
+    )
+    async with serve_app(create_app(with_db, plugins)) as base, httpx.AsyncClient(base_url=base) as c:
+        assert (await c.get("/api/v1/sdk/config", headers=key)).json()["country"] == "FR"  # loopback → FR
+        assert (await c.get("/api/v1/sdk/config", headers={**key, "CF-IPCountry": "JP"})).json()[
+            "country"
+        ] == "JP"

@@ -19,7 +19,7 @@ from segmently.domain.sdk.config import ConfigCache
 from segmently.http.access import SITE, current_site
 from segmently.http.deps import DbSession, KernelState
 from segmently.http.errors import field_error
-from segmently.http.protection import rate_limit
+from segmently.http.protection import RateLimits, rate_limit
 from segmently.kernel import Kernel
 from segmently.targeting import AttributeRule, UrlRule
 
@@ -63,11 +63,8 @@ class AssignOut(msgspec.Struct):
 
 
 def country_of(request: Request[Any, Any, Any], kernel: Kernel) -> str | None:
-    """The visitor's country from the trusted proxy header, if one is configured."""
-    header = kernel.settings.country_header
-    value = request.headers.get(header) if header else None
-    value = (value or "").strip().upper()
-    return value if len(value) == 2 and value.isalpha() and value != "XX" else None
+    """The visitor's country: the trusted proxy header, else the client IP in the MaxMind database."""
+    return kernel.countries.of(request, RateLimits.of(request.app).client_ip(request.scope))
 
 
 def rules_of(experiment: Experiment, variants: list[Variant]) -> assignment.ExperimentRules:
@@ -212,9 +209,5 @@ class SdkController(Controller):
                 )
             )
         ).all()
-        return {
-            "flags": {
-                key: assignment.flag_enabled(key, rollout, visitor_id, status == "active")
-                for key, status, rollout in rows
-            }
-        }
+        flags = [(key, rollout, status == "active") for key, status, rollout in rows]
+        return {"flags": assignment.flags_enabled(flags, visitor_id)}
