@@ -6,9 +6,12 @@ import asyncio
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from segmently_dummy import plugin as dummy
 
+from segmently.app import create_app
+from tests.conftest import serve_app
 from tests.core.accounts.test_auth import bearer, signup
 from tests.core.accounts.test_team import set_plan
 
@@ -284,3 +287,45 @@ async def test_idempotency_key_makes_a_double_submit_create_one_experiment(
     assert len((await client.get(url, headers=h)).json()["items"]) == 1
     reused = await client.post(url, json=hero(name="Other"), headers={**h, "Idempotency-Key": "form-123"})
     assert reused.status_code == 422
+
+
+async def test_every_feature_gate_names_its_plan(
+    database_url: str,
+    settings,
+    plugins,
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    # the defaults put these features on Professional, the lowest plan with experiments at all;
+    # moving them up one plan shows each gate on its own
+    plans = tmp_path / "plans.toml"
+    plans.write_text(
+        "[plans.professional]\nexperiments = 10\n[features]\n"
+        '"experiments.behavioral_targeting" = "business"\n'
+        '"experiments.attribute_targeting" = "business"\n"experiments.funnels" = "business"\n'
+    )
+    app = create_app(msgspec.structs.replace(settings, plans_file=plans), plugins)
+    async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as client:
+        h, site = await owner_site(client, database_url, plan="professional")
+        url = f"/api/v1/projects/{site['id']}/experiments"
+        gated = {
+            "Behavioral targeting": {"audience": {"triggers": {"time_seconds": 30}}},
+            "Referral": {"audience": {"referral_sources": ["paid"]}},
+            "Attribute targeting": {"audience": {"attribute_rules": [{"key": "plan", "operator": "exists"}]}},
+            "Funnel": {
+                "funnels": [{"name": "F", "steps": [{"label": "A", "url": "/"}, {"label": "B", "url": "/b"}]}]
+            },
+            "Scheduling": {"advanced": {"end_at": "2030-01-01T00:00:00Z"}},
+            "Multivariate": {
+                "type": "mvt",
+                "variants": [],
+                "sections": [
+                    {"name": "S", "variations": [{"key": "a", "name": "A"}, {"key": "b", "name": "B"}]}
+                ],
+            },
+        }
+        for what, change in gated.items():
+            r = await client.post(url, json=hero(**change), headers=h)
+            assert r.status_code == 402, (what, r.text)
+            assert "Business" in r.json()["detail"], (what, r.json())
+        assert (await client.get(url, headers=h)).json()["items"] == []
+        assert (await client.post(url, json=hero(), headers=h)).status_code == 201  # plain A/B is fine
