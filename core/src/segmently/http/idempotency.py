@@ -3,16 +3,12 @@
 Creates: a client that is unsure whether its create went through sends it again with the
 same ``Idempotency-Key`` header and gets the first answer back instead of a second object.
 The first answer is stored with a fingerprint of the request (method, path, body) in the
-same transaction as the object, so the two exist together or not at all::
+same transaction as the object, so the two exist together or not at all. Routes use
+:class:`IdempotentCreate`, which strings the pieces below together::
 
-    key = idempotency_key(header)
-    fp = fingerprint(request.method, request.url.path, data)
-    if key and (replay := await replay_or_none(session, org_id, key, fp)):
-        return replay  # (status code, body) of the first request
-    ...create, flush...
-    if key:
-        remember(session, org_id, key, fp, 201, body)
-        await flush_remembered(session)
+    idem = IdempotentCreate(header)  # 400 on a malformed key, before any other check
+    ...tenancy, plan checks...
+    status, out = await idem.run(session, org_id, request, data, create=make_it, replay=load_stored)
 
 Updates: objects carry a ``version``; responses send it as ``ETag: "<version>"``, and an
 update whose ``If-Match`` names another version is refused with 412 and the current
@@ -22,11 +18,13 @@ version (:func:`check_if_match`) instead of overwriting someone else's change.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.status_codes import HTTP_201_CREATED
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +39,8 @@ IF_MATCH = "If-Match"
 MAX_KEY_LENGTH = 200
 KEY_REUSED = "Idempotency-Key reused with a different request"
 KEY_IN_FLIGHT = "A request with this Idempotency-Key is still being processed; send it again in a moment"
+
+T = TypeVar("T")
 
 
 class IdempotencyKeyReused(HTTPException):
@@ -220,3 +220,54 @@ async def flush_remembered(session: AsyncSession) -> None:
         await session.flush()
     except IntegrityError:
         raise IdempotencyKeyInFlight(detail=KEY_IN_FLIGHT) from None
+
+
+class IdempotentCreate:
+    """One create route's ``Idempotency-Key`` handling: replay the first answer or create and remember.
+
+    Construct it first (the key is checked then, so a malformed one is a 400 before anything
+    else), do the route's own checks, then :meth:`run` the create.
+    """
+
+    def __init__(self, header: str | None) -> None:
+        """Check the raw ``Idempotency-Key`` header.
+
+        Raises:
+            ValidationException: 400 on ``Idempotency-Key`` when it is blank or too long.
+        """
+        self.key = idempotency_key(header)
+
+    async def run(
+        self,
+        session: AsyncSession,
+        org_id: str,
+        request: Request[Any, Any, Any],
+        data: Any,
+        create: Callable[[], Awaitable[T]],
+        replay: Callable[[dict[str, Any]], T],
+        status: int = HTTP_201_CREATED,
+    ) -> tuple[int, T]:
+        """``(status, object)``: the stored first answer to this key, or ``create()``'s new object.
+
+        Args:
+            session: The request's session; the answer is stored in its transaction.
+            org_id: The organization the key belongs to.
+            request: The request (its method and path go into the fingerprint).
+            data: The decoded request body.
+            create: Makes and flushes the object, returning the response body (a msgspec Struct).
+            replay: Turns a stored body back into the response object.
+            status: The status code of a fresh create.
+
+        Raises:
+            IdempotencyKeyReused: 422 when the key was used for a different request.
+            IdempotencyKeyInFlight: 409 when a concurrent request stored the same key first.
+        """
+        fp = fingerprint(request.method, request.url.path, data)
+        if self.key is not None and (stored := await replay_or_none(session, org_id, self.key, fp)):
+            stored_status, body = stored
+            return stored_status, replay(body)
+        out = await create()
+        if self.key is not None:
+            remember(session, org_id, self.key, fp, status, msgspec.to_builtins(out))
+            await flush_remembered(session)
+        return status, out

@@ -15,13 +15,7 @@ from segmently.domain.experiments import schemas, services
 from segmently.domain.sites.services import get_site
 from segmently.http.access import ADMIN
 from segmently.http.deps import CurrentActor, DbSession, IdempotencyKey, IfMatch, KernelState
-from segmently.http.idempotency import (
-    fingerprint,
-    flush_remembered,
-    idempotency_key,
-    remember,
-    replay_or_none,
-)
+from segmently.http.idempotency import IdempotentCreate
 from segmently.http.pagination import Page, paginate
 
 
@@ -51,18 +45,23 @@ class SiteExperimentsController(Controller):
         With an ``Idempotency-Key`` header, repeating the request returns the first answer instead
         of a second experiment (a double-submitted form creates one object).
         """
-        key = idempotency_key(idempotency)
+        idem = IdempotentCreate(idempotency)
         site = await get_site(db_session, actor, project_id)
-        fp = fingerprint(request.method, request.url.path, data)
-        if key is not None and (replay := await replay_or_none(db_session, actor.organization_id, key, fp)):
-            status, body = replay
-            return _etag(msgspec.convert(body, schemas.ExperimentOut), status)
-        experiment, warnings = await services.create(db_session, kernel, actor, site, data)
-        out = services.to_out(experiment, await services.variants_of(db_session, experiment.id), warnings)
-        if key is not None:
-            remember(db_session, actor.organization_id, key, fp, HTTP_201_CREATED, msgspec.to_builtins(out))
-            await flush_remembered(db_session)
-        return _etag(out, HTTP_201_CREATED)
+
+        async def create() -> schemas.ExperimentOut:
+            experiment, warnings = await services.create(db_session, kernel, actor, site, data)
+            variants = await services.variants_of(db_session, experiment.id)
+            return services.to_out(experiment, variants, warnings)
+
+        status, out = await idem.run(
+            db_session,
+            actor.organization_id,
+            request,
+            data,
+            create=create,
+            replay=lambda body: msgspec.convert(body, schemas.ExperimentOut),
+        )
+        return _etag(out, status)
 
     @get("/", operation_id="listExperiments")
     async def list_experiments(

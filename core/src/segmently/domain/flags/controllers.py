@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -22,12 +21,8 @@ from segmently.http.access import ADMIN
 from segmently.http.deps import CurrentActor, DbSession, IdempotencyKey, IfMatch, KernelState
 from segmently.http.idempotency import (
     VERSION_HANDLERS,
+    IdempotentCreate,
     etag,
-    fingerprint,
-    flush_remembered,
-    idempotency_key,
-    remember,
-    replay_or_none,
 )
 from segmently.http.pagination import Page, paginate
 from segmently.tiers.guards import require_feature_for
@@ -59,18 +54,17 @@ class FlagController(Controller):
         idempotency: IdempotencyKey = None,
     ) -> Response[schemas.FlagOut]:
         """Create a flag (Professional+); with an ``Idempotency-Key`` a repeat returns the first answer."""
-        key = idempotency_key(idempotency)
+        idem = IdempotentCreate(idempotency)
         site = await get_site(db_session, actor, project_id)
         await require_feature_for(kernel, actor.organization, FEATURE)
-        fp = fingerprint(request.method, request.url.path, data)
-        if key is not None and (replay := await replay_or_none(db_session, actor.organization_id, key, fp)):
-            status, body = replay
-            return _with_etag(services.out_from_stored(body), status)
-        out = services.flag_out(await services.create_flag(db_session, site, data))
-        if key is not None:
-            remember(db_session, actor.organization_id, key, fp, HTTP_201_CREATED, msgspec.to_builtins(out))
-            await flush_remembered(db_session)
-        return _with_etag(out, HTTP_201_CREATED)
+
+        async def create() -> schemas.FlagOut:
+            return services.flag_out(await services.create_flag(db_session, site, data))
+
+        status, out = await idem.run(
+            db_session, actor.organization_id, request, data, create=create, replay=services.out_from_stored
+        )
+        return _with_etag(out, status)
 
     @get("/projects/{project_id:str}/flags", operation_id="listFlags")
     async def list_flags(
