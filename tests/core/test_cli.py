@@ -72,10 +72,40 @@ def test_plugins_list_shows_disabled_and_broken_plugins(tmp_path: Path) -> None:
 
 
 def test_plugins_list_for_one_organization(tmp_path: Path) -> None:
-    r = run("plugins", "list", "--org", "org-123", "--json", env=clean_env(SEGMENTLY_DATA_DIR=str(tmp_path)))
+    import asyncio
+
+    from segmently.db.engine import Database
+    from segmently.db.models import Organization, Site, SiteSettings
+
+    env = clean_env(SEGMENTLY_DATA_DIR=str(tmp_path), SEGMENTLY_SECRET_KEY=SECRET)
+    assert run("migrate", env=env).returncode == 0
+
+    async def seed() -> str:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'segmently.db'}")
+        async with db.session() as s:
+            org = Organization(name="Acme", plan="free")
+            s.add(org)
+            await s.flush()
+            site = Site(
+                organization_id=org.id, name="Shop", url="https://shop.example.com", api_key="seg_live_x"
+            )
+            s.add(site)
+            await s.flush()
+            s.add(SiteSettings(site_id=site.id, settings={"plugins": {"dummy": False}}))
+        await db.dispose()
+        return org.id
+
+    org_id = asyncio.run(seed())
+    r = run("plugins", "list", "--org", org_id, "--json", env=env)
     assert r.returncode == 0, r.stderr
     rows = {p["name"]: p for p in json.loads(r.stdout)}
-    assert rows["heatmaps"]["on_for_org"] is True  # the kernel default entitles everything
+    assert rows["heatmaps"]["on_for_org"] is False  # Free does not include heatmaps
+    assert rows["billing"]["on_for_org"] is True
+    assert rows["dummy"]["on_for_org"] is True and rows["dummy"]["on_for_sites"] == {"Shop": False}
+    table = run("plugins", "list", "--org", org_id, env=env)
+    assert "site Shop" in table.stdout
+    unknown = run("plugins", "list", "--org", "nope", env=env)
+    assert unknown.returncode == 2 and "no organization" in unknown.stderr
 
 
 def test_server_starts_without_a_plugin_that_fails_to_load(tmp_path: Path, start) -> None:  # type: ignore[no-untyped-def]

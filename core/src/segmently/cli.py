@@ -6,7 +6,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import msgspec
@@ -14,6 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from segmently.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from segmently.plugins import PluginHost
 
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True)
@@ -128,12 +131,15 @@ def plugins() -> None:
 
 
 @plugins.command("list")
-@click.option("--org", "org_id", default=None, help="Also show the states for one organization.")
+@click.option(
+    "--org", "org_id", default=None, help="Also show the states for one organization and its sites."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins_list(org_id: str | None, as_json: bool) -> None:
     """List installed plugins: version, enabled here, load errors, features and plans.
 
-    Needs no database or settings, unless ``--org`` is given.
+    Needs no database or settings, unless ``--org`` is given: then it adds whether the
+    organization's plan includes each plugin, and each site's switch.
     """
     import os
 
@@ -141,34 +147,57 @@ def plugins_list(org_id: str | None, as_json: bool) -> None:
 
     disabled = {p.strip() for p in os.environ.get("SEGMENTLY_DISABLED_PLUGINS", "").split(",") if p.strip()}
     host = PluginHost.load(disabled)
-    switched_on: frozenset[str] | None = None
+    org_on: frozenset[str] | None = None
+    sites_on: dict[str, frozenset[str]] = {}
     if org_id is not None:
-        settings = _settings()
-        switched_on = asyncio.run(host.switched_on(org_id))
-        del settings
+        org_on, sites_on = asyncio.run(_org_states(_settings(), host, org_id))
     if as_json:
-        rows = [
-            {
-                **msgspec.to_builtins(info),
-                **({"on_for_org": info.name in switched_on} if switched_on is not None else {}),
-            }
-            for info in host.infos
-        ]
+        rows = []
+        for info in host.infos:
+            row = msgspec.to_builtins(info)
+            if org_on is not None:
+                row["on_for_org"] = info.name in org_on
+                row["on_for_sites"] = {site: info.name in on for site, on in sites_on.items()}
+            rows.append(row)
         click.echo(msgspec.json.encode(rows).decode())
         return
     table = Table(title="Segmently plugins", show_lines=True)
     for column in ("plugin", "version", "on this server", "features (minimum plan)"):
         table.add_column(column)
-    if switched_on is not None:
-        table.add_column(f"on for org {org_id}")
+    if org_on is not None:
+        table.add_column(f"plan of org {org_id}")
+        for site in sites_on:
+            table.add_column(f"site {site}")
     for info in host.infos:
         state = "enabled" if info.enabled else f"error: {info.error}" if info.error else "disabled"
         features = "\n".join(f"{f.key} ({f.min_plan})" for f in info.features) or "-"
-        row = [info.name, f"{info.distribution} {info.version}", state, features]
-        if switched_on is not None:
-            row.append("yes" if info.name in switched_on else "no")
-        table.add_row(*row)
-    Console(width=140).print(table)
+        cells = [info.name, f"{info.distribution} {info.version}", state, features]
+        if org_on is not None:
+            cells.append("on" if info.name in org_on else "off")
+            cells += ["on" if info.name in on else "off" for on in sites_on.values()]
+        table.add_row(*cells)
+    Console(width=160).print(table)
+
+
+async def _org_states(
+    settings: Settings, host: PluginHost, org_id: str
+) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """Plugins on for the organization (entitlement), and for each of its sites (plus switches)."""
+    from sqlalchemy import select
+
+    from segmently.app import create_app
+    from segmently.db.models import Organization, Site
+
+    kernel = create_app(settings, host).state.kernel
+    try:
+        async with kernel.db.session() as session:
+            if await session.get(Organization, org_id) is None:
+                _fail(f"no organization with id {org_id!r}")
+            sites = list((await session.scalars(select(Site).where(Site.organization_id == org_id))).all())
+        on = await host.switched_on(org_id)
+        return on, {site.name: await host.switched_on(org_id, site.id) for site in sites}
+    finally:
+        await kernel.db.dispose()
 
 
 @main.group()
