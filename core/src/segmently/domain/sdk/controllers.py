@@ -110,7 +110,7 @@ class SdkController(Controller):
         built = await cache.get(db_session, kernel, site, country, slug)
         if built is None:
             raise NotFoundException("This site no longer exists")
-        headers = {"ETag": built.etag, "Cache-Control": "no-cache"}
+        headers = {"ETag": built.etag, "Cache-Control": "private, no-cache"}  # per visitor country
         if kernel.settings.country_header:
             headers["Vary"] = kernel.settings.country_header
         if request.headers.get("if-none-match") == built.etag:
