@@ -85,6 +85,26 @@ class SiteExperimentsController(Controller):
         return Page(items=items, next_cursor=next_cursor)
 
 
+def _lifecycle_action(action: str, summary: str) -> Any:
+    """A ``POST /{action}`` handler moving the experiment through its lifecycle (one per action)."""
+
+    async def act(
+        self: ExperimentController,
+        experiment_id: FromPath[str],
+        actor: CurrentActor,
+        db_session: DbSession,
+        kernel: KernelState,
+        if_match: IfMatch = None,
+    ) -> Response[schemas.ExperimentOut]:
+        experiment = await services.get(db_session, actor, experiment_id)
+        await services.transition(db_session, kernel, actor, experiment, action, if_match)
+        return _etag(services.to_out(experiment, await services.variants_of(db_session, experiment.id)))
+
+    act.__name__ = act.__qualname__ = action
+    act.__doc__ = summary
+    return post(f"/{action}", operation_id=f"{action}Experiment", status_code=200)(act)
+
+
 class ExperimentController(Controller):
     """One experiment: read, change, move through its lifecycle, delete."""
 
@@ -123,75 +143,10 @@ class ExperimentController(Controller):
         """Delete the experiment and its data for good (admins)."""
         await services.delete(db_session, await services.get(db_session, actor, experiment_id))
 
-    async def _act(
-        self,
-        action: str,
-        experiment_id: str,
-        actor: CurrentActor,
-        db_session: DbSession,
-        kernel: KernelState,
-        if_match: str | None,
-    ) -> Response[schemas.ExperimentOut]:
-        experiment = await services.get(db_session, actor, experiment_id)
-        await services.transition(db_session, kernel, actor, experiment, action, if_match)
-        return _etag(services.to_out(experiment, await services.variants_of(db_session, experiment.id)))
-
-    @post("/start", operation_id="startExperiment", status_code=200)
-    async def start(
-        self,
-        experiment_id: FromPath[str],
-        actor: CurrentActor,
-        db_session: DbSession,
-        kernel: KernelState,
-        if_match: IfMatch = None,
-    ) -> Response[schemas.ExperimentOut]:
-        """Draft → live (MVT cells are generated now)."""
-        return await self._act("start", experiment_id, actor, db_session, kernel, if_match)
-
-    @post("/pause", operation_id="pauseExperiment", status_code=200)
-    async def pause(
-        self,
-        experiment_id: FromPath[str],
-        actor: CurrentActor,
-        db_session: DbSession,
-        kernel: KernelState,
-        if_match: IfMatch = None,
-    ) -> Response[schemas.ExperimentOut]:
-        """Live → paused (data is kept)."""
-        return await self._act("pause", experiment_id, actor, db_session, kernel, if_match)
-
-    @post("/resume", operation_id="resumeExperiment", status_code=200)
-    async def resume(
-        self,
-        experiment_id: FromPath[str],
-        actor: CurrentActor,
-        db_session: DbSession,
-        kernel: KernelState,
-        if_match: IfMatch = None,
-    ) -> Response[schemas.ExperimentOut]:
-        """Paused → live."""
-        return await self._act("resume", experiment_id, actor, db_session, kernel, if_match)
-
-    @post("/archive", operation_id="archiveExperiment", status_code=200)
-    async def archive(
-        self,
-        experiment_id: FromPath[str],
-        actor: CurrentActor,
-        db_session: DbSession,
-        kernel: KernelState,
-        if_match: IfMatch = None,
-    ) -> Response[schemas.ExperimentOut]:
-        """Any state → archived."""
-        return await self._act("archive", experiment_id, actor, db_session, kernel, if_match)
-
-    @post("/reinstate", operation_id="reinstateExperiment", status_code=200)
-    async def reinstate(
-        self,
-        experiment_id: FromPath[str],
-        actor: CurrentActor,
-        db_session: DbSession,
-        kernel: KernelState,
-        if_match: IfMatch = None,
-    ) -> Response[schemas.ExperimentOut]:
-        """Archived → draft (counts against the plan's experiment limit again)."""
-        return await self._act("reinstate", experiment_id, actor, db_session, kernel, if_match)
+    start = _lifecycle_action("start", "Draft → live (MVT cells are generated now).")
+    pause = _lifecycle_action("pause", "Live → paused (data is kept).")
+    resume = _lifecycle_action("resume", "Paused → live.")
+    archive = _lifecycle_action("archive", "Any state → archived.")
+    reinstate = _lifecycle_action(
+        "reinstate", "Archived → draft (counts against the plan's experiment limit again)."
+    )
