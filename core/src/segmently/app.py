@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import segmently.db.models  # noqa: F401  (kernel tables on the metadata)
 from segmently import __version__
+from segmently.db.base import utcnow
 from segmently.db.engine import Database
 from segmently.db.migrate import ensure_migrated
 from segmently.domain.accounts.controllers import AuthController, MeController
@@ -29,6 +30,8 @@ from segmently.domain.accounts.org_controllers import (
     TeamController,
 )
 from segmently.domain.accounts.reset import PasswordResetController
+from segmently.domain.events.controllers import EventsController
+from segmently.domain.events.partitions import ensure_partitions
 from segmently.domain.experiments.controllers import ExperimentController, SiteExperimentsController
 from segmently.domain.flags.controllers import FlagController
 from segmently.domain.manage.controllers import ManageController
@@ -108,6 +111,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         except BaseException:
             await db.dispose()
             raise
+        await ensure_partitions(db, utcnow())
         await kernel.outbox.start()
         log.info(
             "segmently %s started",
@@ -141,6 +145,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         ExperimentController,
         ManageController,
         SdkController,
+        EventsController,
         *plugin_routers(host.routes()),
     ]
     return Litestar(

@@ -15,6 +15,7 @@ from segmently.app import create_app
 from segmently.db.base import Base
 from segmently.db.engine import Database
 from segmently.db.migrate import NotMigratedError, ensure_migrated, upgrade
+from segmently.db.models.events import PARTITION_NAME
 from segmently.plugins import PluginHost
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -32,7 +33,9 @@ def _diff(conn: Connection) -> list[object]:
         conn,
         opts={
             "compare_type": True,
-            "include_name": lambda n, t, _p: not (t == "table" and n and n.startswith("alembic_version")),
+            "include_name": lambda n, t, _p: not (
+                t == "table" and n and (n.startswith("alembic_version") or PARTITION_NAME.match(n))
+            ),
         },
     )
     return list(compare_metadata(ctx, Base.metadata))

@@ -12,6 +12,7 @@ from sqlalchemy.pool import NullPool
 import segmently.db.models  # noqa: F401  (kernel tables on the metadata)
 from segmently.db.base import Base
 from segmently.db.engine import create_engine
+from segmently.db.models.events import PARTITION_NAME
 
 config = context.config
 branch = config.attributes["branch"]
@@ -22,7 +23,7 @@ def include_name(name: str | None, type_: str, _parent: Any) -> bool:
     """Autogenerate compares only this branch's tables (a plugin's start with its name)."""
     if type_ != "table" or name is None:
         return True
-    if name.startswith("alembic_version"):
+    if name.startswith("alembic_version") or PARTITION_NAME.match(name):
         return False
     if branch.table_prefix:
         return name.startswith(branch.table_prefix)

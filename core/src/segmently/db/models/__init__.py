@@ -9,6 +9,7 @@ from segmently.db.models.accounts import (
     Site,
     User,
 )
+from segmently.db.models.events import Event, EventKey, ExperimentConversion, FunnelProgress, MonthlyVisitor
 from segmently.db.models.experiments import (
     Experiment,
     ExperimentVisitor,
@@ -20,13 +21,18 @@ from segmently.db.models.experiments import (
 from segmently.db.models.outbox import OutboxEvent
 
 __all__ = [
+    "Event",
+    "EventKey",
     "Experiment",
+    "ExperimentConversion",
     "ExperimentVisitor",
     "Flag",
+    "FunnelProgress",
     "IdempotentRequest",
     "Invitation",
     "ManagementKey",
     "Membership",
+    "MonthlyVisitor",
     "Organization",
     "OutboxEvent",
     "PasswordReset",

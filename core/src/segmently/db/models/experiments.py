@@ -50,6 +50,7 @@ class Experiment(Base):
     end_at: Mapped[dt.datetime | None]
     activated_at: Mapped[dt.datetime | None]
     winner_alert_sent: Mapped[bool] = mapped_column(default=False)
+    sequential_tuning: Mapped[float] = mapped_column(default=5000.0)  # fixed at launch (ARCHITECTURE.md §5)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -67,6 +68,7 @@ class Variant(Base):
     weight: Mapped[float]
     position: Mapped[int]
     changes: Mapped[dict[str, Any]]  # {"changes": [...]}, in the order they apply
+    sequential_p_min: Mapped[float | None]  # running minimum of the always-valid p-value vs control
 
 
 class ExperimentVisitor(Base):
@@ -76,14 +78,19 @@ class ExperimentVisitor(Base):
     __table_args__ = (
         UniqueConstraint("experiment_id", "visitor_id", name="uq_experiment_visitors_experiment_visitor"),
         Index("ix_experiment_visitors_experiment_variant", "experiment_id", "variant_id"),
+        Index("ix_experiment_visitors_site_id_visitor_id", "site_id", "visitor_id"),
     )
 
     id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
     experiment_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("experiments.id", ondelete="CASCADE"))
     variant_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("variants.id", ondelete="CASCADE"))
-    site_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("sites.id", ondelete="CASCADE"))
     visitor_id: Mapped[str] = mapped_column(String(200))
     assigned_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # engagement after assignment: time on page of non-bounce page views, and whether it bounced
+    time_on_page_s: Mapped[float] = mapped_column(default=0.0)
+    time_on_page_n: Mapped[int] = mapped_column(default=0)
+    bounced: Mapped[bool] = mapped_column(default=False)
 
 
 class Flag(Base):

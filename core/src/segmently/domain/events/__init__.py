@@ -1,0 +1,1 @@
+"""Visitor events: ingestion, the live feed, analytics and visitors' data rights."""

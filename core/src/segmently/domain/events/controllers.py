@@ -1,0 +1,85 @@
+"""``POST /api/v1/events/track`` and ``/api/v1/events/batch``: the snippet's and SDKs' events.
+
+The site key comes in ``X-API-Key``, or (``sendBeacon`` cannot set headers) as
+``api_key`` in the query or the body; ``text/plain`` bodies holding JSON are accepted.
+The 202 answer is sent after the commit; plugins hear of the events afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, post
+from litestar.background_tasks import BackgroundTask
+
+from segmently.domain.events.ingest import Ingestor
+from segmently.domain.events.schemas import MAX_BATCH_BYTES, MAX_TRACK_BYTES, BatchIn, EventIn, TrackIn
+from segmently.domain.sites.keys import key_from
+from segmently.http.access import PUBLIC
+from segmently.http.errors import field_error, from_msgspec
+from segmently.http.protection import CSRF_EXEMPT_OPT, EMBEDDABLE_OPT, rate_limit
+from segmently.kernel import Kernel
+
+EVENTS_OPT = {**PUBLIC, EMBEDDABLE_OPT: True, CSRF_EXEMPT_OPT: True}
+"""The key is checked in the handler: it may sit in the body, which a guard cannot read."""
+
+_BATCH = msgspec.json.Decoder(BatchIn)
+_TRACK = msgspec.json.Decoder(TrackIn)
+_ENCODE = msgspec.json.Encoder()
+
+
+def ingestor_of(request: Request[Any, Any, Any]) -> Ingestor:
+    """The app's ingestor (built on first use: plugin event types are known by then)."""
+    state = request.app.state
+    found: Ingestor | None = state.get("ingestor")
+    if found is None:
+        found = state["ingestor"] = Ingestor(request.app.state.kernel)
+    return found
+
+
+async def _ingest(
+    request: Request[Any, Any, Any], events: list[EventIn], body_key: str | None
+) -> Response[bytes]:
+    kernel: Kernel = request.app.state.kernel
+    site = await kernel.site_keys.require(key_from(request) or body_key)
+    ingestor = ingestor_of(request)
+    out, stored = await ingestor.ingest(site, events)
+    return Response(
+        _ENCODE.encode(out),
+        status_code=202,
+        media_type="application/json",
+        background=BackgroundTask(ingestor.notify, site, stored) if stored else None,
+    )
+
+
+class EventsController(Controller):
+    """Visitor events in; see ``docs/events.md`` for what is refused and how it is counted."""
+
+    path = "/api/v1/events"
+    tags = ["public API"]
+    opt = EVENTS_OPT
+    middleware = [rate_limit("public")]
+
+    @post("/batch", operation_id="ingestBatch", status_code=202, request_max_body_size=MAX_BATCH_BYTES)
+    async def batch(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        """Up to 500 events (≤ 1 MB) in one transaction; 202 with accepted, duplicate and refused counts."""
+        try:
+            data = _BATCH.decode(await request.body())
+        except msgspec.ValidationError as exc:
+            raise from_msgspec(exc) from None
+        except msgspec.DecodeError as exc:
+            raise field_error("body", f"Malformed JSON: {exc}") from None
+        return await _ingest(request, data.events, data.api_key)
+
+    @post("/track", operation_id="ingestEvent", status_code=202, request_max_body_size=MAX_TRACK_BYTES)
+    async def track(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        """One event; the same rules as a batch of one."""
+        try:
+            data = _TRACK.decode(await request.body())
+        except msgspec.ValidationError as exc:
+            raise from_msgspec(exc) from None
+        except msgspec.DecodeError as exc:
+            raise field_error("body", f"Malformed JSON: {exc}") from None
+        fields = {f: getattr(data, f) for f in EventIn.__struct_fields__}
+        return await _ingest(request, [EventIn(**fields)], data.api_key)

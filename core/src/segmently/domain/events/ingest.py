@@ -1,0 +1,703 @@
+"""The ingestion pipeline: validate, refuse per policy, then one transaction per batch.
+
+In that transaction: client event ids (dedupe), the monthly visitor cap of capped
+plans, the events themselves (``COPY`` on PostgreSQL, ``executemany`` on SQLite),
+assignment upserts into ``experiment_visitors``, and the attribution of conversions,
+engagement and funnel progress to every experiment the visitor was assigned to
+before the event happened (ARCHITECTURE.md §3). The caller answers only after the
+commit, so every read that follows sees the events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
+from urllib.parse import urlsplit
+
+import msgspec
+from sqlalchemy import Table, bindparam, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from segmently.db.base import new_id, utcnow
+from segmently.db.models import (
+    Event,
+    EventKey,
+    Experiment,
+    ExperimentConversion,
+    ExperimentVisitor,
+    FunnelProgress,
+    MonthlyVisitor,
+    Variant,
+)
+from segmently.domain.events.schemas import (
+    BOUNCE_SECONDS,
+    KERNEL_EVENT_TYPES,
+    ConversionData,
+    EventIn,
+    IngestOut,
+    TimeOnPageData,
+    revenue_of,
+)
+from segmently.domain.sites.keys import SiteKey
+from segmently.hookspecs import EventType, IngestedEvent, SiteRef
+from segmently.http.errors import field_error, from_msgspec
+from segmently.kernel import Kernel
+from segmently.tiers.plans import EXPERIMENTS_FUNNELS, is_plan_name
+
+log = logging.getLogger(__name__)
+
+MAX_AGE: Final = dt.timedelta(days=30)
+"""Older client timestamps are refused (``timestamp_too_old``); future ones are clamped to now."""
+
+NO_GOAL_ID: Final = "conversion"
+"""Goal id conversions are credited to when an experiment defines no goal."""
+
+EVENT_COLUMNS: Final = (
+    "id",
+    "created_at",
+    "site_id",
+    "event_name",
+    "visitor_id",
+    "session_id",
+    "experiment_id",
+    "variant_id",
+    "event_data",
+    "url",
+    "device_type",
+    "client_event_id",
+)
+_COPY_EVENTS: Final = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
+_NEW_KEYS_PG: Final = (
+    "INSERT INTO event_keys (site_id, event_id, created_at) "
+    "SELECT %s, k, %s FROM unnest(%s::text[]) AS k ON CONFLICT DO NOTHING RETURNING event_id"
+)
+
+
+EVENTS: Final = cast(Table, Event.__table__)
+EVENT_KEYS: Final = cast(Table, EventKey.__table__)
+CONVERSIONS: Final = cast(Table, ExperimentConversion.__table__)
+VISITORS: Final = cast(Table, ExperimentVisitor.__table__)
+FUNNELS: Final = cast(Table, FunnelProgress.__table__)
+MONTHLY: Final = cast(Table, MonthlyVisitor.__table__)
+
+
+@dataclass(slots=True)
+class Accepted:
+    """An event that passed validation and policy, ready to store."""
+
+    index: int
+    event: EventIn
+    at: dt.datetime
+    data_text: str | None
+    data: Any = None  # decoded event_data for the names whose data the kernel reads
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelStep:
+    """One funnel step: a page path rule and/or an event name."""
+
+    url: str | None  # None: no URL rule; "/": homepage only; else "path contains"
+    event_name: str | None
+
+    def matches(self, event_name: str, path: str | None) -> bool:
+        """Whether an event satisfies the step (a page view on the path, or the named event)."""
+        if self.event_name is not None and event_name == self.event_name:
+            return True
+        if self.url is None or event_name != "page_view" or path is None:
+            return False
+        return path == "/" if self.url == "/" else self.url in path
+
+
+@dataclass(slots=True)
+class RunningExperiment:
+    """What attribution needs of a live or paused experiment."""
+
+    id: str
+    variants: set[str] = field(default_factory=set)
+    goals: list[dict[str, Any]] = field(default_factory=list)
+    primary_goal: str = NO_GOAL_ID
+    funnels: list[tuple[str, tuple[FunnelStep, ...]]] = field(default_factory=list)
+
+    def goals_for(self, event_name: str, data: Any) -> list[str]:
+        """Goal ids an event counts for (see the module docstring of the issue's rules)."""
+        hits = [
+            g["id"]
+            for g in self.goals
+            if g.get("type") == "custom_event" and g.get("event_name") == event_name
+        ]
+        if event_name == "conversion":
+            named_id = data.goal_id if isinstance(data, ConversionData) else None
+            named = data.goal_name if isinstance(data, ConversionData) else None
+            if named_id is None and named is None:
+                hits.append(self.primary_goal)
+            else:
+                hits.extend(g["id"] for g in self.goals if g["id"] == named_id or g.get("name") == named)
+        return list(dict.fromkeys(hits))
+
+
+def _funnel_step(raw: dict[str, Any]) -> FunnelStep:
+    url = raw.get("url") or ""
+    event_name = raw.get("event_name")
+    if url in ("", "/"):
+        # an empty URL with an event name is an event-only step; without one, the homepage
+        return FunnelStep(url=None if event_name and not url else "/", event_name=event_name)
+    return FunnelStep(url=url, event_name=event_name)
+
+
+def running_experiment(exp_id: str, goals_doc: dict[str, Any], with_funnels: bool) -> RunningExperiment:
+    """Build the attribution view of an experiment from its stored goals document."""
+    goals = [g for g in goals_doc.get("goals", []) if g.get("id")]
+    primary = next((g["id"] for g in goals if g.get("primary")), goals[0]["id"] if goals else NO_GOAL_ID)
+    funnels = (
+        [(f["id"], tuple(_funnel_step(s) for s in f.get("steps", []))) for f in goals_doc.get("funnels", [])]
+        if with_funnels
+        else []
+    )
+    return RunningExperiment(
+        id=exp_id, goals=goals, primary_goal=primary, funnels=[f for f in funnels if f[0]]
+    )
+
+
+def _path_of(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        return urlsplit(url).path or "/"
+    except ValueError:
+        return None
+
+
+class Ingestor:
+    """Validates and stores batches of events for one kernel (one per app)."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.postgres = kernel.db.engine.dialect.name == "postgresql"
+        self._insert = pg_insert if self.postgres else sqlite_insert
+        types: dict[str, EventType] = dict(KERNEL_EVENT_TYPES)
+        for plugin_types in kernel.plugins.event_types().values():
+            for t in plugin_types:
+                types.setdefault(t.name, t)
+        self.types = types
+        self._decoders = {name: msgspec.json.Decoder(t.data_type) for name, t in types.items()}
+        self._has_listeners = bool(kernel.plugins.pm.hook.on_events_ingested.get_hookimpls())
+
+    # ------------------------------------------------------------ validate ---
+
+    def validate(self, events: Sequence[EventIn], now: dt.datetime) -> tuple[list[Accepted], dict[str, int]]:
+        """Check every event; a malformed one refuses the whole batch (400 naming its field).
+
+        Returns:
+            The events that may be stored and the policy refusals counted by reason
+            (only ``timestamp_too_old`` here; entitlement, experiments and the visitor
+            cap are checked against the site in :meth:`ingest`).
+        """
+        accepted: list[Accepted] = []
+        rejected: dict[str, int] = {}
+        oldest = now - MAX_AGE
+        decoders = self._decoders
+        for i, e in enumerate(events):
+            raw = bytes(e.event_data)
+            data_text: str | None = None
+            data: Any = None
+            if raw and raw != b"null":
+                if raw[:1] != b"{":
+                    raise field_error(f"events[{i}].event_data", "must be a JSON object")
+                data_text = raw.decode()
+            decoder = decoders.get(e.event_name)
+            if decoder is not None and (data_text is not None or e.event_name == "time_on_page"):
+                try:
+                    data = decoder.decode(raw or b"null")
+                except msgspec.ValidationError as exc:
+                    raise from_msgspec(exc, f"events[{i}].event_data") from None
+            if e.event_name == "assignment" and (e.experiment_id is None or e.variant_id is None):
+                raise field_error(
+                    f"events[{i}].experiment_id", "an assignment names experiment_id and variant_id"
+                )
+            at = now
+            if e.timestamp is not None:
+                ts = e.timestamp if e.timestamp.tzinfo else e.timestamp.replace(tzinfo=dt.UTC)
+                if ts < oldest:
+                    rejected["timestamp_too_old"] = rejected.get("timestamp_too_old", 0) + 1
+                    continue
+                at = min(ts, now)
+            accepted.append(Accepted(index=i, event=e, at=at, data_text=data_text, data=data))
+        return accepted, rejected
+
+    # -------------------------------------------------------------- ingest ---
+
+    async def ingest(self, site: SiteKey, events: Sequence[EventIn]) -> tuple[IngestOut, list[IngestedEvent]]:
+        """Store a batch; returns the answer and, when a plugin listens, the stored events.
+
+        Raises:
+            ValidationException: A malformed event (nothing is stored).
+        """
+        now = utcnow()
+        accepted, rejected = self.validate(events, now)
+        plan = site.plan if is_plan_name(site.plan) else "free"
+        plans = self.kernel.plans
+        kept: list[Accepted] = []
+        for a in accepted:
+            feature = self.types[a.event.event_name].feature if a.event.event_name in self.types else None
+            if feature is not None and not plans.includes(plan, feature):
+                rejected["not_entitled"] = rejected.get("not_entitled", 0) + 1
+            else:
+                kept.append(a)
+        duplicates = 0
+        kept, in_batch = _dedupe_in_batch(kept)
+        duplicates += in_batch
+        stored: list[tuple[Accepted, str]] = []
+        async with self.kernel.db.engine.begin() as conn:
+            experiments = await self._running_experiments(
+                conn, site.site_id, plans.includes(plan, EXPERIMENTS_FUNNELS.key)
+            )
+            kept = _check_assignments(kept, experiments, rejected)
+            cap = plans.plan(plan).limits.get("monthly_visitors")
+            if cap is not None and kept:
+                kept = await self._visitor_cap(conn, site, cap, now, kept, rejected)
+            if kept:
+                kept, dupes = await self._claim_event_ids(conn, site.site_id, now, kept)
+                duplicates += dupes
+            if kept:
+                stored = [(a, new_id()) for a in kept]
+                await self._insert_events(conn, site.site_id, stored)
+                if experiments:
+                    await self._attribute(conn, site.site_id, experiments, kept)
+        out = IngestOut(accepted=len(stored), duplicates=duplicates, rejected=rejected)
+        ingested = (
+            [_ingested(site.site_id, a, event_id) for a, event_id in stored] if self._has_listeners else []
+        )
+        return out, ingested
+
+    async def notify(self, site: SiteKey, events: list[IngestedEvent]) -> None:
+        """After the commit: ``on_events_ingested`` for the plugins switched on for the site."""
+        if events:
+            await self.kernel.plugins.events_ingested(
+                SiteRef(id=site.site_id, organization_id=site.organization_id, name=site.name, url=site.url),
+                events,
+            )
+
+    # ------------------------------------------------------------- stages ---
+
+    async def _running_experiments(
+        self, conn: AsyncConnection, site_id: str, with_funnels: bool
+    ) -> dict[str, RunningExperiment]:
+        rows = await conn.execute(
+            select(Experiment.id, Experiment.goals, Variant.id)
+            .join(Variant, Variant.experiment_id == Experiment.id)
+            .where(Experiment.site_id == site_id, Experiment.status.in_(("live", "paused")))
+        )
+        out: dict[str, RunningExperiment] = {}
+        for exp_id, goals_doc, variant_id in rows:
+            exp = out.get(exp_id)
+            if exp is None:
+                exp = out[exp_id] = running_experiment(exp_id, goals_doc or {}, with_funnels)
+            exp.variants.add(variant_id)
+        return out
+
+    async def _visitor_cap(
+        self,
+        conn: AsyncConnection,
+        site: SiteKey,
+        cap: int,
+        now: dt.datetime,
+        kept: list[Accepted],
+        rejected: dict[str, int],
+    ) -> list[Accepted]:
+        """Admit new visitors of the month while the organization is under its cap."""
+        org, month = site.organization_id, now.strftime("%Y-%m")
+        if self.postgres:  # one batch at a time per organization counts and admits
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"visitors:{org}"})
+        visitors = list(dict.fromkeys(a.event.visitor_id for a in kept))
+        mv = MONTHLY
+        known = set(
+            (
+                await conn.execute(
+                    select(mv.c.visitor_id).where(
+                        mv.c.organization_id == org, mv.c.month == month, mv.c.visitor_id.in_(visitors)
+                    )
+                )
+            ).scalars()
+        )
+        used = (
+            await conn.execute(
+                select(func.count()).select_from(mv).where(mv.c.organization_id == org, mv.c.month == month)
+            )
+        ).scalar_one()
+        new = [v for v in visitors if v not in known]
+        room = max(0, cap - used)
+        admitted, refused = new[:room], set(new[room:])
+        if admitted:
+            await conn.execute(
+                self._insert(mv).on_conflict_do_nothing(),
+                [{"organization_id": org, "month": month, "visitor_id": v} for v in admitted],
+            )
+        if not refused:
+            return kept
+        out = [a for a in kept if a.event.visitor_id not in refused]
+        rejected["visitor_limit"] = rejected.get("visitor_limit", 0) + len(kept) - len(out)
+        return out
+
+    async def _claim_event_ids(
+        self, conn: AsyncConnection, site_id: str, now: dt.datetime, kept: list[Accepted]
+    ) -> tuple[list[Accepted], int]:
+        """Record the batch's client event ids; events whose id was stored before are duplicates."""
+        ids = [a.event.event_id for a in kept if a.event.event_id is not None]
+        if not ids:
+            return kept, 0
+        if self.postgres:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            cur = await driver.execute(_NEW_KEYS_PG, (site_id, now, ids))
+            new = {row[0] for row in await cur.fetchall()}
+        else:
+            ek = EVENT_KEYS
+            result = await conn.execute(
+                sqlite_insert(ek)
+                .values([{"site_id": site_id, "event_id": k, "created_at": now} for k in ids])
+                .on_conflict_do_nothing()
+                .returning(ek.c.event_id)
+            )
+            new = set(result.scalars())
+        if len(new) == len(ids):
+            return kept, 0
+        out = [a for a in kept if a.event.event_id is None or a.event.event_id in new]
+        return out, len(kept) - len(out)
+
+    async def _insert_events(
+        self, conn: AsyncConnection, site_id: str, stored: list[tuple[Accepted, str]]
+    ) -> None:
+        if self.postgres:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            async with driver.cursor().copy(_COPY_EVENTS) as copy:
+                for a, event_id in stored:
+                    e = a.event
+                    await copy.write_row(
+                        (
+                            event_id,
+                            a.at,
+                            site_id,
+                            e.event_name,
+                            e.visitor_id,
+                            e.session_id,
+                            e.experiment_id,
+                            e.variant_id,
+                            a.data_text,
+                            e.url,
+                            e.device_type,
+                            e.event_id,
+                        )
+                    )
+            return
+        await conn.execute(
+            EVENTS.insert(),
+            [
+                {
+                    "id": event_id,
+                    "created_at": a.at,
+                    "site_id": site_id,
+                    "event_name": a.event.event_name,
+                    "visitor_id": a.event.visitor_id,
+                    "session_id": a.event.session_id,
+                    "experiment_id": a.event.experiment_id,
+                    "variant_id": a.event.variant_id,
+                    "event_data": msgspec.json.decode(a.data_text) if a.data_text else None,
+                    "url": a.event.url,
+                    "device_type": a.event.device_type,
+                    "client_event_id": a.event.event_id,
+                }
+                for a, event_id in stored
+            ],
+        )
+
+    async def _attribute(
+        self,
+        conn: AsyncConnection,
+        site_id: str,
+        experiments: dict[str, RunningExperiment],
+        kept: list[Accepted],
+    ) -> None:
+        """Assignments, then conversions, engagement and funnels of assigned visitors."""
+        await self._upsert_assignments(conn, site_id, experiments, kept)
+        relevant = _relevant_names(experiments.values())
+        funnels_on_pages = any(
+            s.url is not None for e in experiments.values() for _, f in e.funnels for s in f
+        )
+        later = [
+            a
+            for a in kept
+            if a.event.event_name != "assignment"
+            and (a.event.event_name in relevant or (funnels_on_pages and a.event.event_name == "page_view"))
+        ]
+        if not later:
+            return
+        visitors = list({a.event.visitor_id for a in later})
+        ev = VISITORS
+        assignments: dict[str, list[tuple[str, str, dt.datetime]]] = defaultdict(list)
+        rows = await conn.execute(
+            select(ev.c.experiment_id, ev.c.visitor_id, ev.c.variant_id, ev.c.assigned_at).where(
+                ev.c.site_id == site_id, ev.c.visitor_id.in_(visitors)
+            )
+        )
+        for exp_id, visitor_id, variant_id, assigned_at in rows:
+            if exp_id in experiments:
+                assignments[visitor_id].append((exp_id, variant_id, assigned_at))
+        if not assignments:
+            return
+        later.sort(key=lambda a: (a.at, a.index))
+        await self._credit(conn, site_id, experiments, assignments, later)
+
+    async def _upsert_assignments(
+        self,
+        conn: AsyncConnection,
+        site_id: str,
+        experiments: dict[str, RunningExperiment],
+        kept: list[Accepted],
+    ) -> None:
+        first: dict[tuple[str, str], tuple[str, dt.datetime]] = {}
+        for a in kept:
+            e = a.event
+            if (
+                e.experiment_id is None
+                or e.variant_id is None
+                or e.event_name not in ("assignment", "page_view")
+            ):
+                continue
+            exp = experiments.get(e.experiment_id)
+            if exp is None or e.variant_id not in exp.variants:
+                continue
+            key = (e.experiment_id, e.visitor_id)
+            if key not in first or a.at < first[key][1]:
+                first[key] = (e.variant_id, a.at)
+        if not first:
+            return
+        await conn.execute(
+            self._insert(VISITORS).on_conflict_do_nothing(index_elements=["experiment_id", "visitor_id"]),
+            [
+                {
+                    "id": new_id(),
+                    "experiment_id": exp_id,
+                    "variant_id": variant_id,
+                    "site_id": site_id,
+                    "visitor_id": visitor_id,
+                    "assigned_at": at,
+                }
+                for (exp_id, visitor_id), (variant_id, at) in first.items()
+            ],
+        )
+
+    async def _credit(
+        self,
+        conn: AsyncConnection,
+        site_id: str,
+        experiments: dict[str, RunningExperiment],
+        assignments: dict[str, list[tuple[str, str, dt.datetime]]],
+        later: list[Accepted],
+    ) -> None:
+        conversions: dict[
+            tuple[str, str, str], list[Any]
+        ] = {}  # (exp, goal, visitor) → [variant, first, n, revenue]
+        engagement: dict[tuple[str, str], list[Any]] = {}  # (exp, visitor) → [seconds, n, bounced]
+        funnel_events: list[tuple[Accepted, str, str, RunningExperiment]] = []
+        for a in later:
+            name = a.event.event_name
+            for exp_id, variant_id, assigned_at in assignments.get(a.event.visitor_id, ()):
+                if assigned_at > a.at:
+                    continue  # happened before the visitor was in this experiment
+                exp = experiments[exp_id]
+                goals = exp.goals_for(name, a.data)
+                if goals:
+                    revenue = (
+                        revenue_of(a.data) if isinstance(a.data, ConversionData) else _revenue_of_text(a)
+                    )
+                    for goal in goals:
+                        key = (exp_id, goal, a.event.visitor_id)
+                        hit = conversions.get(key)
+                        if hit is None:
+                            conversions[key] = [variant_id, a.at, 1, revenue]
+                        else:
+                            hit[2] += 1
+                            hit[3] += revenue
+                if name == "time_on_page" and isinstance(a.data, TimeOnPageData):
+                    acc = engagement.setdefault((exp_id, a.event.visitor_id), [0.0, 0, False])
+                    if a.data.seconds < BOUNCE_SECONDS:
+                        acc[2] = True
+                    else:
+                        acc[0] += a.data.seconds
+                        acc[1] += 1
+                elif name == "bounce":
+                    engagement.setdefault((exp_id, a.event.visitor_id), [0.0, 0, False])[2] = True
+                if exp.funnels:
+                    funnel_events.append((a, exp_id, variant_id, exp))
+        if conversions:
+            await self._upsert_conversions(conn, site_id, conversions)
+        if engagement:
+            ev = VISITORS
+            await conn.execute(
+                update(ev)
+                .where(ev.c.experiment_id == bindparam("e"), ev.c.visitor_id == bindparam("v"))
+                .values(
+                    time_on_page_s=ev.c.time_on_page_s + bindparam("s"),
+                    time_on_page_n=ev.c.time_on_page_n + bindparam("n"),
+                    bounced=or_(ev.c.bounced, bindparam("b")),
+                )
+                .execution_options(synchronize_session=False),
+                [{"e": e, "v": v, "s": s, "n": n, "b": b} for (e, v), (s, n, b) in engagement.items()],
+            )
+        if funnel_events:
+            await self._advance_funnels(conn, site_id, funnel_events)
+
+    async def _upsert_conversions(
+        self, conn: AsyncConnection, site_id: str, conversions: dict[tuple[str, str, str], list[Any]]
+    ) -> None:
+        ec = CONVERSIONS
+        stmt = self._insert(ec)
+        earliest = func.least if self.postgres else func.min
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["experiment_id", "goal_id", "visitor_id"],
+                set_={
+                    "count": ec.c.count + stmt.excluded.count,
+                    "revenue": ec.c.revenue + stmt.excluded.revenue,
+                    "first_at": earliest(ec.c.first_at, stmt.excluded.first_at),
+                },
+            ),
+            [
+                {
+                    "experiment_id": e,
+                    "goal_id": g,
+                    "visitor_id": v,
+                    "variant_id": variant,
+                    "site_id": site_id,
+                    "first_at": first,
+                    "count": n,
+                    "revenue": revenue,
+                }
+                for (e, g, v), (variant, first, n, revenue) in conversions.items()
+            ],
+        )
+
+    async def _advance_funnels(
+        self,
+        conn: AsyncConnection,
+        site_id: str,
+        funnel_events: list[tuple[Accepted, str, str, RunningExperiment]],
+    ) -> None:
+        """Advance each visitor's funnels one step per matching event, in order only."""
+        fp = FUNNELS
+        visitors = list({a.event.visitor_id for a, *_ in funnel_events})
+        progress: dict[tuple[str, str, str], int] = {
+            (e, f, v): steps
+            for e, f, v, steps in await conn.execute(
+                select(fp.c.experiment_id, fp.c.funnel_id, fp.c.visitor_id, fp.c.steps).where(
+                    fp.c.site_id == site_id, fp.c.visitor_id.in_(visitors)
+                )
+            )
+        }
+        changed: dict[tuple[str, str, str], tuple[str, int, dt.datetime]] = {}
+        for a, exp_id, variant_id, exp in funnel_events:
+            path = _path_of(a.event.url)
+            for funnel_id, steps in exp.funnels:
+                key = (exp_id, funnel_id, a.event.visitor_id)
+                done = progress.get(key, 0)
+                if done < len(steps) and steps[done].matches(a.event.event_name, path):
+                    progress[key] = done + 1
+                    changed[key] = (variant_id, done + 1, a.at)
+        if not changed:
+            return
+        stmt = self._insert(fp)
+        furthest = func.greatest if self.postgres else func.max
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["experiment_id", "funnel_id", "visitor_id"],
+                set_={
+                    "steps": furthest(fp.c.steps, stmt.excluded.steps),
+                    "updated_at": stmt.excluded.updated_at,
+                },
+            ),
+            [
+                {
+                    "experiment_id": e,
+                    "funnel_id": f,
+                    "visitor_id": v,
+                    "variant_id": variant,
+                    "site_id": site_id,
+                    "steps": steps,
+                    "updated_at": at,
+                }
+                for (e, f, v), (variant, steps, at) in changed.items()
+            ],
+        )
+
+
+def _dedupe_in_batch(kept: list[Accepted]) -> tuple[list[Accepted], int]:
+    seen: set[str] = set()
+    out: list[Accepted] = []
+    for a in kept:
+        key = a.event.event_id
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(a)
+    return out, len(kept) - len(out)
+
+
+def _check_assignments(
+    kept: list[Accepted], experiments: dict[str, RunningExperiment], rejected: dict[str, int]
+) -> list[Accepted]:
+    """Refuse assignments to experiments that are not running on this site (or to unknown variants)."""
+    out = []
+    for a in kept:
+        e = a.event
+        if e.event_name == "assignment":
+            exp = experiments.get(e.experiment_id or "")
+            if exp is None or e.variant_id not in exp.variants:
+                rejected["unknown_experiment"] = rejected.get("unknown_experiment", 0) + 1
+                continue
+        out.append(a)
+    return out
+
+
+def _relevant_names(experiments: Iterable[RunningExperiment]) -> set[str]:
+    names = {"conversion", "time_on_page", "bounce"}
+    for exp in experiments:
+        names.update(
+            g["event_name"] for g in exp.goals if g.get("type") == "custom_event" and g.get("event_name")
+        )
+        names.update(s.event_name for _, steps in exp.funnels for s in steps if s.event_name)
+    return names
+
+
+def _revenue_of_text(a: Accepted) -> float:
+    """Revenue of a custom event that counts for a goal: decode its data only then."""
+    if not a.data_text:
+        return 0.0
+    try:
+        data = msgspec.json.decode(a.data_text)
+    except msgspec.DecodeError:  # pragma: no cover - validated as an object on the way in
+        return 0.0
+    return revenue_of(data) if isinstance(data, dict) else 0.0
+
+
+def _ingested(site_id: str, a: Accepted, event_id: str) -> IngestedEvent:
+    e = a.event
+    return IngestedEvent(
+        event_id=event_id,
+        event_name=e.event_name,
+        visitor_id=e.visitor_id,
+        site_id=site_id,
+        timestamp=a.at,
+        session_id=e.session_id,
+        experiment_id=e.experiment_id,
+        variant_id=e.variant_id,
+        url=e.url,
+        event_data=msgspec.json.decode(a.data_text) if a.data_text else None,
+    )
