@@ -31,6 +31,7 @@ from segmently.domain.accounts.org_controllers import (
 )
 from segmently.domain.accounts.reset import PasswordResetController
 from segmently.domain.events.controllers import EventsController
+from segmently.domain.events.live_controllers import LiveEventsController
 from segmently.domain.events.partitions import ensure_partitions
 from segmently.domain.experiments.controllers import ExperimentController, SiteExperimentsController
 from segmently.domain.flags.controllers import FlagController
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         ManageController,
         SdkController,
         EventsController,
+        LiveEventsController,
         *plugin_routers(host.routes()),
     ]
     return Litestar(

@@ -33,8 +33,8 @@ def _diff(conn: Connection) -> list[object]:
         conn,
         opts={
             "compare_type": True,
-            "include_name": lambda n, t, _p: not (
-                t == "table" and n and (n.startswith("alembic_version") or PARTITION_NAME.match(n))
+            "include_name": lambda n, t, _p: (
+                not (t == "table" and n and (n.startswith("alembic_version") or PARTITION_NAME.match(n)))
             ),
         },
     )

@@ -45,6 +45,7 @@ KERNEL_MIN_PLANS = {
     "experiments.scheduling": "business",
     "flags": "professional",
     "analytics.winner_alerts": "professional",
+    "analytics.live_events": "professional",
     "api.management": "enterprise",
     "orgs.multiple": "enterprise",
     "branding.remove_badge": "professional",

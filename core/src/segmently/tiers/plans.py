@@ -206,6 +206,9 @@ FLAGS: Final = Feature(key="flags", name="Feature flags", min_plan="professional
 ANALYTICS_WINNER_ALERTS: Final = Feature(
     key="analytics.winner_alerts", name="Winner alerts", min_plan="professional"
 )
+ANALYTICS_LIVE_EVENTS: Final = Feature(
+    key="analytics.live_events", name="Live events", min_plan="professional"
+)
 API_MANAGEMENT: Final = Feature(key="api.management", name="Management API", min_plan="enterprise")
 ORGS_MULTIPLE: Final = Feature(key="orgs.multiple", name="Multiple organizations", min_plan="enterprise")
 BRANDING_REMOVE_BADGE: Final = Feature(
@@ -221,6 +224,7 @@ KERNEL_FEATURES: Final[tuple[Feature, ...]] = (
     EXPERIMENTS_SCHEDULING,
     FLAGS,
     ANALYTICS_WINNER_ALERTS,
+    ANALYTICS_LIVE_EVENTS,
     API_MANAGEMENT,
     ORGS_MULTIPLE,
     BRANDING_REMOVE_BADGE,
