@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from segmently.assignment import ExperimentRules
-from segmently.sdk import AsyncSegmentlyClient, SegmentlyClient, SegmentlyError, Variant
+from segmently.sdk import CONFIG_PATH, AsyncSegmentlyClient, SegmentlyClient, SegmentlyError, Variant
 from tests.core.experiments.test_experiments import owner_site
 from tests.core.experiments.test_public_api import live
 
@@ -22,7 +22,10 @@ SHOP = "https://shop.example.com"
 
 
 class Wire(httpx.AsyncBaseTransport):
-    """The real transport, recording what passes; ``down`` fails like a stopped server."""
+    """The real transport, recording the config requests; ``down`` fails them like a stopped server.
+
+    Event batches (the assignments ``get_variant`` queues) pass untouched: test_sdk_events.py tests those.
+    """
 
     def __init__(self) -> None:
         self.inner = httpx.AsyncHTTPTransport()
@@ -31,6 +34,8 @@ class Wire(httpx.AsyncBaseTransport):
         self.down = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != CONFIG_PATH:
+            return await self.inner.handle_async_request(request)
         if self.down:
             raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
         self.if_none_match.append(request.headers.get("if-none-match"))
@@ -51,6 +56,8 @@ class SyncWire(httpx.BaseTransport):
         self.down = False
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != CONFIG_PATH:
+            return self.inner.handle_request(request)
         if self.down:
             raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
         response = self.inner.handle_request(request)
@@ -232,7 +239,8 @@ async def test_threads_share_one_config_and_refresh_without_racing(
     h, site = await owner_site(client, database_url)
     exp = await live(client, h, site)
     wire = SyncWire()
-    with SegmentlyClient(site["api_key"], server, refresh_seconds=0, transport=wire) as sdk:
+    sdk = SegmentlyClient(site["api_key"], server, refresh_seconds=0, transport=wire)
+    try:
 
         def work(t: int) -> list[Variant | None]:
             return [sdk.get_variant(exp["slug"], f"v{i}", url=f"{SHOP}/") for i in range(t, t + 25)]
@@ -242,6 +250,8 @@ async def test_threads_share_one_config_and_refresh_without_racing(
                 return list(pool.map(work, [0] * 8))
 
         results = await in_thread(run)
+    finally:
+        await in_thread(sdk.close)  # it sends the assignment events to the server on this loop
     assert all(r == results[0] for r in results) and None not in results[0]
     assert wire.statuses[0] == 200 and set(wire.statuses[1:]) <= {304}
     assert 1 <= len(wire.statuses) <= 8 * 25

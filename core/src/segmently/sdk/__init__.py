@@ -16,12 +16,27 @@ server's ``/assign`` endpoint and the snippet use, so a visitor gets the same bu
   others while weights stay as they were and traffic is not lowered. Changing the weights of a live
   experiment moves visitors between variants here; start a new experiment instead.
 
+* Events: :meth:`~SegmentlyClient.track` queues one, and :meth:`~SegmentlyClient.get_variant` queues an
+  ``assignment`` event the first time it puts a visitor in an experiment. A background thread (task)
+  sends them to ``POST /api/v1/events/batch`` in batches, when a batch is full, every
+  ``flush_interval`` seconds, on :meth:`~SegmentlyClient.flush` and on close (and at the
+  interpreter's exit for the threaded client). Each event has a UUIDv7 ``event_id`` and a retry
+  sends the same ids, so the server keeps one copy.
+
 :class:`SegmentlyClient` is for threaded (WSGI) apps, :class:`AsyncSegmentlyClient` for asyncio (ASGI)
 apps; both have the same methods and share one instance per process (the async one per event loop).
 """
 
 from segmently.sdk._async import AsyncSegmentlyClient
 from segmently.sdk._core import CONFIG_PATH, SegmentlyError, Variant
+from segmently.sdk._events import EVENTS_PATH
 from segmently.sdk._sync import SegmentlyClient
 
-__all__ = ["CONFIG_PATH", "AsyncSegmentlyClient", "SegmentlyClient", "SegmentlyError", "Variant"]
+__all__ = [
+    "CONFIG_PATH",
+    "EVENTS_PATH",
+    "AsyncSegmentlyClient",
+    "SegmentlyClient",
+    "SegmentlyError",
+    "Variant",
+]

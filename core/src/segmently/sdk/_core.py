@@ -1,10 +1,13 @@
 """What both clients share: the config document, its parsed snapshot, answering the server, deciding.
 
+The events they queue (``track()``, assignments) live in :mod:`segmently.sdk._events`.
+
 Import the public names from :mod:`segmently.sdk`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
@@ -14,7 +17,23 @@ import msgspec
 
 from segmently import __version__
 from segmently.assignment import ExperimentRules, VisitorContext, WeightedVariant, evaluate, flag_enabled
-from segmently.targeting import AttributeRule, Device, ReferralSource, UrlRule, VisitorType
+from segmently.sdk._events import (
+    ASSIGNMENT_EVENT,
+    EVENTS_PATH,
+    MAX_URL_LENGTH,
+    EventQueue,
+    EventSettings,
+    detail_of,
+    encode_event,
+)
+from segmently.targeting import (
+    AttributeRule,
+    Device,
+    ReferralSource,
+    UrlRule,
+    VisitorType,
+    device_for_width,
+)
 
 CONFIG_PATH: Final = "/api/v1/sdk/config"
 USER_AGENT: Final = f"segmently-python/{__version__}"
@@ -71,6 +90,7 @@ class _ExperimentDoc(msgspec.Struct, frozen=True):
     slug: str
     seed: str
     variants: tuple[_VariantDoc, ...]
+    id: str = ""  # what assignment events name the experiment by
     status: str = "live"
     preview: bool = False
     targeting: _TargetingDoc = msgspec.field(default_factory=_TargetingDoc)
@@ -92,11 +112,12 @@ class _ConfigDoc(msgspec.Struct):
 
 
 class _Experiment:
-    """One live experiment: the engine's rules and the variants in the rules' order."""
+    """One live experiment: its id, the engine's rules and the variants in the rules' order."""
 
-    __slots__ = ("rules", "variants")
+    __slots__ = ("id", "rules", "variants")
 
-    def __init__(self, rules: ExperimentRules, variants: tuple[Variant, ...]) -> None:
+    def __init__(self, id: str, rules: ExperimentRules, variants: tuple[Variant, ...]) -> None:
+        self.id = id
         self.rules = rules
         self.variants = variants
 
@@ -158,20 +179,15 @@ def parse_config(body: bytes, etag: str | None, previous: Snapshot | None) -> Sn
         kept = before.get(e.slug)
         if kept is not None and kept.rules == rules:
             rules = kept.rules
-        experiments[e.slug] = _Experiment(rules, tuple(Variant(v.id, v.key, v.name) for v in e.variants))
+        experiments[e.slug] = _Experiment(
+            e.id, rules, tuple(Variant(v.id, v.key, v.name) for v in e.variants)
+        )
     return Snapshot(etag, experiments, {f.key: f.rollout for f in doc.flags})
 
 
 def error_of(response: httpx.Response) -> SegmentlyError:
     """The error for an answer that is not the config, with the server's ``detail`` when it sent one."""
-    detail = ""
-    try:
-        body = response.json()
-        if isinstance(body, dict) and isinstance(body.get("detail"), str):
-            detail = body["detail"]
-    except ValueError:
-        pass
-    detail = detail or response.text[:200].strip() or response.reason_phrase
+    detail = detail_of(response)
     return SegmentlyError(
         f"Segmently answered {response.status_code} for {response.request.url}: {detail}",
         status_code=response.status_code,
@@ -180,18 +196,99 @@ def error_of(response: httpx.Response) -> SegmentlyError:
 
 
 class ClientBase:
-    """What both clients share: the cached snapshot, answering the server, evaluating."""
+    """What both clients share: the cached snapshot, answering the server, evaluating, queueing events."""
 
-    def __init__(self, api_key: str, base_url: str, refresh_seconds: float) -> None:
+    def __init__(
+        self, api_key: str, base_url: str, refresh_seconds: float, event_settings: EventSettings
+    ) -> None:
         if not api_key:
             raise ValueError("api_key is required (the site's key, seg_live_…)")
         if refresh_seconds < 0:
             raise ValueError("refresh_seconds must not be negative")
         self.refresh_seconds = refresh_seconds
-        self._url = base_url.rstrip("/") + CONFIG_PATH
+        self.event_settings = event_settings
+        base = base_url.rstrip("/")
+        self._url = base + CONFIG_PATH
         self._headers = {"X-API-Key": api_key, "User-Agent": USER_AGENT, "Accept": "application/json"}
+        self._events_url = base + EVENTS_PATH
+        self._events_headers = {**self._headers, "Content-Type": "application/json"}
         self._snapshot: Snapshot | None = None
         self._due = 0.0  # time.monotonic() of the next revalidation
+        self._queue = EventQueue(
+            event_settings.batch_size, event_settings.max_queue_size, event_settings.assignment_cache_size
+        )
+        self._closed = False
+
+    @property
+    def queued_events(self) -> int:
+        """How many events wait to be sent."""
+        return len(self._queue)
+
+    def _queued(self, full: bool) -> None:
+        """An event was queued: start the sender if it is not running; wake it when a batch is full."""
+        raise NotImplementedError
+
+    def _enqueue(
+        self,
+        visitor_id: str,
+        event_name: str,
+        event_data: Mapping[str, Any] | None,
+        event_id: str | None,
+        session_id: str | None,
+        experiment_id: str | None,
+        variant_id: str | None,
+        url: str | None,
+        device_type: str | None,
+        timestamp: dt.datetime | str | None,
+    ) -> str:
+        if self._closed:
+            raise RuntimeError("the Segmently client is closed")
+        event_id, body = encode_event(
+            visitor_id,
+            event_name,
+            event_data,
+            event_id=event_id,
+            session_id=session_id,
+            experiment_id=experiment_id,
+            variant_id=variant_id,
+            url=url,
+            device_type=device_type,
+            timestamp=timestamp,
+        )
+        self._queued(self._queue.put(body))
+        return event_id
+
+    def _assigned(
+        self,
+        experiment: _Experiment,
+        variant: Variant,
+        visitor_id: str,
+        url: str | None,
+        device: Device | None,
+        viewport_width: float | None,
+    ) -> None:
+        """Queue the ``assignment`` event the first time this client puts the visitor in the experiment."""
+        if self._closed or not self.event_settings.track_assignments or not experiment.id:
+            return
+        if not self._queue.first_assignment(experiment.id, visitor_id):
+            return
+        if device is None and viewport_width is not None:
+            device = device_for_width(viewport_width)
+        if url is not None and len(url) > MAX_URL_LENGTH:
+            url = None  # the assignment counts more than the page it happened on
+        try:
+            _, body = encode_event(
+                visitor_id,
+                ASSIGNMENT_EVENT,
+                experiment_id=experiment.id,
+                variant_id=variant.id,
+                url=url,
+                device_type=device,
+            )
+        except (TypeError, ValueError) as exc:  # say, an empty visitor id: deciding must not fail
+            log.debug("Segmently: no assignment event for %r: %s", visitor_id, exc)
+            return
+        self._queued(self._queue.put(body))
 
     @property
     def etag(self) -> str | None:
@@ -223,8 +320,8 @@ class ClientBase:
         else:
             log.warning("%s; serving the last config (ETag %s)", exc, self._snapshot.etag)
 
-    @staticmethod
     def _variant(
+        self,
         snapshot: Snapshot | None,
         experiment_slug: str,
         visitor_id: str,
@@ -254,7 +351,11 @@ class ClientBase:
                 referrer=referrer,
             ),
         )
-        return experiment.variants[decision.variant_index] if decision.variant_index >= 0 else None
+        if decision.variant_index < 0:
+            return None
+        variant = experiment.variants[decision.variant_index]
+        self._assigned(experiment, variant, visitor_id, url, device, viewport_width)
+        return variant
 
     @staticmethod
     def _enabled(snapshot: Snapshot | None, flag_key: str, visitor_id: str) -> bool:
