@@ -7,8 +7,10 @@ dir in a temp dir or a throwaway PostgreSQL database, dropped at the end. The se
 Ctrl-C or SIGTERM (:func:`parse_args` turns SIGTERM into an exit).
 
 :func:`measure` drives one route with ``wrk`` (its output parsed from the JSON line that the caller's
-Lua script writes in ``done``) or, without wrk, an asyncio ``httpx`` client; the rest prints the
-medians over rounds as a table.
+Lua script writes in ``done``) or, without wrk, an asyncio ``httpx`` client; :func:`socket_load`
+sends ``POST`` bodies from threads with a keep-alive socket each, closed loop or paced at a fixed
+rate (latency from the intended send time); :class:`CpuMeter` says which processes used the CPU
+during a measurement; the rest prints the medians over rounds as a table.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -27,8 +30,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,8 +79,8 @@ def add_load_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_args(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, str]:
-    """The checked arguments and the load generator (``wrk`` or ``httpx``); SIGTERM exits from now on.
+def parse_args(parser: argparse.ArgumentParser, fallback: str = "httpx") -> tuple[argparse.Namespace, str]:
+    """The checked arguments and the load generator (``wrk``, or ``fallback`` without it); SIGTERM exits.
 
     ``--workers`` (if the parser has it) must be 1-16.
     """
@@ -95,9 +99,9 @@ def parse_args(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, str
             + ("1-16 workers, " if workers is not None else "")
             + "1-20 rounds, 1-60 s duration, up to 10 s warm-up, 1-256 connections"
         )
-    tool = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
+    tool = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else fallback)
     if tool == "wrk" and not shutil.which("wrk"):
-        parser.error("wrk is not installed (apt-get install wrk), use --client httpx")
+        parser.error(f"wrk is not installed (apt-get install wrk), use --client {fallback}")
     return args, tool
 
 
@@ -158,11 +162,12 @@ def running_server(
 
 @dataclass(frozen=True)
 class Server:
-    """A running benchmark server: its base URL, the environment it runs with and its temp dir."""
+    """A running benchmark server: its base URL, the environment it runs with, its temp dir and its pid."""
 
     base: str
     env: dict[str, str]
     tmp: Path
+    pid: int = 0
 
 
 @contextlib.contextmanager
@@ -189,8 +194,8 @@ def served(
         print(f"migrating a fresh {backend} database", file=sys.stderr)
         subprocess.run([*CLI, "migrate"], env=env, check=True, capture_output=True)
         print(f"starting segmently serve on {base} ({workers} worker(s))", file=sys.stderr)
-        stack.enter_context(running_server(env, port, workers, Path(tmp) / "server.log"))
-        yield Server(base=base, env=env, tmp=Path(tmp))
+        proc = stack.enter_context(running_server(env, port, workers, Path(tmp) / "server.log"))
+        yield Server(base=base, env=env, tmp=Path(tmp), pid=proc.pid)
 
 
 # --------------------------------------------------------------------- load generators ---
@@ -281,6 +286,145 @@ async def httpx_load(
     }
 
 
+def _read_response(sock: socket.socket, buf: bytearray) -> tuple[int, bytes]:
+    """One HTTP/1.1 response with a ``Content-Length`` (no chunked bodies): status and body."""
+    while (end := buf.find(b"\r\n\r\n")) < 0:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        buf += chunk
+    head = bytes(buf[:end]).decode("latin-1")
+    length = 0
+    for line in head.split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    total = end + 4 + length
+    while len(buf) < total:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        buf += chunk
+    body = bytes(buf[end + 4 : total])
+    del buf[:total]
+    return int(head[9:12]), body
+
+
+def socket_load(
+    base: str,
+    path: str,
+    headers: dict[str, str],
+    body: Callable[[int], bytes],
+    seconds: float,
+    connections: int,
+    expect: tuple[int, bytes],
+    rate: float | None = None,
+) -> dict[str, Any]:
+    """Keep-alive ``POST``s from ``connections`` threads, one socket each; the figures of :func:`run_wrk`.
+
+    ``body(n)`` is the body of the ``n``-th request (thread-safe; bodies may differ, e.g. unique ids).
+    A response other than exactly ``expect`` (status, body) is an error. Closed loop without
+    ``rate``: each connection sends as soon as its previous answer arrived, for ``seconds``; latency
+    is from the send. Open loop with ``rate``: request ``j`` is due at ``start + j / rate`` on
+    connection ``j % connections``, and its latency runs from that intended time, so time spent
+    waiting behind a slow answer counts (no coordinated omission); the result also has ``lag_p99``
+    (ms between due and actual send) and ``service_p50``/``service_p99`` (ms from the actual send).
+    The client costs about 30-60 µs of CPU per request, under the GIL.
+    """
+    host, _, port = base.removeprefix("http://").partition(":")
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    prefix = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
+    counter = itertools.count()
+    lock = threading.Lock()
+    latencies: list[float] = []
+    lags: list[float] = []
+    services: list[float] = []
+    failures: list[str] = []
+    total = round(rate * seconds) if rate is not None else 0
+    start = time.perf_counter() + 0.05
+    until = start + seconds
+
+    def worker(k: int) -> None:
+        mine: list[float] = []
+        my_lags: list[float] = []
+        my_services: list[float] = []
+        bad: list[str] = []
+        sock: socket.socket | None = None
+        buf = bytearray()
+        j = k
+        while True:
+            if rate is None:
+                if time.perf_counter() >= until:
+                    break
+                n = next(counter)
+            else:
+                if j >= total:
+                    break
+                n, due = j, start + j / rate
+                j += connections
+                if (wait := due - time.perf_counter()) > 0:
+                    time.sleep(wait)
+            data = body(n)
+            request = f"{prefix}Content-Length: {len(data)}\r\n\r\n".encode() + data
+            sent = time.perf_counter()
+            try:
+                if sock is None:
+                    sock = socket.create_connection((host, int(port)), timeout=10)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.sendall(request)
+                got = _read_response(sock, buf)
+                ok = got == expect
+                problem = f"status {got[0]}: {got[1][:120]!r}"
+            except OSError as e:
+                ok, problem = False, repr(e)
+                if sock is not None:
+                    sock.close()
+                sock, buf = None, bytearray()
+            done = time.perf_counter()
+            if rate is None:
+                mine.append(done - sent)
+            else:
+                mine.append(done - due)
+                my_lags.append(sent - due)
+                my_services.append(done - sent)
+            if not ok:
+                bad.append(problem)
+        if sock is not None:
+            sock.close()
+        with lock:
+            latencies.extend(mine)
+            lags.extend(my_lags)
+            services.extend(my_services)
+            failures.extend(bad)
+
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+
+    def pct(values: list[float], q: float) -> float:
+        values.sort()
+        return values[max(0, math.ceil(q * len(values)) - 1)] * 1e3 if values else math.nan
+
+    result = {
+        "rps": len(latencies) / elapsed,
+        "p50": pct(latencies, 0.5),
+        "p99": pct(latencies, 0.99),
+        "requests": len(latencies),
+        "errors": len(failures),
+        "first_bad": failures[0] if failures else "",
+    }
+    if rate is not None:
+        result |= {
+            "lag_p99": pct(lags, 0.99),
+            "service_p50": pct(services, 0.5),
+            "service_p99": pct(services, 0.99),
+        }
+    return result
+
+
 def measure(
     tool: str,
     url: str,
@@ -308,6 +452,102 @@ def measure(
                 f"status {expect[0]} with {expect[1]} bytes (first: {result['first_bad'] or 'socket error'})"
             )
     return result
+
+
+# ------------------------------------------------------------------ where the CPU goes ---
+
+_PG_AUX = ("walwriter", "checkpointer", "background writer", "autovacuum launcher")
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """User + system clock ticks of one process so far, or None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+def _process_tree(root: int) -> set[int]:
+    """``root`` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def _machine_busy() -> tuple[int, int]:
+    """Busy and total clock ticks of all CPUs so far (``/proc/stat``)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values[:8]) - idle, sum(values[:8])
+
+
+class CpuMeter:
+    """CPU used by the server's processes, PostgreSQL and this client, in cores, over a measured span.
+
+    ``postgres`` is the backends connected to ``database`` (the server's pool or a baseline's
+    connections), ``pg aux`` PostgreSQL's WAL writer, checkpointer and background writer (shared
+    with anything else on that server); ``client`` is this process and the children it has waited
+    for (``wrk``); ``other`` is the rest of the machine. Linux only (``/proc``).
+    """
+
+    def __init__(self, server_pid: int, pg_url: str, database: str) -> None:
+        self.server_pid = server_pid
+        self.admin = pg_url.replace("postgresql+psycopg://", "postgresql://", 1).rstrip("/") + "/postgres"
+        self.database = database
+        self.hz = os.sysconf("SC_CLK_TCK")
+
+    def _groups(self) -> dict[str, set[int]]:
+        import psycopg
+
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            rows = conn.execute("SELECT pid, datname, backend_type FROM pg_stat_activity").fetchall()
+        return {
+            "server": _process_tree(self.server_pid) if self.server_pid else set(),
+            "postgres": {pid for pid, db, _ in rows if db == self.database},
+            "pg aux": {pid for pid, db, kind in rows if db is None and kind in _PG_AUX},
+        }
+
+    def _snapshot(self) -> dict[str, Any]:
+        own = os.times()
+        return {
+            "at": time.perf_counter(),
+            "groups": {
+                name: {pid: t for pid in pids if (t := _cpu_ticks(pid)) is not None}
+                for name, pids in self._groups().items()
+            },
+            "client": own.user + own.system + own.children_user + own.children_system,
+            "machine": _machine_busy(),
+        }
+
+    @contextlib.contextmanager
+    def span(self) -> Iterator[dict[str, float]]:
+        """Measure the ``with`` block; the yielded dict is filled with cores per group on exit."""
+        cores: dict[str, float] = {}
+        before = self._snapshot()
+        try:
+            yield cores
+        finally:
+            after = self._snapshot()
+            wall = after["at"] - before["at"]
+            for name, now in after["groups"].items():
+                then = before["groups"][name]
+                ticks = sum(t - then.get(pid, 0) for pid, t in now.items())
+                cores[name] = ticks / self.hz / wall
+            cores["client"] = (after["client"] - before["client"]) / wall
+            busy = after["machine"][0] - before["machine"][0]
+            total = after["machine"][1] - before["machine"][1]
+            cores["machine"] = busy / max(1, total) * (os.cpu_count() or 1)
+            cores["other"] = max(0.0, cores["machine"] - sum(v for k, v in cores.items() if k != "machine"))
 
 
 # ------------------------------------------------------------------------- reporting ---

@@ -186,6 +186,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object):  # ty
         "secret_key": SECRET,
         "outbox_poll_seconds": 0.2,
         "bcrypt_rounds": 10,
+        "scheduler": False,  # jobs run by hand with a controlled clock; tests that want ticks turn it on
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

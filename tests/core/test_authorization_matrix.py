@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
-from segmently.db.models import Membership
+from segmently.db.models import Alert, Membership
 from segmently.domain.accounts.auth import ROLE_RANK
 from segmently.http.access import ROLE_OPT, access_of
 from tests.conftest import Inbox
@@ -106,8 +106,25 @@ async def build_world(client: httpx.AsyncClient, inbox: Inbox, database_url: str
         "token": token_from(inbox, "alpha-pending@example.com"),
         "flag_id": flag["id"],
         "experiment_id": experiment["id"],
+        "visitor_id": "alpha-secret-visitor",
+        "alert_id": "alpha-secret-alert",
     }
-    world.secrets.append(experiment["id"])
+    await db_update(
+        database_url,
+        insert(Alert).values(
+            id=world.values["alert_id"],
+            organization_id=org_a,
+            experiment_id=experiment["id"],
+            alert_type="winner_detected",
+            message="Alpha secret test: B wins",
+            data={},
+        ),
+    )
+    event = {"event_name": "page_view", "visitor_id": world.values["visitor_id"]}
+    await client.post(
+        "/api/v1/events/batch", json={"events": [event]}, headers={"X-API-Key": site["api_key"]}
+    )
+    world.secrets += [experiment["id"], world.values["visitor_id"], world.values["alert_id"]]
     world.secrets += [
         site["id"],
         site["api_key"],

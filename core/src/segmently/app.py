@@ -30,9 +30,13 @@ from segmently.domain.accounts.org_controllers import (
     TeamController,
 )
 from segmently.domain.accounts.reset import PasswordResetController
+from segmently.domain.alerts.controllers import AlertsController
+from segmently.domain.alerts.jobs import kernel_jobs
+from segmently.domain.analytics.controllers import AnalyticsController, ResultsController
 from segmently.domain.events.controllers import EventsController
 from segmently.domain.events.live_controllers import LiveEventsController
 from segmently.domain.events.partitions import ensure_partitions
+from segmently.domain.events.visitors_controllers import VisitorController
 from segmently.domain.experiments.controllers import ExperimentController, SiteExperimentsController
 from segmently.domain.flags.controllers import FlagController
 from segmently.domain.manage.controllers import ManageController
@@ -54,6 +58,7 @@ from segmently.outbox import OutboxDispatcher
 from segmently.plugins.entitlements import AllowAll
 from segmently.plugins.guard import plugin_routers
 from segmently.plugins.host import PluginHost
+from segmently.scheduler import Jobs, Scheduler
 from segmently.settings import Settings
 from segmently.tiers.entitlements import PlanEntitlements
 from segmently.tiers.plans import load_plans
@@ -81,14 +86,8 @@ class MetricsController(PrometheusController):
     opt = {"access": "public"}
 
 
-def create_app(settings: Settings | None = None, plugins: PluginHost | None = None) -> Litestar:
-    """Build the app; the database must be migrated (checked at start-up).
-
-    Args:
-        settings: Server settings; read from the environment when omitted.
-        plugins: Loaded plugins; discovered through entry points when omitted.
-    """
-    settings = settings or Settings.from_env()
+def make_kernel(settings: Settings, plugins: PluginHost | None = None) -> Kernel:
+    """The kernel of an app or a CLI command: database, plugins, plans, outbox, mail, caches."""
     host = plugins or PluginHost.load(settings.disabled_plugins)
     host.models()  # plugin tables join the shared metadata before anything uses it
     db = Database(settings.database_url)
@@ -104,6 +103,19 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
     )
     if isinstance(host.entitlements, AllowAll):  # a caller's own interface (tests) stays
         host.entitlements = PlanEntitlements(kernel)
+    return kernel
+
+
+def create_app(settings: Settings | None = None, plugins: PluginHost | None = None) -> Litestar:
+    """Build the app; the database must be migrated (checked at start-up).
+
+    Args:
+        settings: Server settings; read from the environment when omitted.
+        plugins: Loaded plugins; discovered through entry points when omitted.
+    """
+    settings = settings or Settings.from_env()
+    kernel = make_kernel(settings, plugins)
+    host, db = kernel.plugins, kernel.db
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -114,6 +126,9 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
             raise
         await ensure_partitions(db, utcnow())
         await kernel.outbox.start()
+        scheduler = Scheduler(Jobs(kernel, kernel_jobs(kernel))) if settings.scheduler else None
+        if scheduler is not None:
+            scheduler.start()
         log.info(
             "segmently %s started",
             __version__,
@@ -122,6 +137,8 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown()
             await kernel.outbox.stop()
             await db.dispose()
             kernel.countries.close()
@@ -140,14 +157,18 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         TeamController,
         InvitationController,
         ProjectController,
+        VisitorController,
         SiteSettingsController,
         FlagController,
         SiteExperimentsController,
         ExperimentController,
         ManageController,
+        ResultsController,
+        AnalyticsController,
         SdkController,
         EventsController,
         LiveEventsController,
+        AlertsController,
         *plugin_routers(host.routes()),
     ]
     return Litestar(

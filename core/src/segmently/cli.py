@@ -1,11 +1,12 @@
-"""The ``segmently`` command: serve, demo, migrate, plugins, db, orgs, users."""
+"""The ``segmently`` command: serve, demo, migrate, plugins, db, orgs, users, visitors, purge, jobs."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import wraps
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -16,9 +17,11 @@ from rich.table import Table
 from segmently.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from segmently.kernel import Kernel
     from segmently.plugins import PluginHost
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 err = Console(stderr=True)
 EXIT_USAGE = 2
 
@@ -353,3 +356,211 @@ def users_delete(settings: Settings, email: str) -> None:
 
     user, changed = _account_command(settings, delete_account, email)
     click.echo(f"user {user} is {'now' if changed else 'already'} deleted")
+
+
+def _with_kernel(settings: Settings, work: Callable[[Kernel], Awaitable[T]]) -> T:
+    """Run ``work`` with the kernel an app of these settings would have, on a migrated database."""
+    from segmently.app import make_kernel
+    from segmently.db.migrate import NotMigratedError, ensure_migrated
+    from segmently.tiers import PlansFileError
+
+    async def run() -> T:
+        try:
+            kernel = make_kernel(settings)
+        except PlansFileError as exc:
+            _fail(str(exc))
+            raise
+        try:
+            await ensure_migrated(kernel.db, kernel.plugins)
+            return await work(kernel)
+        finally:
+            await kernel.db.dispose()
+
+    try:
+        return asyncio.run(run())
+    except NotMigratedError as exc:
+        _fail(str(exc))
+        raise  # unreachable; keeps type checkers content
+    except OSError as exc:
+        _fail(f"cannot reach the database: {exc}")
+        raise
+
+
+@main.group()
+def visitors() -> None:
+    """A visitor's data rights: export or delete everything held about them (docs/data_rights.md)."""
+
+
+@visitors.command("export")
+@click.argument("site_id")
+@click.argument("visitor_id")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the JSON document to this file instead of standard output.",
+)
+@_needs_settings
+def visitors_export(settings: Settings, site_id: str, visitor_id: str, output: Path | None) -> None:
+    """Export every row held about VISITOR_ID of site SITE_ID, plugins' data included, as JSON."""
+    from segmently.domain.events import visitors as service
+
+    async def work(kernel: Kernel) -> bytes:
+        target = await service.find_visitor_site(kernel, site_id)
+        if target is None:
+            _fail(f"no site with id {site_id!r}")
+            raise AssertionError  # unreachable
+        doc = await service.export_visitor(kernel, target, visitor_id)
+        for plugin, why in doc.plugins_failed.items():
+            err.print(f"[bold yellow]warning:[/] plugin {plugin} exported nothing: {why}", highlight=False)
+        return msgspec.json.format(msgspec.json.encode(doc), indent=2)
+
+    body = _with_kernel(settings, work)
+    if output is None:
+        click.echo(body.decode())
+    else:
+        output.write_bytes(body + b"\n")
+        click.echo(f"wrote {output}", err=True)
+
+
+@visitors.command("delete")
+@click.argument("site_id")
+@click.argument("visitor_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_needs_settings
+def visitors_delete(settings: Settings, site_id: str, visitor_id: str, yes: bool) -> None:
+    """Delete everything held about VISITOR_ID of site SITE_ID, then tell the plugins.
+
+    Exits with 1 when a plugin did not delete its data.
+    """
+    from segmently.domain.events import visitors as service
+
+    async def work(kernel: Kernel) -> service.VisitorDeletion:
+        target = await service.find_visitor_site(kernel, site_id)
+        if target is None:
+            _fail(f"no site with id {site_id!r}")
+            raise AssertionError  # unreachable
+        if not yes:
+            click.confirm(
+                f"Delete everything about visitor {visitor_id!r} of site {target.site.name} "
+                f"({target.site.url})? This cannot be undone",
+                abort=True,
+            )
+        return await service.delete_visitor(kernel, target, visitor_id)
+
+    out = _with_kernel(settings, work)
+    counts = ", ".join(f"{table} {n}" for table, n in out.deleted.items())
+    click.echo(f"deleted visitor {visitor_id} of site {site_id}: {counts}")
+    if out.plugins_purged:
+        click.echo(f"plugins purged: {', '.join(out.plugins_purged)}")
+    for plugin, why in out.plugins_not_purged.items():
+        err.print(f"[bold red]not purged:[/] plugin {plugin}: {why}", highlight=False, soft_wrap=True)
+    if out.plugins_not_purged:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_needs_settings
+def purge(settings: Settings, as_json: bool) -> None:
+    """Run the retention purge now: delete event data older than each organization's plan keeps.
+
+    The scheduler runs it daily; running it again is harmless. Exits with 1 when a
+    plugin's purge failed.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from segmently.db.base import utcnow
+    from segmently.domain.events.retention import PurgeReport, purge_expired
+
+    with Progress(
+        TextColumn("purging organizations"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("purge", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        async def work(kernel: Kernel) -> PurgeReport:
+            return await purge_expired(kernel, utcnow(), progress=advance)
+
+        report = _with_kernel(settings, work)
+    if as_json:
+        click.echo(msgspec.json.encode(report).decode())
+    else:
+        if report.partitions_dropped:
+            click.echo(f"dropped partitions: {', '.join(report.partitions_dropped)}")
+        click.echo(
+            f"deleted {report.total('events')} events, {report.total('event_keys')} event keys and "
+            f"{report.total('monthly_visitors')} monthly visitor rows "
+            f"in {len(report.organizations)} organizations"
+        )
+    for plugin, orgs in report.plugins_failed.items():
+        err.print(
+            f"[bold red]error:[/] plugin {plugin} failed to purge {len(orgs)} organizations "
+            f"({', '.join(orgs[:5])}{' …' if len(orgs) > 5 else ''}); see the log",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if report.plugins_failed:
+        sys.exit(1)
+
+
+@main.group()
+def jobs() -> None:
+    """Scheduled jobs of the kernel and the plugins (docs/scheduler.md)."""
+
+
+@jobs.command("list")
+@_needs_settings
+def jobs_list(settings: Settings) -> None:
+    """Every job with its owner and schedule."""
+    from segmently.domain.alerts.jobs import kernel_jobs
+    from segmently.scheduler import Jobs
+
+    async def work(kernel: Kernel) -> list[tuple[str, str, str]]:
+        found = Jobs(kernel, kernel_jobs(kernel))
+        return [
+            (
+                name,
+                found.owners[name],
+                f"every {spec.seconds:g} s" if spec.seconds is not None else f"cron {spec.cron}",
+            )
+            for name, spec in found.specs.items()
+        ]
+
+    table = Table("job", "owner", "schedule")
+    for row in _with_kernel(settings, work):
+        table.add_row(*row)
+    Console().print(table)
+
+
+@jobs.command("run")
+@click.argument("name")
+@_needs_settings
+def jobs_run(settings: Settings, name: str) -> None:
+    """Run the job NAME once now (under its cluster lock, like the scheduler would).
+
+    Exits with 1 when the job failed, 3 when another process is running it right now.
+    """
+    from segmently.domain.alerts.jobs import kernel_jobs
+    from segmently.scheduler import Jobs, Outcome
+
+    async def work(kernel: Kernel) -> Outcome:
+        found = Jobs(kernel, kernel_jobs(kernel))
+        if name not in found.specs:
+            _fail(f"no job {name!r}; known: {', '.join(found.specs)}")
+        return await found.run(name)
+
+    outcome = _with_kernel(settings, work)
+    click.echo(f"job {name}: {outcome.value}")
+    if outcome is Outcome.FAILED:
+        sys.exit(1)
+    if outcome is Outcome.SKIPPED:
+        sys.exit(3)

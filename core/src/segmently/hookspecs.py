@@ -2,7 +2,9 @@
 
 Naming grammar (as in datasette): ``register_*`` hooks return a list and every
 plugin's list is collected; ``on_*`` hooks are notifications that return nothing;
-``get_*`` hooks are asked in turn and the first answer that is not ``None`` wins.
+``get_*`` hooks are asked in turn and the first answer that is not ``None`` wins;
+``export_*`` hooks are asked of every plugin and each answer is kept under the
+plugin's name.
 
 Any hook implementation may be ``async def``; the kernel awaits it. Only
 :mod:`segmently.plugins` calls hooks. Implementations take no default argument
@@ -20,7 +22,7 @@ Plugins mark implementations with :data:`hookimpl`::
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -302,14 +304,25 @@ def on_domain_event(event: DomainEvent) -> None:
 
 
 @hookspec
-def on_purge(org: OrgRef, before: dt.datetime) -> None:
-    """Notification to delete the organization's plugin data older than ``before``.
+def on_purge(org: OrgRef, before: dt.datetime | None, site_id: str | None, visitor_id: str | None) -> None:
+    """Notification to delete plugin data: the organization's old data, or one visitor's.
 
-    Called by the daily retention purge (plan window) for every server-enabled
-    plugin, entitled or not, since their old data must go too.
+    Called for every server-enabled plugin, entitled or not, since the data must go
+    either way. It comes in two kinds:
 
-    :param org: The organization being purged.
-    :param before: Delete data recorded before this instant (UTC).
+    - the daily retention purge: ``before`` is set (the plan's window), ``site_id``
+      and ``visitor_id`` are None; delete the organization's data recorded before it.
+    - a visitor's deletion (data rights): ``site_id`` and ``visitor_id`` are set,
+      ``before`` is None; delete everything about that visitor of that site, of any
+      age. The kernel has committed the deletion of its own rows by then.
+
+    An implementation that does not declare ``visitor_id`` is never called for a
+    visitor's deletion, and the deletion reports the plugin as not purged.
+
+    :param org: The organization whose data goes.
+    :param before: Delete data recorded before this instant (UTC); None for a visitor.
+    :param site_id: The visitor's site; None for the retention purge.
+    :param visitor_id: The visitor whose data goes; None for the retention purge.
     """
 
 
@@ -323,4 +336,23 @@ def get_plan(org: OrgRef) -> PlanName | None:
 
     :param org: The organization.
     :return: A plan name, or None to let the next plugin answer.
+    """
+
+
+# ----------------------------------------------------------- data rights ---
+
+
+@hookspec
+def export_visitor(site: SiteRef, visitor_id: str) -> Mapping[str, Any] | None:
+    """Answer with everything this plugin holds about one visitor of a site.
+
+    Called by the visitor data export (``GET /api/v1/projects/{id}/visitors/{visitor}/export``
+    and ``segmently visitors export``) for every server-enabled plugin, switched on or
+    not, since data it stored earlier belongs in the export either way. The answer is
+    placed under the plugin's name in the export document.
+
+    :param site: The visitor's site.
+    :param visitor_id: The visitor (the snippet's ``seg_visitor_id``).
+    :return: JSON-serializable data (dicts, lists, strings, numbers, datetimes,
+        msgspec structs), or None when the plugin holds nothing about the visitor.
     """

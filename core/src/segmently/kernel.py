@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from segmently.db.base import utcnow
 from segmently.db.engine import Database
 from segmently.domain.sites.keys import SiteKeys
 from segmently.geo import Countries
@@ -26,3 +29,5 @@ class Kernel:
     mailer: Mailer
     site_keys: SiteKeys
     countries: Countries
+    clock: Callable[[], dt.datetime] = utcnow
+    """What scheduled jobs take as "now" (tests move it)."""

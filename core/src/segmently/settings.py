@@ -32,6 +32,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         redis_url: Optional Redis for stores shared across app nodes.
         outbox_poll_seconds: How often a node looks for domain events written by
             other processes (its own are dispatched right after commit).
+        scheduler: Whether this node runs the scheduled jobs (every node may; each
+            run takes a cluster-wide lock).
+        job_interval_seconds: Period of the kernel's minute jobs (schedule, winners,
+            durations); 60 in production, shorter in tests.
     """
 
     data_dir: Path
@@ -48,6 +52,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mail: MailSettings = MailSettings()
     country_header: str | None = None
     geoip_db: Path | None = None
+    scheduler: bool = True
+    job_interval_seconds: float = 60.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -110,7 +116,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         geoip_db = Path(geoip).expanduser() if geoip else None
         if geoip_db is not None and not geoip_db.is_file():
             raise SettingsError(f"SEGMENTLY_GEOIP_DB={geoip}: no such file (a MaxMind .mmdb database)")
+        scheduler = (get("SCHEDULER") or "on").lower()
+        if scheduler not in ("on", "off", "1", "0", "true", "false"):
+            raise SettingsError(f"SEGMENTLY_SCHEDULER={scheduler!r}: use on or off")
+        interval = get("JOB_INTERVAL_SECONDS") or "60"
+        try:
+            job_interval = float(interval)
+        except ValueError:
+            raise SettingsError(f"SEGMENTLY_JOB_INTERVAL_SECONDS={interval!r} is not a number") from None
+        if not 0.05 <= job_interval <= 3600:
+            raise SettingsError("SEGMENTLY_JOB_INTERVAL_SECONDS must be between 0.05 and 3600")
         return cls(
+            job_interval_seconds=job_interval,
+            scheduler=scheduler in ("on", "1", "true"),
             geoip_db=geoip_db,
             country_header=country_header,
             mail=MailSettings.from_env(env),

@@ -8,7 +8,7 @@ import pytest
 from litestar.connection import ASGIConnection
 from segmently_dummy import plugin as dummy
 
-from segmently.hookspecs import DomainEvent, IngestedEvent, OrgRef, SiteRef
+from segmently.hookspecs import DomainEvent, IngestedEvent, OrgRef, SiteRef, hookimpl
 from segmently.plugins import HookFailure, PluginHost
 
 NOW = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
@@ -89,3 +89,39 @@ async def test_failing_hook_raises_hook_failure_naming_the_plugin(
     monkeypatch.setenv("DUMMY_PLUGIN_FAIL", "boom")
     with pytest.raises(HookFailure, match=r"on_domain_event failed in dummy \(RuntimeError"):
         await host.domain_event(event(ORG_ON, note="boom"))
+
+
+class LegacyPurge:
+    """A plugin whose ``on_purge`` predates visitor deletion: it declares only ``org`` and ``before``."""
+
+    calls: list[tuple[str, dt.datetime]] = []
+
+    @staticmethod
+    @hookimpl
+    def on_purge(org: OrgRef, before: dt.datetime) -> None:
+        LegacyPurge.calls.append((org.id, before))
+
+
+async def test_visitor_purge_never_claims_a_plugin_that_cannot_target_a_visitor(host: PluginHost) -> None:
+    LegacyPurge.calls.clear()
+    host.pm.register(LegacyPurge, name="legacy")
+    site = SiteRef(id="s-legacy", organization_id=ORG_OFF.id, name="x", url="https://x.example")
+    dummy.VISITS[f"{site.id}/v1"] = ["e1"]
+    out = await host.purge_visitor(ORG_OFF, site, "v1")  # switched off for ORG_OFF, asked regardless
+    assert out.purged == ["dummy"] and f"{site.id}/v1" not in dummy.VISITS
+    assert list(out.not_purged) == ["legacy"] and LegacyPurge.calls == []
+    await host.purge(ORG_OFF, NOW)  # the retention purge still reaches it, with what it declares
+    assert LegacyPurge.calls == [(ORG_OFF.id, NOW)]
+
+
+async def test_export_visitor_asks_every_enabled_plugin_and_names_failures(
+    host: PluginHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = SiteRef(id="s-export", organization_id=ORG_OFF.id, name="x", url="https://x.example")
+    dummy.VISITS[f"{site.id}/v1"] = ["e1", "e2"]
+    out = await host.export_visitor(site, "v1")
+    assert out.data == {"dummy": {"events_seen": ["e1", "e2"]}} and out.failed == {}
+    assert (await host.export_visitor(site, "nobody")).data == {}  # None answers are left out
+    monkeypatch.setenv("DUMMY_PLUGIN_FAIL", "v1")
+    failed = await host.export_visitor(site, "v1")
+    assert failed.data == {} and "RuntimeError" in failed.failed["dummy"]

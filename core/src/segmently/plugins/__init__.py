@@ -1,7 +1,7 @@
 """Plugin loading, enablement and the typed hook caller (the only caller of hooks)."""
 
 from segmently.plugins.entitlements import AllowAll, Denied, Entitlements
-from segmently.plugins.host import HookFailure, PluginHost
+from segmently.plugins.host import HookFailure, PluginHost, VisitorExports, VisitorPurge
 from segmently.plugins.loader import ENTRY_POINT_GROUP, PluginInfo
 
 __all__ = [
@@ -12,4 +12,6 @@ __all__ = [
     "HookFailure",
     "PluginHost",
     "PluginInfo",
+    "VisitorExports",
+    "VisitorPurge",
 ]

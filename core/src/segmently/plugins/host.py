@@ -6,9 +6,11 @@ import datetime as dt
 import inspect
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pluggy
 
 from segmently import hookspecs
@@ -37,6 +39,38 @@ class HookFailure(Exception):
         names = ", ".join(f"{plugin} ({type(exc).__name__}: {exc})" for plugin, exc in failures)
         super().__init__(f"{hook} failed in {names}")
         self.failures = failures
+
+
+@dataclass(frozen=True, slots=True)
+class VisitorPurge:
+    """How the plugins took a visitor's deletion.
+
+    Attributes:
+        purged: Plugins whose ``on_purge`` deleted the visitor's data.
+        not_purged: Plugins that did not, and why (they raised, or their ``on_purge``
+            cannot target one visitor). Never reported as purged.
+    """
+
+    purged: list[str] = field(default_factory=list)
+    not_purged: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VisitorExports:
+    """What the plugins hold about a visitor.
+
+    Attributes:
+        data: Each answering plugin's data, as JSON builtins, by plugin name.
+        failed: Plugins whose ``export_visitor`` failed, and why.
+    """
+
+    data: dict[str, Any] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def _why(exc: BaseException) -> str:
+    """A failure as the caller sees it; the details go to the log."""
+    return f"failed ({type(exc).__name__}); see the server log"
 
 
 class PluginHost:
@@ -193,8 +227,53 @@ class PluginHost:
         await self._notify("on_domain_event", await self.switched_on(event.organization_id), event=event)
 
     async def purge(self, org: OrgRef, before: dt.datetime) -> None:
-        """Ask every enabled plugin to delete the organization's data older than ``before``."""
-        await self._notify("on_purge", None, org=org, before=before)
+        """Ask every enabled plugin to delete the organization's data older than ``before``.
+
+        Raises:
+            HookFailure: Some plugin raised; the others were still asked.
+        """
+        await self._notify("on_purge", None, org=org, before=before, site_id=None, visitor_id=None)
+
+    # --------------------------------------------------------- data rights ---
+
+    async def purge_visitor(self, org: OrgRef, site: SiteRef, visitor_id: str) -> VisitorPurge:
+        """Ask every enabled plugin to delete everything about one visitor of ``site``.
+
+        Call it after the kernel's own deletion is committed. A plugin whose ``on_purge``
+        does not declare ``visitor_id`` cannot tell this call from a retention purge, so
+        it is not called and is reported as not purged; a failure is logged.
+        """
+        out = VisitorPurge()
+        kwargs: dict[str, Any] = {"org": org, "before": None, "site_id": site.id, "visitor_id": visitor_id}
+        for impl in self._impls("on_purge", None):
+            if "visitor_id" not in impl.argnames:
+                out.not_purged[impl.plugin_name] = "its on_purge cannot delete one visitor's data"
+                continue
+            try:
+                result = self._call(impl, kwargs)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                log.exception("on_purge of plugin %s failed for a visitor", impl.plugin_name)
+                out.not_purged[impl.plugin_name] = _why(exc)
+                continue
+            out.purged.append(impl.plugin_name)
+        return out
+
+    async def export_visitor(self, site: SiteRef, visitor_id: str) -> VisitorExports:
+        """Every enabled plugin's data about one visitor of ``site``; failures are logged and named."""
+        out = VisitorExports()
+        for impl in self._impls("export_visitor", None):
+            try:
+                result = self._call(impl, {"site": site, "visitor_id": visitor_id})
+                if inspect.isawaitable(result):
+                    result = await result
+                if result is not None:
+                    out.data[impl.plugin_name] = msgspec.to_builtins(result)
+            except Exception as exc:
+                log.exception("export_visitor of plugin %s failed", impl.plugin_name)
+                out.failed[impl.plugin_name] = _why(exc)
+        return out
 
     async def plan(self, org: OrgRef) -> PlanName:
         """The organization's plan: the first answer of any enabled plugin, else the stored one."""

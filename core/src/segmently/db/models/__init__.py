@@ -9,6 +9,7 @@ from segmently.db.models.accounts import (
     Site,
     User,
 )
+from segmently.db.models.alerts import Alert
 from segmently.db.models.events import Event, EventKey, ExperimentConversion, FunnelProgress, MonthlyVisitor
 from segmently.db.models.experiments import (
     Experiment,
@@ -21,6 +22,7 @@ from segmently.db.models.experiments import (
 from segmently.db.models.outbox import OutboxEvent
 
 __all__ = [
+    "Alert",
     "Event",
     "EventKey",
     "Experiment",

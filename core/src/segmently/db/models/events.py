@@ -57,7 +57,8 @@ class Event(Base):
 class EventKey(Base):
     """A client ``event_id`` already stored for a site: a retried batch never duplicates.
 
-    Kept as long as the site's events (the retention purge removes both).
+    Kept as long as the site's events, and at least the 30 days ingestion accepts late
+    events for (see :mod:`segmently.domain.events.retention`).
     """
 
     __tablename__ = "event_keys"

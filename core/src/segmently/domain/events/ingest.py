@@ -150,10 +150,19 @@ def _funnel_step(raw: dict[str, Any]) -> FunnelStep:
     return FunnelStep(url=url, event_name=event_name)
 
 
+def primary_goal_id(goals_doc: dict[str, Any]) -> str:
+    """The goal that conversions naming no goal count for, and results and decisions read.
+
+    The goal marked primary, else the first goal, else :data:`NO_GOAL_ID`.
+    """
+    goals = [g for g in goals_doc.get("goals", []) if g.get("id")]
+    return next((g["id"] for g in goals if g.get("primary")), goals[0]["id"] if goals else NO_GOAL_ID)
+
+
 def running_experiment(exp_id: str, goals_doc: dict[str, Any], with_funnels: bool) -> RunningExperiment:
     """Build the attribution view of an experiment from its stored goals document."""
     goals = [g for g in goals_doc.get("goals", []) if g.get("id")]
-    primary = next((g["id"] for g in goals if g.get("primary")), goals[0]["id"] if goals else NO_GOAL_ID)
+    primary = primary_goal_id(goals_doc)
     funnels = (
         [(f["id"], tuple(_funnel_step(s) for s in f.get("steps", []))) for f in goals_doc.get("funnels", [])]
         if with_funnels

@@ -283,17 +283,22 @@ def mvt_cells(sections: list[schemas.MvtSection]) -> list[schemas.VariantIn]:
 async def transition(
     session: AsyncSession,
     kernel: Kernel,
-    actor: Actor,
+    actor: Actor | None,
     experiment: Experiment,
     action: str,
     if_match: str | None,
 ) -> None:
-    """Move the experiment by ``action`` (start, pause, resume, archive, reinstate); 409 if illegal."""
+    """Move the experiment by ``action`` (start, pause, resume, archive, reinstate); 409 if illegal.
+
+    ``actor`` is None when the scheduler moves it (scheduled start and end, auto-pause).
+    """
     check_version(experiment, if_match)
     allowed_from, target, event = TRANSITIONS[action]
     if experiment.status not in allowed_from:
         raise Conflict(f"Cannot {action} an experiment that is {experiment.status}")
     if action == "reinstate":
+        if actor is None:
+            raise ValueError("reinstating needs a member: it counts toward the plan's experiments")
         await check_limit_for(
             kernel, actor.organization, "experiments", await count_experiments(session, actor.organization_id)
         )
@@ -303,10 +308,10 @@ async def transition(
             await _replace_variants(session, experiment, mvt_cells(sections))
         if len(await variants_of(session, experiment.id)) < 2:
             raise ClientException("An experiment needs at least two variants to start")
-        experiment.activated_at = experiment.activated_at or utcnow()
+        experiment.activated_at = experiment.activated_at or kernel.clock()
     experiment.status = target
     experiment.version += 1
-    experiment.updated_at = utcnow()
+    experiment.updated_at = kernel.clock()
     await session.flush()
     await bump(session, experiment.site_id)
     if event:

@@ -10,6 +10,7 @@ from segmently.db.base import utcnow
 from segmently.db.models import Site
 from segmently.domain.accounts.auth import Actor
 from segmently.domain.accounts.security import site_api_key
+from segmently.domain.events.purge import delete_site_events
 from segmently.domain.sdk.config import bump
 from segmently.domain.sites import schemas
 from segmently.http.errors import field_error
@@ -87,6 +88,7 @@ async def delete_site(session: AsyncSession, site: Site, confirm: str | None) ->
             "confirm", f"type the site's name ({site.name}) to confirm deleting it and all its data"
         )
     emit(session, "project.deleted", site.organization_id, {"project_id": site.id, "name": site.name})
+    await delete_site_events(session, [site.id])  # no foreign keys: nothing cascades to events
     await session.delete(site)
     await session.flush()
 

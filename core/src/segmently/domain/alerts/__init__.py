@@ -1,0 +1,1 @@
+"""Scheduled jobs of the kernel and the notification center (alerts)."""

@@ -1,0 +1,1 @@
+"""Experiment results, their export, and the organization's cross-site overview (docs/analytics.md)."""
