@@ -86,7 +86,8 @@ class AsyncSegmentlyClient(ClientBase):
             atexit.unregister(self._unsent_at_exit)
         worker = self._worker
         if worker is not None:
-            worker.cancel()  # a batch it was sending goes back to the queue, with the same ids
+            async with self._send_lock:  # let a send in flight finish: the server may have stored it
+                worker.cancel()
             await asyncio.wait([worker])
         try:
             await self._drain(full_only=False, final=True)
