@@ -493,3 +493,15 @@ async def test_postgresql_stores_events_in_monthly_partitions(
     )
     now = dt.datetime.now(dt.UTC)
     assert got[0][0] == f"events_p{now.year:04d}_{now.month:02d}"
+
+
+@pytest.mark.parametrize("size", [3, 40])  # one statement on PostgreSQL, and COPY
+async def test_a_batch_of_only_duplicates_stores_nothing_and_says_so(
+    client: httpx.AsyncClient, database_url: str, size: int
+) -> None:
+    _h, site = await owner_site(client, database_url)
+    events = [{"event_name": "page_view", "visitor_id": f"v{i}", "event_id": f"e{i}"} for i in range(size)]
+    assert (await send(client, site["api_key"], events)).json()["accepted"] == size
+    again = await send(client, site["api_key"], events)
+    assert again.status_code == 202 and again.json() == {"accepted": 0, "duplicates": size, "rejected": {}}
+    assert await count(database_url, "events", site["id"]) == size

@@ -491,7 +491,8 @@ class Ingestor:
         if not self.postgres or len(kept) > SMALL_BATCH:
             kept, _ = await self._claim_event_ids(conn, site_id, now, kept)
             stored = [(a, new_id()) for a in kept]
-            await self._insert_events(conn, site_id, stored)
+            if stored:
+                await self._insert_events(conn, site_id, stored)
             return stored
         ids = [new_id() for _ in kept]
         columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [], [], [])
