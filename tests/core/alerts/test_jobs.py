@@ -236,3 +236,28 @@ async def test_alerts_belong_to_their_organization(
     assert (await client.get("/api/v1/alerts", headers=other)).json() == {"unread": 0, "alerts": []}
     assert (await client.post(f"/api/v1/alerts/{alert_id}/read", headers=other)).status_code == 404
     assert (await client.get("/api/v1/alerts", headers=h)).json()["unread"] == 1
+
+
+@pytest.mark.postgresql_only
+async def test_a_database_gone_during_a_cycle_loses_and_duplicates_nothing(
+    app: Litestar, client: httpx.AsyncClient, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    h, site = await owner_site(client, database_url)
+    exp = await live(client, h, site)
+    await populate(client, site["api_key"], exp, {"control": (500, 25), "variant_b": (500, 100)})
+    kernel = kernel_of(app)
+    jobs = Jobs(kernel, kernel_jobs(kernel))
+    assert await jobs.run("experiment_schedule") is Outcome.RAN  # the pool holds live connections now
+    # the database drops every connection (a restart, a failover) just before the next cycle
+    await rows(
+        database_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    with caplog.at_level(logging.ERROR):
+        first = await jobs.run("winner_detection")
+    assert first is Outcome.FAILED and "job winner_detection failed" in caplog.text
+    assert [await jobs.run("winner_detection") for _ in range(3)] == [Outcome.RAN] * 3
+    bell = (await client.get("/api/v1/alerts", headers=h)).json()
+    assert [a["alert_type"] for a in bell["alerts"]] == ["winner_detected"]
+    assert len(await outbox(database_url, "significance.reached")) == 1
