@@ -158,10 +158,12 @@ def _valid_weights(weights: Sequence[float], num_variants: int) -> bool:
     if len(weights) != num_variants:
         return False
     try:
+        total = 0.0
         for w in weights:
             if not isinstance(w, int | float) or isinstance(w, bool) or not math.isfinite(w) or w < 0:
                 return False
-        return WEIGHT_SUM_MIN <= sum(weights) <= WEIGHT_SUM_MAX
+            total += w  # left to right like JavaScript (sum() compensates from Python 3.12)
+        return WEIGHT_SUM_MIN <= total <= WEIGHT_SUM_MAX
     except OverflowError:  # an int too large for a float
         return False
 

@@ -1,0 +1,332 @@
+/**
+ * Targeting predicates, identical to `segmently.targeting` on the server: URL rules, device,
+ * country, visitor type, attribute rules and the referral source classification.
+ *
+ * Pure functions on plain values; every choice the spec leaves open is the server's, documented in
+ * `core/src/segmently/targeting.py`, and both sides are held to `tests/fixtures/targeting_cases.json`.
+ */
+
+export type UrlRuleType = "exact" | "contains" | "starts_with" | "ends_with" | "regex";
+export type Device = "desktop" | "tablet" | "mobile";
+export type VisitorType = "all" | "new" | "returning";
+export type AttributeOperator =
+  | "equals"
+  | "not_equals"
+  | "contains"
+  | "greater_than"
+  | "less_than"
+  | "exists"
+  | "not_exists";
+export type ReferralSource = "organic" | "paid" | "social" | "email" | "direct" | "other";
+
+/** One URL rule of the Targeting tab; an experiment runs where any of its rules matches. */
+export interface UrlRule {
+  type: UrlRuleType;
+  value: string;
+}
+
+/** One attribute rule of the Audience tab; `value` is unused by exists / not_exists. */
+export interface AttributeRule {
+  key: string;
+  operator: AttributeOperator;
+  value?: unknown;
+}
+
+export const DESKTOP_MIN_WIDTH = 1024;
+export const TABLET_MIN_WIDTH = 768;
+/** `setAttributes()` drops these keys, so a rule never sees them. */
+export const RESERVED_ATTRIBUTE_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
+
+// --- URL rules -------------------------------------------------------------------------------------
+
+const ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
+
+/** `[lower-cased scheme://host or null, path without trailing slashes]` of a URL without query. */
+function splitOrigin(base: string): [string | null, string] {
+  const m = ORIGIN.exec(base);
+  if (m === null) return [null, base.replace(/\/+$/, "")];
+  return [m[0].toLowerCase(), base.slice(m[0].length).replace(/\/+$/, "")];
+}
+
+/** Everything before the first `sep` (all of `s` without one), whether there was one, and the rest. */
+function partition(s: string, sep: string): [string, boolean, string] {
+  const i = s.indexOf(sep);
+  return i < 0 ? [s, false, ""] : [s.slice(0, i), true, s.slice(i + sep.length)];
+}
+
+/** The parts of one visitor URL the rule types compare. */
+export class UrlView {
+  readonly full: string;
+  readonly withoutFragment: string;
+  readonly base: string;
+  readonly origin: string | null;
+  readonly exactPath: string;
+  readonly exactQuery: string;
+
+  constructor(url: string) {
+    this.full = url;
+    this.withoutFragment = partition(url, "#")[0];
+    const [base, , query] = partition(this.withoutFragment, "?");
+    this.base = base;
+    [this.origin, this.exactPath] = splitOrigin(base);
+    this.exactQuery = query;
+  }
+}
+
+/**
+ * A predicate for one rule. `exact` compares scheme and host case-insensitively and the path
+ * case-sensitively, ignoring the fragment and trailing slashes, the query only if the rule has one,
+ * and a rule without scheme and host compares the path alone; `contains`, `starts_with` and
+ * `regex` see the whole URL; `ends_with` sees it without fragment and query unless the rule names
+ * them (`?`: the query counts, `#`: the whole URL). An unknown type or an invalid regex never matches.
+ */
+export function urlMatcher(rule: UrlRule): (u: UrlView) => boolean {
+  const value = rule.value;
+  switch (rule.type) {
+    case "exact": {
+      const [base, hasQuery, query] = partition(partition(value, "#")[0], "?");
+      const [origin, path] = splitOrigin(base);
+      return (u) =>
+        u.exactPath === path && (origin === null || u.origin === origin) && (!hasQuery || u.exactQuery === query);
+    }
+    case "contains":
+      return (u) => u.full.includes(value);
+    case "starts_with":
+      return (u) => u.full.startsWith(value);
+    case "ends_with":
+      if (value.includes("#")) return (u) => u.full.endsWith(value);
+      if (value.includes("?")) return (u) => u.withoutFragment.endsWith(value);
+      return (u) => u.base.endsWith(value);
+    case "regex": {
+      let re: RegExp;
+      try {
+        re = new RegExp(value);
+      } catch {
+        return () => false;
+      }
+      return (u) => re.test(u.full);
+    }
+    default:
+      return () => false;
+  }
+}
+
+/** Whether one URL rule matches `url`. */
+export function urlRuleMatches(rule: UrlRule, url: string): boolean {
+  return urlMatcher(rule)(new UrlView(url));
+}
+
+/** Whether any rule matches `url`; no rules match every URL, an unknown URL matches no rule. */
+export function urlMatches(rules: readonly UrlRule[], url: string | null | undefined): boolean {
+  if (rules.length === 0) return true;
+  if (url == null) return false;
+  const view = new UrlView(url);
+  return rules.some((rule) => urlMatcher(rule)(view));
+}
+
+// --- device, country, visitor type ---------------------------------------------------------------
+
+/** The device type of a viewport width in CSS pixels: desktop ≥ 1024, tablet 768–1023, mobile < 768. */
+export function deviceForWidth(viewportWidth: number): Device {
+  if (viewportWidth >= DESKTOP_MIN_WIDTH) return "desktop";
+  if (viewportWidth >= TABLET_MIN_WIDTH) return "tablet";
+  return "mobile";
+}
+
+/** Whether `device` is targeted; no devices (or all three) is every device, even an unknown one. */
+export function deviceMatches(devices: readonly Device[], device: Device | null | undefined): boolean {
+  if (devices.length === 0 || new Set(devices).size >= 3) return true;
+  return device != null && devices.includes(device);
+}
+
+// Python's str.strip() whitespace (str.isspace), which differs from String.prototype.trim()'s
+const PY_SPACE = "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000";
+
+function pyStrip(s: string): string {
+  let start = 0;
+  let end = s.length;
+  while (start < end && PY_SPACE.includes(s[start]!)) start++;
+  while (end > start && PY_SPACE.includes(s[end - 1]!)) end--;
+  return s.slice(start, end);
+}
+
+/** Upper-cased ISO 3166-1 alpha-2 code, or null when not detected (missing, empty or `XX`). */
+export function normalizeCountry(country: string | null | undefined): string | null {
+  if (country == null) return null;
+  const code = pyStrip(country).toUpperCase();
+  return code === "" || code === "XX" ? null : code;
+}
+
+/** Whether the visitor's country is targeted; no countries, or an undetected one, lets through. */
+export function countryMatches(countries: readonly string[], country: string | null | undefined): boolean {
+  const code = normalizeCountry(country);
+  if (countries.length === 0 || code === null) return true;
+  return countries.some((c) => c.toUpperCase() === code);
+}
+
+/** `all` takes everyone, `new` only first visits, `returning` only visitors seen before. */
+export function visitorTypeMatches(visitorType: VisitorType, isReturning: boolean): boolean {
+  if (visitorType === "new") return !isReturning;
+  if (visitorType === "returning") return isReturning;
+  return true;
+}
+
+// --- attribute rules -----------------------------------------------------------------------------
+
+/** A number as `parseFloat()` reads it, or null where it gives NaN. */
+function parseNumber(value: unknown): number | null {
+  const x = typeof value === "number" ? value : parseFloat(String(value));
+  return Number.isNaN(x) ? null : x;
+}
+
+/**
+ * Whether one rule passes for the visitor's attributes (keys are case-sensitive, own keys only).
+ *
+ * Reserved keys and null/undefined values count as absent. equals, not_equals and contains
+ * compare `String()` of both sides, case-sensitively; an absent attribute fails equals and
+ * contains and passes not_equals. greater_than and less_than compare `parseFloat()` of both sides
+ * and fail when either is not a number. Every operator but exists / not_exists fails without a
+ * value; an unknown operator, or a value `String()` throws on, fails.
+ */
+export function attributeRulePasses(rule: AttributeRule, attributes: Readonly<Record<string, unknown>>): boolean {
+  const own = !RESERVED_ATTRIBUTE_KEYS.has(rule.key) && Object.prototype.hasOwnProperty.call(attributes, rule.key);
+  const actual = own ? attributes[rule.key] : undefined;
+  const op = rule.operator;
+  if (op === "exists") return actual != null;
+  if (op === "not_exists") return actual == null;
+  if (rule.value == null) return false;
+  try {
+    if (op === "greater_than" || op === "less_than") {
+      const a = parseNumber(actual);
+      const b = parseNumber(rule.value);
+      if (a === null || b === null) return false;
+      return op === "greater_than" ? a > b : a < b;
+    }
+    if (actual == null) return op === "not_equals";
+    if (op === "equals") return String(actual) === String(rule.value);
+    if (op === "not_equals") return String(actual) !== String(rule.value);
+    if (op === "contains") return String(actual).includes(String(rule.value));
+  } catch {
+    // String() throws for a symbol or an object without a prototype
+  }
+  return false;
+}
+
+/** Whether every rule passes (AND); no rules always pass. */
+export function attributesMatch(
+  rules: readonly AttributeRule[],
+  attributes: Readonly<Record<string, unknown>>,
+): boolean {
+  return rules.every((rule) => attributeRulePasses(rule, attributes));
+}
+
+// --- referral source -----------------------------------------------------------------------------
+
+const UTM_KEYS = ["utm_source", "utm_medium", "utm_campaign"] as const;
+const PAID_MEDIUMS: ReadonlySet<string> = new Set(["cpc", "ppc", "paid", "paid_search", "paidsocial"]);
+const EMAIL_SOURCES: ReadonlySet<string> = new Set(["email", "newsletter"]);
+const SEARCH_ENGINES = ["google.com", "bing.com", "yahoo.com", "duckduckgo.com", "baidu.com", "yandex.com"];
+const SOCIAL_SITES = [
+  "facebook.com",
+  "twitter.com",
+  "x.com",
+  "instagram.com",
+  "linkedin.com",
+  "pinterest.com",
+  "tiktok.com",
+  "reddit.com",
+  "youtube.com",
+];
+
+function onDomain(host: string, domains: readonly string[]): boolean {
+  return domains.some((d) => host === d || host.endsWith("." + d));
+}
+
+/** `Shop.example.com:8080` → `shop.example.com`; `www.` is dropped. */
+function bareHost(host: string): string {
+  host = pyStrip(host).toLowerCase();
+  if (!host.startsWith("[")) host = partition(host, ":")[0];
+  return host.startsWith("www.") ? host.slice(4) : host;
+}
+
+const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/;
+// what Python's urlsplit strips first: leading C0 controls and spaces, then every tab and newline
+const LEADING_C0_OR_SPACE = /^[\x00-\x20]+/;
+const TAB_NEWLINE = /[\t\r\n]/g;
+
+/**
+ * The host of a URL as Python's `urlsplit(url).hostname` gives it (lower-cased; "" when there is
+ * none), or null where urlsplit refuses the URL (an unbalanced IPv6 bracket). Ported instead of
+ * `new URL()` so that the server and the snippet classify the same referrer alike.
+ */
+export function hostnameOf(url: string): string | null {
+  let rest = url.replace(LEADING_C0_OR_SPACE, "").replace(TAB_NEWLINE, "");
+  const scheme = SCHEME.exec(rest);
+  if (scheme !== null) rest = rest.slice(scheme[0].length);
+  if (!rest.startsWith("//")) return "";
+  const end = rest.slice(2).search(/[/?#]/);
+  const netloc = end < 0 ? rest.slice(2) : rest.slice(2, 2 + end);
+  if (netloc.includes("[") !== netloc.includes("]")) return null;
+  const hostinfo = netloc.slice(netloc.lastIndexOf("@") + 1);
+  const [, bracket, bracketed] = partition(hostinfo, "[");
+  const hostname = bracket ? partition(bracketed, "]")[0] : partition(hostinfo, ":")[0];
+  const [host, percent, zone] = partition(hostname, "%");
+  return host.toLowerCase() + (percent ? "%" + zone : "");
+}
+
+/**
+ * The traffic source of a visit, for the referral source gate.
+ *
+ * UTM parameters (utm_source, utm_medium, utm_campaign with a non-empty value) take precedence,
+ * compared case-insensitively, the medium before the source: medium cpc/ppc/paid/paid_search/
+ * paidsocial → paid; medium email → email; medium social → social; source email/newsletter →
+ * email; source google → paid (the spec's Paid definition wins over its "utm_source=google
+ * simulates organic" testing tip); any other UTM → other. Without UTM: no referrer, or one on
+ * `ownHost` (ignoring `www.` and the port) → direct; a search engine or its subdomain → organic; a
+ * social platform or its subdomain → social; anything else, including an unparsable referrer → other.
+ *
+ * @param urlParams the page's query parameters (first value of each name), e.g. a URLSearchParams.
+ * @param referrer `document.referrer`.
+ * @param ownHost the page's host (`location.hostname`), so navigation within the site is direct.
+ */
+export function classifyReferral(
+  urlParams: { get(name: string): string | null | undefined },
+  referrer: string | null | undefined,
+  ownHost: string | null | undefined,
+): ReferralSource {
+  const [source, medium, campaign] = UTM_KEYS.map((k) => pyStrip(urlParams.get(k) ?? "").toLowerCase()) as [
+    string,
+    string,
+    string,
+  ];
+  if (source || medium || campaign) {
+    if (PAID_MEDIUMS.has(medium)) return "paid";
+    if (medium === "email") return "email";
+    if (medium === "social") return "social";
+    if (EMAIL_SOURCES.has(source)) return "email";
+    if (source === "google") return "paid";
+    return "other";
+  }
+  if (!referrer) return "direct";
+  let host = hostnameOf(pyStrip(referrer));
+  if (host === null) return "other";
+  if (host.startsWith("www.")) host = host.slice(4);
+  if (!host) return "other";
+  if (ownHost && host === bareHost(ownHost)) return "direct";
+  if (onDomain(host, SEARCH_ENGINES)) return "organic";
+  if (onDomain(host, SOCIAL_SITES)) return "social";
+  return "other";
+}
+
+/** The traffic source of a visit to `url` (its query parameters and host) from `referrer`. */
+export function referralSourceOf(url: string, referrer: string | null | undefined): ReferralSource {
+  const query = partition(partition(url.replace(TAB_NEWLINE, ""), "#")[0], "?")[2];
+  const host = hostnameOf(url);
+  if (host === null) return classifyReferral(new URLSearchParams(), referrer, null);
+  return classifyReferral(new URLSearchParams(query), referrer, host || null);
+}
+
+/** Whether the visit's source passes the gate; no sources selected means no gate. */
+export function referralMatches(sources: readonly ReferralSource[], source: ReferralSource): boolean {
+  return sources.length === 0 || sources.includes(source);
+}
