@@ -1,9 +1,10 @@
 /**
  * The core bundle's entry (`dist/segmently.js`): defines `window.Segmently`.
  *
- * This build holds the pure logic only (src/core: hashing, bucket ranges, targeting, evaluation).
- * TODO(issue 7): loading and config cache, identity cookies, assignment and stickiness, changes
- * under anti-flicker, goals and the event queue, then the JavaScript API on top of them. Until
+ * This build holds the pure logic only (src/core: hashing, bucket ranges, targeting, evaluation;
+ * ids, identity cookies, the event queue and the config cache behind injected interfaces, not yet
+ * imported here). TODO(issue 7): the browser wiring of those, assignment and stickiness, changes
+ * under anti-flicker, goals, then the JavaScript API on top of them. Until
  * then every API method only warns, once, that it is not implemented: none pretends to work.
  */
 

@@ -1,0 +1,63 @@
+/**
+ * The part of `localStorage` the snippet uses, and safe access to it: storage may be missing,
+ * blocked (sandboxed iframes, some privacy modes), full, or hold anything at all.
+ */
+
+/** `localStorage`'s shape (`getItem`, `setItem`, `removeItem`). */
+export interface KeyValueStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+/** `window.localStorage`, or null when reading it throws (blocked storage). */
+export function browserStorage(win: { localStorage?: KeyValueStorage }): KeyValueStorage | null {
+  try {
+    const s = win.localStorage;
+    return s ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The parsed JSON under `key`, or null; a value that is not JSON is removed. */
+export function readJson(storage: KeyValueStorage | null, key: string): unknown {
+  if (storage === null) return null;
+  let raw: string | null;
+  try {
+    raw = storage.getItem(key);
+  } catch {
+    return null;
+  }
+  if (raw === null) return null;
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    removeKey(storage, key);
+    return null;
+  }
+}
+
+/** Writes `value` as JSON; false when storage refused it (quota, blocked). */
+export function writeJson(storage: KeyValueStorage | null, key: string, value: unknown): boolean {
+  if (storage === null) return false;
+  try {
+    storage.setItem(key, JSON.stringify(value));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function removeKey(storage: KeyValueStorage | null, key: string): void {
+  try {
+    storage?.removeItem(key);
+  } catch {
+    // nothing to do: storage is unusable
+  }
+}
+
+/** A plain object (not null, not an array). */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
