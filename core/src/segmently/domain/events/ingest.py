@@ -39,6 +39,7 @@ from segmently.db.models import (
 from segmently.domain.events.schemas import (
     BOUNCE_SECONDS,
     KERNEL_EVENT_TYPES,
+    AnyData,
     ConversionData,
     EventIn,
     IngestOut,
@@ -296,7 +297,9 @@ class Ingestor:
             for t in plugin_types:
                 types.setdefault(t.name, t)
         self.types = types
-        self._decoders = {name: msgspec.json.Decoder(t.data_type) for name, t in types.items()}
+        self._decoders = {  # data only checked to be an object needs no decoder
+            name: msgspec.json.Decoder(t.data_type) for name, t in types.items() if t.data_type is not AnyData
+        }
         self._has_listeners = bool(kernel.plugins.pm.hook.on_events_ingested.get_hookimpls())
         self._cache: dict[tuple[str, bool], tuple[float, dict[str, RunningExperiment]]] = {}
 
@@ -323,7 +326,10 @@ class Ingestor:
                     raise field_error(f"events[{i}].event_data", "must be a JSON object")
                 data_text = raw.decode()
             decoder = decoders.get(e.event_name)
-            if decoder is not None and (data_text is not None or e.event_name == "time_on_page"):
+            if decoder is not None and (
+                e.event_name == "time_on_page"
+                or (data_text is not None and (e.event_name != "page_view" or b'"hidden_ms"' in raw))
+            ):  # a page view's data is only read for hidden_ms: most skip decoding
                 try:
                     data = decoder.decode(raw or b"null")
                 except msgspec.ValidationError as exc:
