@@ -11,6 +11,11 @@ Lua script writes in ``done``) or, without wrk, an asyncio ``httpx`` client; :fu
 sends ``POST`` bodies from threads with a keep-alive socket each, closed loop or paced at a fixed
 rate (latency from the intended send time); :class:`CpuMeter` says which processes used the CPU
 during a measurement; the rest prints the medians over rounds as a table.
+
+For the analytics benchmarks: :func:`enterprise_owner` and :func:`live_experiment` set up an
+organization, a site and a live experiment through the API; :func:`copy_experiment_rows` writes an
+experiment's per-visitor rows (visitors, conversions, funnel progress) with binary ``COPY`` on the
+connections of :func:`copy_connections`; :func:`explain_plan` sums up an ``EXPLAIN ANALYZE`` in a line.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import itertools
 import json
 import math
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -577,3 +584,273 @@ def spread(samples: dict[str, list[dict[str, Any]]]) -> str:
     """The closing line: requests/s of every round, per route."""
     per_round = {name: [round(s["rps"]) for s in rows] for name, rows in samples.items()}
     return f"\nrequests/s per round: {per_round}"
+
+
+# ------------------------------------------------------------------- experiment data ---
+
+
+def psycopg_url(url: str) -> str:
+    """A SQLAlchemy ``postgresql+psycopg://`` URL as a plain libpq URL for psycopg."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A signed-up user whose organization is on the enterprise plan, with one site."""
+
+    token: str
+    organization_id: str
+    site_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The ``Authorization`` header of the user's session."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def enterprise_owner(server: Server, client: httpx.Client) -> Owner:
+    """Sign up through the API, move the organization to enterprise (``orgs set-plan``), add a site."""
+    signup = client.post(
+        "/api/v1/auth/signup",
+        json={"email": "bench@example.com", "password": PASSWORD, "name": "Bench", "organization": "Bench"},
+    )
+    signup.raise_for_status()
+    body = signup.json()
+    subprocess.run(
+        [*CLI, "orgs", "set-plan", body["organization"]["id"], "enterprise"],
+        env=server.env,
+        check=True,
+        capture_output=True,
+    )
+    headers = {"Authorization": f"Bearer {body['token']}"}
+    site = client.post(
+        "/api/v1/projects", json={"name": "Shop", "url": "https://shop.example.com"}, headers=headers
+    )
+    site.raise_for_status()
+    return Owner(token=body["token"], organization_id=body["organization"]["id"], site_id=site.json()["id"])
+
+
+def live_experiment(client: httpx.Client, owner: Owner, experiment: dict[str, Any]) -> dict[str, Any]:
+    """Create ``experiment`` on the owner's site and start it; the experiment as the API returns it."""
+    made = client.post(
+        f"/api/v1/projects/{owner.site_id}/experiments", json=experiment, headers=owner.headers
+    )
+    if made.status_code != 201:
+        raise RuntimeError(f"experiment: {made.status_code} {made.text}")
+    started = client.post(f"/api/v1/experiments/{made.json()['id']}/start", headers=owner.headers)
+    if started.status_code != 200:
+        raise RuntimeError(f"start experiment: {started.status_code} {started.text}")
+    return dict(made.json())
+
+
+@dataclass(frozen=True)
+class ArmPlan:
+    """What to generate for one variant: visitors, and how many of them convert on the primary goal."""
+
+    variant_id: str
+    visitors: int
+    converters: int
+
+
+VISITOR_COLUMNS = (
+    "id",
+    "experiment_id",
+    "variant_id",
+    "site_id",
+    "visitor_id",
+    "assigned_at",
+    "time_on_page_s",
+    "time_on_page_n",
+    "bounced",
+)
+VISITOR_TYPES = ("varchar",) * 5 + ("timestamptz", "float8", "int4", "bool")
+CONVERSION_COLUMNS = (
+    "experiment_id",
+    "goal_id",
+    "visitor_id",
+    "variant_id",
+    "site_id",
+    "first_at",
+    "count",
+    "revenue",
+)
+CONVERSION_TYPES = ("varchar",) * 5 + ("timestamptz", "int4", "float8")
+FUNNEL_COLUMNS = ("experiment_id", "funnel_id", "visitor_id", "variant_id", "site_id", "steps", "updated_at")
+FUNNEL_TYPES = ("varchar",) * 5 + ("int4", "timestamptz")
+FUNNEL_STEPS = (1, 1, 1, 1, 2, 2, 2, 3, 3, 4)  # of the visitors who enter the funnel: 40 % stop at step 1
+
+
+@dataclass
+class Generated:
+    """Rows written by :func:`copy_experiment_rows`, and the fewest events that would have produced them."""
+
+    visitors: int = 0
+    conversions: int = 0
+    funnel: int = 0
+    events: int = (
+        0  # assignment, time_on_page, bounce, conversion and funnel-step events; page views not counted
+    )
+
+
+def _visitor_id(rng: random.Random) -> str:
+    """A random UUIDv4-shaped visitor id, as the snippet makes (``rng.getrandbits``: reproducible)."""
+    h = f"{rng.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
+
+
+@contextlib.contextmanager
+def copy_connections(url: str) -> Iterator[list[Any]]:
+    """Three psycopg connections to ``url``'s database, for :func:`copy_experiment_rows`; closed on exit."""
+    import psycopg
+
+    conns = []
+    try:
+        for _ in range(3):
+            conns.append(psycopg.connect(psycopg_url(url)))
+        yield conns
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def copy_experiment_rows(
+    conns: list[Any],
+    experiment_id: str,
+    site_id: str,
+    goal_id: str,
+    funnel_id: str | None,
+    arms: list[ArmPlan],
+    since: float,
+    until: float,
+    rng: random.Random,
+    advance: Callable[[int], None],
+    funnel_share: float = 0.25,
+    bounce_share: float = 0.30,
+    chunk: int = 250_000,
+) -> Generated:
+    """Write one experiment's per-visitor rows with binary ``COPY``, as ingestion would leave them.
+
+    ``experiment_visitors``: every arm's visitors interleaved at random (exact counts per arm), with
+    ``assigned_at`` rising evenly from ``since`` to ``until`` (epoch seconds; rows in the order
+    ingestion appends them), ``bounce_share`` bounced, the others with 0-4 time-on-page events of
+    5-300 s. ``experiment_conversions``: exactly ``converters`` visitors of each arm, chosen at random,
+    with one or two conversions on ``goal_id`` and revenue. ``funnel_progress`` (unless ``funnel_id``
+    is None): ``funnel_share`` of the visitors, with 1-4 steps. Ids are UUIDv7 (``new_id``). The three
+    tables are written through the three connections ``conns`` (:func:`copy_connections`) at once,
+    committed every ``chunk`` visitors; ``advance(n)`` is called with the visitors written since its
+    previous call.
+    """
+    from segmently.db.base import new_id
+
+    total = sum(a.visitors for a in arms)
+    left = [a.visitors for a in arms]
+    to_convert = [a.converters for a in arms]
+    out = Generated()
+    span = until - since
+    done = reported = 0
+    while done < total:
+        n = min(chunk, total - done)
+        with contextlib.ExitStack() as stack:
+            copies = []
+            for conn, table, columns, types in (
+                (conns[0], "experiment_visitors", VISITOR_COLUMNS, VISITOR_TYPES),
+                (conns[1], "experiment_conversions", CONVERSION_COLUMNS, CONVERSION_TYPES),
+                (conns[2], "funnel_progress", FUNNEL_COLUMNS, FUNNEL_TYPES),
+            ):
+                copy = stack.enter_context(
+                    conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)")
+                )
+                copy.set_types(list(types))
+                copies.append(copy)
+            visitors, conversions, funnels = copies
+            for i in range(done, done + n):
+                remaining = total - i
+                pick, r = 0, rng.random() * remaining
+                while r >= left[pick]:  # an arm with probability left / remaining: exact counts
+                    r -= left[pick]
+                    pick += 1
+                arm = arms[pick]
+                converts = rng.random() * left[pick] < to_convert[pick]  # selection sampling
+                left[pick] -= 1
+                visitor = _visitor_id(rng)
+                at = dt.datetime.fromtimestamp(since + (i + rng.random()) / total * span, dt.UTC)
+                if rng.random() < bounce_share:
+                    seconds, views, bounced = 0.0, 0, True
+                else:
+                    views, bounced = rng.choice((0, 1, 1, 2, 2, 3, 4)), False
+                    seconds = sum(rng.uniform(5.0, 300.0) for _ in range(views))
+                visitors.write_row(
+                    (
+                        new_id(),
+                        experiment_id,
+                        arm.variant_id,
+                        site_id,
+                        visitor,
+                        at,
+                        seconds,
+                        views,
+                        bounced,
+                    )
+                )
+                out.events += 1 + views + bounced
+                if converts:
+                    to_convert[pick] -= 1
+                    count = 1 if rng.random() < 0.8 else 2
+                    revenue = round(sum(rng.uniform(9.0, 250.0) for _ in range(count)), 2)
+                    first = at + dt.timedelta(seconds=rng.uniform(20.0, 1800.0))
+                    conversions.write_row(
+                        (experiment_id, goal_id, visitor, arm.variant_id, site_id, first, count, revenue)
+                    )
+                    out.conversions += 1
+                    out.events += count
+                if funnel_id is not None and rng.random() < funnel_share:
+                    steps = rng.choice(FUNNEL_STEPS)
+                    last = at + dt.timedelta(seconds=rng.uniform(5.0, 900.0))
+                    funnels.write_row(
+                        (experiment_id, funnel_id, visitor, arm.variant_id, site_id, steps, last)
+                    )
+                    out.funnel += 1
+                    out.events += steps
+                if (i + 1) % 10_000 == 0:
+                    advance(i + 1 - reported)
+                    reported = i + 1
+        for conn in conns:
+            conn.commit()
+        done += n
+        advance(done - reported)
+        reported = done
+        out.visitors += n
+    return out
+
+
+def explain_plan(conn: Any, query: str, params: Any) -> tuple[str, set[str]]:
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of a query on a psycopg connection, in one line, and the tables it read.
+
+    The line: execution ms, the plan's nodes breadth-first (parent <- children, with the table,
+    index and parallel workers), and the shared buffers hit and read.
+    """
+    row = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {query}", params).fetchone()
+    plan = (row[0] if row else [{}])[0]
+    nodes: list[str] = []
+    relations: set[str] = set()
+    todo = [plan["Plan"]]
+    while todo:
+        node = todo.pop(0)
+        label = {"Hashed": "HashAggregate", "Sorted": "GroupAggregate"}.get(
+            node.get("Strategy", ""), node["Node Type"]
+        )
+        if node.get("Partial Mode", "Simple") != "Simple":
+            label = f"{node['Partial Mode']} {label}"
+        if "Relation Name" in node:
+            relations.add(node["Relation Name"])
+            label += f" on {node['Relation Name']}"
+            if "Index Name" in node:
+                label += f" using {node['Index Name']}"
+        if node.get("Workers Launched"):
+            label += f" ({node['Workers Launched']} workers)"
+        nodes.append(label)
+        todo.extend(node.get("Plans", []))
+    hit = plan["Plan"].get("Shared Hit Blocks", 0)
+    read = plan["Plan"].get("Shared Read Blocks", 0)
+    line = f"{plan['Execution Time']:7.1f} ms  {' <- '.join(nodes)}  (buffers hit {hit:,}, read {read:,})"
+    return line, relations
