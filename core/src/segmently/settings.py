@@ -100,13 +100,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         log_level = (get("LOG_LEVEL") or "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"SEGMENTLY_LOG_LEVEL={log_level!r}: use DEBUG, INFO, WARNING or ERROR")
-        poll = get("OUTBOX_POLL_SECONDS") or "2"
-        try:
-            outbox_poll = float(poll)
-        except ValueError:
-            raise SettingsError(f"SEGMENTLY_OUTBOX_POLL_SECONDS={poll!r} is not a number") from None
-        if not 0.05 <= outbox_poll <= 3600:
-            raise SettingsError("SEGMENTLY_OUTBOX_POLL_SECONDS must be between 0.05 and 3600")
+        outbox_poll = _seconds_setting(get, "OUTBOX_POLL_SECONDS", 2.0)
         rounds = _int_setting(get, "BCRYPT_ROUNDS", 12, 10, 16)
         min_password = _int_setting(get, "PASSWORD_MIN_LENGTH", 8, 6, 128)
         country_header = get("COUNTRY_HEADER")
@@ -119,13 +113,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         scheduler = (get("SCHEDULER") or "on").lower()
         if scheduler not in ("on", "off", "1", "0", "true", "false"):
             raise SettingsError(f"SEGMENTLY_SCHEDULER={scheduler!r}: use on or off")
-        interval = get("JOB_INTERVAL_SECONDS") or "60"
-        try:
-            job_interval = float(interval)
-        except ValueError:
-            raise SettingsError(f"SEGMENTLY_JOB_INTERVAL_SECONDS={interval!r} is not a number") from None
-        if not 0.05 <= job_interval <= 3600:
-            raise SettingsError("SEGMENTLY_JOB_INTERVAL_SECONDS must be between 0.05 and 3600")
+        job_interval = _seconds_setting(get, "JOB_INTERVAL_SECONDS", 60.0)
         return cls(
             job_interval_seconds=job_interval,
             scheduler=scheduler in ("on", "1", "true"),
@@ -144,6 +132,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_level=log_level,
             outbox_poll_seconds=outbox_poll,
         )
+
+
+def _seconds_setting(get: Callable[[str], str | None], name: str, default: float) -> float:
+    """A period in seconds, 0.05 to 3600."""
+    raw = get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"SEGMENTLY_{name}={raw!r} is not a number") from None
+    if not 0.05 <= value <= 3600:
+        raise SettingsError(f"SEGMENTLY_{name} must be between 0.05 and 3600")
+    return value
 
 
 def _int_setting(get: Callable[[str], str | None], name: str, default: int, low: int, high: int) -> int:

@@ -7,7 +7,7 @@ The 202 answer is sent after the commit; plugins hear of the events afterwards.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Controller, Request, Response, post
@@ -24,6 +24,7 @@ from segmently.kernel import Kernel
 EVENTS_OPT = {**PUBLIC, EMBEDDABLE_OPT: True, CSRF_EXEMPT_OPT: True}
 """The key is checked in the handler: it may sit in the body, which a guard cannot read."""
 
+T = TypeVar("T")
 _BATCH = msgspec.json.Decoder(BatchIn)
 _TRACK = msgspec.json.Decoder(TrackIn)
 _ENCODE = msgspec.json.Encoder()
@@ -36,6 +37,16 @@ def ingestor_of(request: Request[Any, Any, Any]) -> Ingestor:
     if found is None:
         found = state["ingestor"] = Ingestor(request.app.state.kernel)
     return found
+
+
+def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    """The body, or a 400 naming the field (``body`` for JSON that does not parse)."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise from_msgspec(exc) from None
+    except msgspec.DecodeError as exc:
+        raise field_error("body", f"Malformed JSON: {exc}") from None
 
 
 async def _ingest(
@@ -64,22 +75,12 @@ class EventsController(Controller):
     @post("/batch", operation_id="ingestBatch", status_code=202, request_max_body_size=MAX_BATCH_BYTES)
     async def batch(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """Up to 500 events (≤ 1 MB) in one transaction; 202 with accepted, duplicate and refused counts."""
-        try:
-            data = _BATCH.decode(await request.body())
-        except msgspec.ValidationError as exc:
-            raise from_msgspec(exc) from None
-        except msgspec.DecodeError as exc:
-            raise field_error("body", f"Malformed JSON: {exc}") from None
+        data = _decode(_BATCH, await request.body())
         return await _ingest(request, data.events, data.api_key)
 
     @post("/track", operation_id="ingestEvent", status_code=202, request_max_body_size=MAX_TRACK_BYTES)
     async def track(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """One event; the same rules as a batch of one."""
-        try:
-            data = _TRACK.decode(await request.body())
-        except msgspec.ValidationError as exc:
-            raise from_msgspec(exc) from None
-        except msgspec.DecodeError as exc:
-            raise field_error("body", f"Malformed JSON: {exc}") from None
+        data = _decode(_TRACK, await request.body())
         fields = {f: getattr(data, f) for f in EventIn.__struct_fields__}
         return await _ingest(request, [EventIn(**fields)], data.api_key)

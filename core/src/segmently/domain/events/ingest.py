@@ -503,24 +503,7 @@ class Ingestor:
         ids = [new_id() for _ in kept]
         columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [], [], [])
         for a, event_id in zip(kept, ids, strict=True):
-            e = a.event
-            for column, value in zip(
-                columns,
-                (
-                    event_id,
-                    a.at,
-                    e.event_name,
-                    e.visitor_id,
-                    e.session_id,
-                    e.experiment_id,
-                    e.variant_id,
-                    a.data_text,
-                    e.url,
-                    e.device_type,
-                    e.event_id,
-                ),
-                strict=True,
-            ):
+            for column, value in zip(columns, _row(a, event_id, None), strict=True):
                 column.append(value)
         written = {row[0] for row in await _pg_fetch(conn, _PG_STORE, (*columns, site_id, now, site_id))}
         return [(a, event_id) for a, event_id in zip(kept, ids, strict=True) if event_id in written]
@@ -559,23 +542,7 @@ class Ingestor:
             assert driver is not None
             async with driver.cursor().copy(_COPY_EVENTS) as copy:
                 for a, event_id in stored:
-                    e = a.event
-                    await copy.write_row(
-                        (
-                            event_id,
-                            a.at,
-                            site_id,
-                            e.event_name,
-                            e.visitor_id,
-                            e.session_id,
-                            e.experiment_id,
-                            e.variant_id,
-                            a.data_text,
-                            e.url,
-                            e.device_type,
-                            e.event_id,
-                        )
-                    )
+                    await copy.write_row(_row(a, event_id, site_id))
             return
         await conn.execute(
             EVENTS.insert(),
@@ -835,6 +802,24 @@ class Ingestor:
             ),
             [dict(zip(_FUNNEL_COLUMNS, r, strict=True)) for r in rows],
         )
+
+
+def _row(a: Accepted, event_id: str, site_id: str | None) -> tuple[Any, ...]:
+    """An event's columns in :data:`EVENT_COLUMNS` order (without ``site_id`` when it is None)."""
+    e = a.event
+    head = (event_id, a.at) if site_id is None else (event_id, a.at, site_id)
+    return (
+        *head,
+        e.event_name,
+        e.visitor_id,
+        e.session_id,
+        e.experiment_id,
+        e.variant_id,
+        a.data_text,
+        e.url,
+        e.device_type,
+        e.event_id,
+    )
 
 
 def _dedupe_in_batch(kept: list[Accepted]) -> tuple[list[Accepted], int]:
