@@ -505,3 +505,52 @@ async def test_a_batch_of_only_duplicates_stores_nothing_and_says_so(
     again = await send(client, site["api_key"], events)
     assert again.status_code == 202 and again.json() == {"accepted": 0, "duplicates": size, "rejected": {}}
     assert await count(database_url, "events", site["id"]) == size
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"url": "https://shop.example.com/\u0000"}, "events[1].url"),
+        ({"visitor_id": "v\u0000"}, "events[1].visitor_id"),
+        ({"event_data": {"note": "a\u0000b"}}, "events[1].event_data"),
+    ],
+)
+async def test_a_nul_character_is_refused_by_name_on_both_backends(
+    client: httpx.AsyncClient, database_url: str, event: dict[str, Any], field: str
+) -> None:
+    _h, site = await owner_site(client, database_url)
+    good = {"event_name": "page_view", "visitor_id": "v"}
+    r = await send(client, site["api_key"], [good, {**good, **event}])
+    assert r.status_code == 400 and r.json()["errors"][0]["field"] == field, r.text
+    assert await count(database_url, "events", site["id"]) == 0
+
+
+async def test_an_event_at_the_same_instant_as_its_assignment_counts_only_after_it(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    h, site = await owner_site(client, database_url)
+    exp = await live(client, h, site)
+    v = ids(exp)
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    assign = {
+        "event_name": "assignment",
+        "experiment_id": exp["id"],
+        "variant_id": v["control"],
+        "timestamp": at,
+    }
+    convert = {"event_name": "conversion", "timestamp": at}
+    r = await send(
+        client,
+        site["api_key"],
+        [
+            {**convert, "visitor_id": "before"},
+            {**assign, "visitor_id": "before"},
+            {**assign, "visitor_id": "after"},
+            {**convert, "visitor_id": "after"},
+        ],
+    )
+    assert r.json()["accepted"] == 4
+    got = await rows(
+        database_url, "SELECT visitor_id FROM experiment_conversions WHERE experiment_id = :e", e=exp["id"]
+    )
+    assert [g[0] for g in got] == ["after"]

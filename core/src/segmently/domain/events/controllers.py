@@ -50,12 +50,12 @@ def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
 
 
 async def _ingest(
-    request: Request[Any, Any, Any], events: list[EventIn], body_key: str | None
+    request: Request[Any, Any, Any], events: list[EventIn], body_key: str | None, maybe_nul: bool
 ) -> Response[bytes]:
     kernel: Kernel = request.app.state.kernel
     site = await kernel.site_keys.require(key_from(request) or body_key)
     ingestor = ingestor_of(request)
-    out, stored = await ingestor.ingest(site, events)
+    out, stored = await ingestor.ingest(site, events, maybe_nul)
     return Response(
         _ENCODE.encode(out),
         status_code=202,
@@ -75,12 +75,14 @@ class EventsController(Controller):
     @post("/batch", operation_id="ingestBatch", status_code=202, request_max_body_size=MAX_BATCH_BYTES)
     async def batch(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """Up to 500 events (≤ 1 MB) in one transaction; 202 with accepted, duplicate and refused counts."""
-        data = _decode(_BATCH, await request.body())
-        return await _ingest(request, data.events, data.api_key)
+        body = await request.body()
+        data = _decode(_BATCH, body)
+        return await _ingest(request, data.events, data.api_key, b"\\u0000" in body)
 
     @post("/track", operation_id="ingestEvent", status_code=202, request_max_body_size=MAX_TRACK_BYTES)
     async def track(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """One event; the same rules as a batch of one."""
-        data = _decode(_TRACK, await request.body())
+        body = await request.body()
+        data = _decode(_TRACK, body)
         fields = {f: getattr(data, f) for f in EventIn.__struct_fields__}
-        return await _ingest(request, [EventIn(**fields)], data.api_key)
+        return await _ingest(request, [EventIn(**fields)], data.api_key, b"\\u0000" in body)

@@ -305,7 +305,9 @@ class Ingestor:
 
     # ------------------------------------------------------------ validate ---
 
-    def validate(self, events: Sequence[EventIn], now: dt.datetime) -> tuple[list[Accepted], dict[str, int]]:
+    def validate(
+        self, events: Sequence[EventIn], now: dt.datetime, maybe_nul: bool = True
+    ) -> tuple[list[Accepted], dict[str, int]]:
         """Check every event; a malformed one refuses the whole batch (400 naming its field).
 
         Returns:
@@ -319,6 +321,8 @@ class Ingestor:
         decoders = self._decoders
         for i, e in enumerate(events):
             raw = bytes(e.event_data)
+            if maybe_nul:
+                _refuse_nul(i, e, raw)
             data_text: str | None = None
             data: Any = None
             if raw and raw != b"null":
@@ -350,14 +354,18 @@ class Ingestor:
 
     # -------------------------------------------------------------- ingest ---
 
-    async def ingest(self, site: SiteKey, events: Sequence[EventIn]) -> tuple[IngestOut, list[IngestedEvent]]:
+    async def ingest(
+        self, site: SiteKey, events: Sequence[EventIn], maybe_nul: bool = True
+    ) -> tuple[IngestOut, list[IngestedEvent]]:
         """Store a batch; returns the answer and, when a plugin listens, the stored events.
+
+        ``maybe_nul=False`` (no escaped NUL anywhere in the body) skips the per-field NUL check.
 
         Raises:
             ValidationException: A malformed event (nothing is stored).
         """
         now = utcnow()
-        accepted, rejected = self.validate(events, now)
+        accepted, rejected = self.validate(events, now, maybe_nul)
         plan = site.plan if is_plan_name(site.plan) else "free"
         plans = self.kernel.plans
         kept: list[Accepted] = []
@@ -573,7 +581,7 @@ class Ingestor:
         kept: list[Accepted],
     ) -> None:
         """Assignments, then conversions, engagement and funnels of assigned visitors."""
-        await self._upsert_assignments(conn, site_id, experiments, kept)
+        batch_assigned = await self._upsert_assignments(conn, site_id, experiments, kept)
         relevant = _relevant_names(experiments.values())
         funnels_on_pages = any(
             s.url is not None for e in experiments.values() for _, f in e.funnels for s in f
@@ -595,7 +603,8 @@ class Ingestor:
         if not assignments:
             return
         later.sort(key=lambda a: (a.at, a.index))
-        await self._credit(conn, site_id, experiments, assignments, later)
+        order = {key: index for key, (_, _, index) in batch_assigned.items()}
+        await self._credit(conn, site_id, experiments, assignments, later, order)
 
     async def _upsert_assignments(
         self,
@@ -603,8 +612,9 @@ class Ingestor:
         site_id: str,
         experiments: dict[str, RunningExperiment],
         kept: list[Accepted],
-    ) -> None:
-        first: dict[tuple[str, str], tuple[str, dt.datetime]] = {}
+    ) -> dict[tuple[str, str], tuple[str, dt.datetime, int]]:
+        """Upsert the batch's first assignment per visitor and experiment; returns them with their index."""
+        first: dict[tuple[str, str], tuple[str, dt.datetime, int]] = {}
         for a in kept:
             e = a.event
             if (
@@ -618,16 +628,16 @@ class Ingestor:
                 continue
             key = (e.experiment_id, e.visitor_id)
             if key not in first or a.at < first[key][1]:
-                first[key] = (e.variant_id, a.at)
+                first[key] = (e.variant_id, a.at, a.index)
         if not first:
-            return
-        rows = [
+            return {}
+        rows = [  # sorted by key: concurrent batches lock rows in one order, never deadlock
             (new_id(), exp_id, variant_id, site_id, visitor_id, at)
-            for (exp_id, visitor_id), (variant_id, at) in first.items()
+            for (exp_id, visitor_id), (variant_id, at, _) in sorted(first.items())
         ]
         if self.postgres:
             await _pg_execute(conn, _PG_ASSIGN, _columns(rows, 6))
-            return
+            return first
         await conn.execute(
             sqlite_insert(VISITORS).on_conflict_do_nothing(index_elements=["experiment_id", "visitor_id"]),
             [
@@ -641,6 +651,7 @@ class Ingestor:
                 for r in rows
             ],
         )
+        return first
 
     async def _credit(
         self,
@@ -649,7 +660,13 @@ class Ingestor:
         experiments: dict[str, RunningExperiment],
         assignments: dict[str, list[tuple[str, str, dt.datetime]]],
         later: list[Accepted],
+        order: dict[tuple[str, str], int],
     ) -> None:
+        """Credit each event to the experiments its visitor was in before it happened.
+
+        ``order`` holds the batch position of this batch's assignments: an event with the
+        same time as its assignment counts only when it comes after it in the batch.
+        """
         conversions: dict[
             tuple[str, str, str], list[Any]
         ] = {}  # (exp, goal, visitor) → [variant, first, n, revenue]
@@ -658,7 +675,9 @@ class Ingestor:
         for a in later:
             name = a.event.event_name
             for exp_id, variant_id, assigned_at in assignments.get(a.event.visitor_id, ()):
-                if assigned_at > a.at:
+                if assigned_at > a.at or (
+                    assigned_at == a.at and order.get((exp_id, a.event.visitor_id), -1) > a.index
+                ):
                     continue  # happened before the visitor was in this experiment
                 exp = experiments[exp_id]
                 goals = exp.goals_for(name, a.data)
@@ -697,7 +716,7 @@ class Ingestor:
     ) -> None:
         rows = [
             (e, g, v, variant, site_id, first, n, revenue)
-            for (e, g, v), (variant, first, n, revenue) in conversions.items()
+            for (e, g, v), (variant, first, n, revenue) in sorted(conversions.items())
         ]
         if self.postgres:
             await _pg_execute(conn, _PG_CONVERT, _columns(rows, 8))
@@ -719,7 +738,7 @@ class Ingestor:
     async def _add_engagement(
         self, conn: AsyncConnection, engagement: dict[tuple[str, str], list[Any]]
     ) -> None:
-        rows = [(e, v, sec, n, b) for (e, v), (sec, n, b) in engagement.items()]
+        rows = [(e, v, sec, n, b) for (e, v), (sec, n, b) in sorted(engagement.items())]
         if self.postgres:
             await _pg_execute(conn, _PG_ENGAGE, _columns(rows, 5))
             return
@@ -786,7 +805,10 @@ class Ingestor:
                     changed[key] = (variant_id, done + 1, a.at)
         if not changed:
             return
-        rows = [(e, f, v, variant, site_id, steps, at) for (e, f, v), (variant, steps, at) in changed.items()]
+        rows = [
+            (e, f, v, variant, site_id, steps, at)
+            for (e, f, v), (variant, steps, at) in sorted(changed.items())
+        ]
         if self.postgres:
             await _pg_execute(conn, _PG_FUNNEL, _columns(rows, 7))
             return
@@ -802,6 +824,28 @@ class Ingestor:
             ),
             [dict(zip(_FUNNEL_COLUMNS, r, strict=True)) for r in rows],
         )
+
+
+_TEXT_FIELDS: Final = (
+    "event_name",
+    "visitor_id",
+    "event_id",
+    "session_id",
+    "experiment_id",
+    "variant_id",
+    "url",
+    "device_type",
+)
+
+
+def _refuse_nul(i: int, e: EventIn, raw: bytes) -> None:
+    """PostgreSQL text and jsonb cannot hold NUL: refuse it by name on both backends (400)."""
+    for name in _TEXT_FIELDS:
+        value = getattr(e, name)
+        if value is not None and "\x00" in value:
+            raise field_error(f"events[{i}].{name}", "must not contain the NUL character (\\u0000)")
+    if b"\\u0000" in raw:
+        raise field_error(f"events[{i}].event_data", "must not contain the NUL character (\\u0000)")
 
 
 def _row(a: Accepted, event_id: str, site_id: str | None) -> tuple[Any, ...]:
