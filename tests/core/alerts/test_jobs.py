@@ -261,3 +261,18 @@ async def test_a_database_gone_during_a_cycle_loses_and_duplicates_nothing(
     bell = (await client.get("/api/v1/alerts", headers=h)).json()
     assert [a["alert_type"] for a in bell["alerts"]] == ["winner_detected"]
     assert len(await outbox(database_url, "significance.reached")) == 1
+
+
+@pytest.mark.postgresql_only
+async def test_the_daily_partition_job_adds_the_months_ahead(
+    app: Litestar, client: httpx.AsyncClient, database_url: str
+) -> None:
+    clock = Clock(utcnow() + dt.timedelta(days=120))
+    kernel = kernel_of(app, clock)
+    jobs = Jobs(kernel, kernel_jobs(kernel))
+    assert await jobs.run("event_partitions") is Outcome.RAN
+    assert await jobs.run("event_partitions") is Outcome.RAN  # again: nothing to do, no error
+    later = clock.now + dt.timedelta(days=62)
+    name = f"events_p{later.year:04d}_{later.month:02d}"
+    got = await rows(database_url, "SELECT to_regclass(:n) IS NOT NULL", n=name)
+    assert got[0][0] is True

@@ -32,6 +32,7 @@ from segmently.db.models import (
 )
 from segmently.domain.analytics.results import decide_on, store_minima
 from segmently.domain.events.ingest import primary_goal_id
+from segmently.domain.events.partitions import ensure_partitions
 from segmently.domain.events.retention import purge_expired
 from segmently.domain.experiments.services import transition
 from segmently.hookspecs import JobSpec
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 RETENTION_CRON: Final = "17 3 * * *"
 """Daily, at 03:17 UTC (off the hour, when other cron jobs crowd)."""
+PARTITIONS_CRON: Final = "7 2 * * *"
+"""Daily: the months ahead of ``events`` exist long before their first event (PostgreSQL)."""
 MIN_VISITORS_FOR_ALERT: Final = 30
 """The spec's floor: no winner alert before every variant has 30 visitors."""
 
@@ -218,7 +221,9 @@ async def _look_and_alert(
             return 0
         claimed = await session.execute(
             update(Experiment)
-            .where(Experiment.id == exp.id, Experiment.winner_alert_sent.is_(False))
+            .where(
+                Experiment.id == exp.id, Experiment.winner_alert_sent.is_(False), Experiment.status == "live"
+            )
             .values(winner_alert_sent=True)
             .execution_options(synchronize_session=False)
         )
@@ -305,6 +310,9 @@ def kernel_jobs(kernel: Kernel) -> list[JobSpec]:
     async def duration_alerts() -> None:
         await run_duration_alerts(kernel)
 
+    async def event_partitions() -> None:
+        await ensure_partitions(kernel.db, kernel.clock())
+
     async def retention_purge() -> None:
         report = await purge_expired(kernel, kernel.clock())
         for plugin, orgs in report.plugins_failed.items():
@@ -321,4 +329,5 @@ def kernel_jobs(kernel: Kernel) -> list[JobSpec]:
         JobSpec(name="winner_detection", func=winner_detection, seconds=every),
         JobSpec(name="duration_alerts", func=duration_alerts, seconds=every),
         JobSpec(name="retention_purge", func=retention_purge, cron=RETENTION_CRON),
+        JobSpec(name="event_partitions", func=event_partitions, cron=PARTITIONS_CRON),
     ]

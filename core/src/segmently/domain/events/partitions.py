@@ -49,6 +49,8 @@ async def ensure_partitions(db: Database, now: dt.datetime, months_ahead: int = 
                 exists = await conn.scalar(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name})
                 if exists:
                     continue
+                # never queue ingestion behind this DDL for long: try again on the next run instead
+                await conn.execute(text("SET LOCAL lock_timeout = '2s'"))
                 await conn.execute(
                     text(
                         f"CREATE TABLE {name} PARTITION OF events "
@@ -57,5 +59,7 @@ async def ensure_partitions(db: Database, now: dt.datetime, months_ahead: int = 
                 )
             created.append(name)
         except DBAPIError as exc:
+            if "already exists" in str(exc):  # another worker or node created it a moment ago
+                continue
             log.warning("could not create partition %s (its rows stay in events_default): %s", name, exc)
     return created
