@@ -554,3 +554,37 @@ async def test_an_event_at_the_same_instant_as_its_assignment_counts_only_after_
         database_url, "SELECT visitor_id FROM experiment_conversions WHERE experiment_id = :e", e=exp["id"]
     )
     assert [g[0] for g in got] == ["after"]
+
+
+async def test_the_visitor_cap_holds_under_concurrent_batches(
+    database_url: str, tmp_path: Path, plugins: PluginHost
+) -> None:
+    plans = tmp_path / "plans.toml"
+    plans.write_text("[plans.free]\nmonthly_visitors = 5\n")
+    app = create_app(make_settings(database_url, tmp_path, plans_file=plans), plugins)
+    async with serve_app(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+        _h, site = await owner_site(client, database_url, plan="free")
+        answers = await asyncio.gather(
+            *(
+                send(client, site["api_key"], [{"event_name": "page_view", "visitor_id": f"v{i}"}])
+                for i in range(30)
+            )
+        )
+        assert sum(a.json()["accepted"] for a in answers) == 5
+        assert sum(a.json()["rejected"].get("visitor_limit", 0) for a in answers) == 25
+        stored = await rows(
+            database_url, "SELECT count(DISTINCT visitor_id) FROM events WHERE site_id = :s", s=site["id"]
+        )
+        assert stored[0][0] == 5
+
+
+async def test_revenue_must_be_a_finite_amount(client: httpx.AsyncClient, database_url: str) -> None:
+    _h, site = await owner_site(client, database_url)
+    r = await client.post(
+        "/api/v1/events/batch",
+        content=b'{"events": [{"event_name": "conversion", "visitor_id": "v", '
+        b'"event_data": {"revenue": 1e999}}]}',
+        headers={"X-API-Key": site["api_key"], "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "events[0].event_data.revenue", r.text
+    assert await count(database_url, "events", site["id"]) == 0
