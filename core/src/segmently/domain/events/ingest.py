@@ -461,8 +461,12 @@ class Ingestor:
     ) -> list[Accepted]:
         """Admit new visitors of the month while the organization is under its cap."""
         org, month = site.organization_id, now.strftime("%Y-%m")
-        if self.postgres:  # one batch at a time per organization counts and admits
+        # one batch at a time counts and admits: per organization on PostgreSQL; on SQLite a
+        # write that changes nothing takes the database's write lock before the counts are read
+        if self.postgres:
             await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"visitors:{org}"})
+        else:
+            await conn.execute(text("DELETE FROM monthly_visitors WHERE 0"))
         visitors = list(dict.fromkeys(a.event.visitor_id for a in kept))
         mv = MONTHLY
         known = set(

@@ -12,6 +12,7 @@ from segmently.hookspecs import EventType
 MAX_BATCH_EVENTS: Final = 500
 MAX_BATCH_BYTES: Final = 1024 * 1024
 MAX_TRACK_BYTES: Final = 64 * 1024
+MAX_AMOUNT: Final = 1e12
 
 EventName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 VisitorId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -78,13 +79,17 @@ class TimeOnPageData(msgspec.Struct):
     seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400)]
 
 
+Money = Annotated[float, msgspec.Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
+"""A revenue amount: finite and within ±10¹² (refunds may be negative)."""
+
+
 class ConversionData(msgspec.Struct):
     """``conversion``: which goal (by id or name; none means the primary goal) and its value."""
 
     goal_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     goal_name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
-    revenue: float | None = None
-    value: float | None = None
+    revenue: Money | None = None
+    value: Money | None = None
 
 
 class AnyData(msgspec.Struct):
@@ -117,5 +122,6 @@ def revenue_of(data: ConversionData | dict[str, Any] | None) -> float:
     for key in ("revenue", "value"):
         amount = data.get(key)
         if isinstance(amount, int | float) and not isinstance(amount, bool):
-            return float(amount)
+            # a custom event's data is not validated: an amount out of range counts as none
+            return float(amount) if abs(amount) <= MAX_AMOUNT else 0.0
     return 0.0
