@@ -588,3 +588,49 @@ async def test_revenue_must_be_a_finite_amount(client: httpx.AsyncClient, databa
     )
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "events[0].event_data.revenue", r.text
     assert await count(database_url, "events", site["id"]) == 0
+
+
+async def test_a_conversion_that_arrives_before_its_earlier_assignment_is_credited_once(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    h, site = await owner_site(client, database_url)
+    first = await live(client, h, site, name="First test")
+    second = await live(client, h, site, name="Second test")
+    a, b = ids(first), ids(second)
+    t0 = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+
+    def at(minutes: int) -> str:
+        return (t0 + dt.timedelta(minutes=minutes)).isoformat()
+
+    key = site["api_key"]
+    assign = {"event_name": "assignment", "visitor_id": "v"}
+    # in the first test since minute 0; converts at minute 2 — this request arrives first …
+    await send(
+        client,
+        key,
+        [{**assign, "experiment_id": first["id"], "variant_id": a["control"], "timestamp": at(0)}],
+    )
+    await send(
+        client,
+        key,
+        [{"event_name": "conversion", "visitor_id": "v", "timestamp": at(2), "event_data": {"value": 7}}],
+    )
+    # … and the second test's assignment at minute 1 arrives after it (another process, a beacon)
+    await send(
+        client,
+        key,
+        [{**assign, "experiment_id": second["id"], "variant_id": b["variant_b"], "timestamp": at(1)}],
+    )
+    # an assignment after the conversion does not pull it in
+    third = await live(client, h, site, name="Third test")
+    c = ids(third)
+    await send(
+        client,
+        key,
+        [{**assign, "experiment_id": third["id"], "variant_id": c["control"], "timestamp": at(3)}],
+    )
+    got = await rows(
+        database_url,
+        "SELECT experiment_id, count, revenue FROM experiment_conversions WHERE visitor_id = 'v'",
+    )
+    assert sorted(map(tuple, got)) == sorted([(first["id"], 1, 7.0), (second["id"], 1, 7.0)])

@@ -392,7 +392,7 @@ class Ingestor:
                 duplicates += len(kept) - len(stored)
                 kept = [a for a, _ in stored]
             if kept and experiments:
-                await self._attribute(conn, site.site_id, experiments, kept)
+                await self._attribute(conn, site.site_id, experiments, kept, {i for _, i in stored})
         out = IngestOut(accepted=len(stored), duplicates=duplicates, rejected=rejected)
         ingested = (
             [_ingested(site.site_id, a, event_id) for a, event_id in stored] if self._has_listeners else []
@@ -583,8 +583,14 @@ class Ingestor:
         site_id: str,
         experiments: dict[str, RunningExperiment],
         kept: list[Accepted],
+        batch_ids: set[str],
     ) -> None:
-        """Assignments, then conversions, engagement and funnels of assigned visitors."""
+        """Assignments, then conversions, engagement and funnels of assigned visitors.
+
+        A visitor newly assigned by this batch may have sent events after that moment in an
+        earlier request (another SDK process, a beacon racing a fetch): those stored events
+        are credited to the new assignment too.
+        """
         batch_assigned = await self._upsert_assignments(conn, site_id, experiments, kept)
         relevant = _relevant_names(experiments.values())
         funnels_on_pages = any(
@@ -596,19 +602,63 @@ class Ingestor:
             if a.event.event_name != "assignment"
             and (a.event.event_name in relevant or (funnels_on_pages and a.event.event_name == "page_view"))
         ]
-        if not later:
+        if not later and not batch_assigned:
             return
-        visitors = list({a.event.visitor_id for a in later})
+        visitors = list({a.event.visitor_id for a in later} | {v for _, v in batch_assigned})
         assignments: dict[str, list[tuple[str, str, dt.datetime]]] = defaultdict(list)
+        new: dict[str, list[tuple[str, str, dt.datetime]]] = defaultdict(list)
         for exp_id, visitor_id, variant_id, assigned_at in await self._assignments_of(
             conn, site_id, list(experiments), visitors
         ):
             assignments[visitor_id].append((exp_id, variant_id, assigned_at))
-        if not assignments:
-            return
-        later.sort(key=lambda a: (a.at, a.index))
+            mine = batch_assigned.get((exp_id, visitor_id))
+            if mine is not None and mine[0] == variant_id and mine[1] == assigned_at:
+                new[visitor_id].append((exp_id, variant_id, assigned_at))  # this batch wrote it
         order = {key: index for key, (_, _, index) in batch_assigned.items()}
-        await self._credit(conn, site_id, experiments, assignments, later, order)
+        if later and assignments:
+            later.sort(key=lambda a: (a.at, a.index))
+            await self._credit(conn, site_id, experiments, assignments, later, order)
+        if new:
+            names = relevant | ({"page_view"} if funnels_on_pages else set())
+            earlier = await self._stored_events(conn, site_id, new, names, batch_ids)
+            if earlier:
+                await self._credit(conn, site_id, experiments, new, earlier, {})
+
+    async def _stored_events(
+        self,
+        conn: AsyncConnection,
+        site_id: str,
+        assigned: dict[str, list[tuple[str, str, dt.datetime]]],
+        names: set[str],
+        batch_ids: set[str],
+    ) -> list[Accepted]:
+        """Events stored by earlier requests of these visitors since their new assignments."""
+        since = min(at for rows in assigned.values() for _, _, at in rows)
+        ev = EVENTS
+        result = await conn.execute(
+            select(
+                ev.c.id, ev.c.created_at, ev.c.event_name, ev.c.visitor_id, ev.c.event_data, ev.c.url
+            ).where(
+                ev.c.site_id == site_id,
+                ev.c.visitor_id.in_(list(assigned)),
+                ev.c.created_at >= since,
+                ev.c.event_name.in_(sorted(names)),
+            )
+        )
+        out = []
+        for event_id, at, name, visitor_id, data, url in result:
+            if event_id in batch_ids:
+                continue
+            decoded: Any = None
+            if name == "conversion" and isinstance(data, dict):
+                decoded = msgspec.convert(data, ConversionData, strict=False)
+            elif name == "time_on_page" and isinstance(data, dict):
+                decoded = msgspec.convert(data, TimeOnPageData, strict=False)
+            text_data = msgspec.json.encode(data).decode() if data is not None else None
+            event = EventIn(event_name=name, visitor_id=visitor_id, url=url)
+            out.append(Accepted(index=-1, event=event, at=at, data_text=text_data, data=decoded))
+        out.sort(key=lambda a: a.at)
+        return out
 
     async def _upsert_assignments(
         self,
