@@ -643,12 +643,11 @@ class Ingestor:
                 ev.c.visitor_id.in_(list(assigned)),
                 ev.c.created_at >= since,
                 ev.c.event_name.in_(sorted(names)),
+                ev.c.id.not_in(sorted(batch_ids)),  # this batch's own events are credited already
             )
         )
         out = []
-        for event_id, at, name, visitor_id, data, url in result:
-            if event_id in batch_ids:
-                continue
+        for _event_id, at, name, visitor_id, data, url in result:
             decoded: Any = None
             if name == "conversion" and isinstance(data, dict):
                 decoded = msgspec.convert(data, ConversionData, strict=False)
