@@ -155,6 +155,10 @@ _PG_ENGAGE: Final = (
     "FROM unnest(%s::text[], %s::text[], %s::float8[], %s::int[], %s::bool[]) AS u(e, v, s, n, b) "
     "WHERE ev.experiment_id = u.e AND ev.visitor_id = u.v"
 )
+_PG_EARLIER_EVENTS: Final = (
+    "SELECT id, created_at, event_name, visitor_id, event_data::text, url FROM events "
+    "WHERE site_id = %s AND visitor_id = ANY(%s) AND created_at >= %s AND event_name = ANY(%s)"
+)
 _PG_FUNNELS_OF: Final = (
     "SELECT experiment_id, funnel_id, visitor_id, steps FROM funnel_progress "
     "WHERE experiment_id = ANY(%s) AND visitor_id = ANY(%s)"
@@ -634,26 +638,33 @@ class Ingestor:
     ) -> list[Accepted]:
         """Events stored by earlier requests of these visitors since their new assignments."""
         since = min(at for rows in assigned.values() for _, _, at in rows)
-        ev = EVENTS
-        result = await conn.execute(
-            select(
-                ev.c.id, ev.c.created_at, ev.c.event_name, ev.c.visitor_id, ev.c.event_data, ev.c.url
-            ).where(
-                ev.c.site_id == site_id,
-                ev.c.visitor_id.in_(list(assigned)),
-                ev.c.created_at >= since,
-                ev.c.event_name.in_(sorted(names)),
-                ev.c.id.not_in(sorted(batch_ids)),  # this batch's own events are credited already
-            )
-        )
+        found: list[tuple[Any, ...]]
+        if self.postgres:  # the visitor index with = ANY; event_data as text, decoded only when read
+            found = await _pg_fetch(conn, _PG_EARLIER_EVENTS, (site_id, list(assigned), since, sorted(names)))
+        else:
+            ev = EVENTS
+            found = [
+                (i, at, name, v, msgspec.json.encode(data).decode() if data is not None else None, url)
+                for i, at, name, v, data, url in await conn.execute(
+                    select(
+                        ev.c.id, ev.c.created_at, ev.c.event_name, ev.c.visitor_id, ev.c.event_data, ev.c.url
+                    ).where(
+                        ev.c.site_id == site_id,
+                        ev.c.visitor_id.in_(list(assigned)),
+                        ev.c.created_at >= since,
+                        ev.c.event_name.in_(sorted(names)),
+                    )
+                )
+            ]
         out = []
-        for _event_id, at, name, visitor_id, data, url in result:
+        for event_id, at, name, visitor_id, text_data, url in found:
+            if event_id in batch_ids:
+                continue  # this batch's own events are credited already
             decoded: Any = None
-            if name == "conversion" and isinstance(data, dict):
-                decoded = msgspec.convert(data, ConversionData, strict=False)
-            elif name == "time_on_page" and isinstance(data, dict):
-                decoded = msgspec.convert(data, TimeOnPageData, strict=False)
-            text_data = msgspec.json.encode(data).decode() if data is not None else None
+            if text_data is not None and name in ("conversion", "time_on_page"):
+                decoded = msgspec.json.decode(
+                    text_data, type=ConversionData if name == "conversion" else TimeOnPageData
+                )
             event = EventIn(event_name=name, visitor_id=visitor_id, url=url)
             out.append(Accepted(index=-1, event=event, at=at, data_text=text_data, data=decoded))
         out.sort(key=lambda a: a.at)
