@@ -276,6 +276,16 @@ async def run_duration_alerts(kernel: Kernel) -> int:
             days = (exp.advanced or {}).get("max_duration_days")
             if not days or exp.activated_at is None or exp.activated_at + dt.timedelta(days=days) > now:
                 continue
+            # lock the experiment's row the way the winner claim does and re-check it under the
+            # lock: a winner alert committed meanwhile (another node's cycle) wins, never both
+            unclaimed = await session.execute(
+                update(Experiment)
+                .where(Experiment.id == exp.id, Experiment.winner_alert_sent.is_(False))
+                .values(winner_alert_sent=False)
+                .execution_options(synchronize_session=False)
+            )
+            if unclaimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
             result = await session.execute(
                 insert(Alert)
                 .values(
