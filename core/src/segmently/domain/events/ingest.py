@@ -159,6 +159,10 @@ _PG_EARLIER_EVENTS: Final = (
     "SELECT id, created_at, event_name, visitor_id, event_data::text, url FROM events "
     "WHERE site_id = %s AND visitor_id = ANY(%s) AND created_at >= %s AND event_name = ANY(%s)"
 )
+_PG_LOCK_VISITORS: Final = (
+    "SELECT pg_advisory_xact_lock(hashtextextended('funnel:' || %s || ':' || v, 0)) "
+    "FROM unnest(%s::text[]) WITH ORDINALITY AS u(v, n) ORDER BY n"
+)
 _PG_FUNNELS_OF: Final = (
     "SELECT experiment_id, funnel_id, visitor_id, steps FROM funnel_progress "
     "WHERE experiment_id = ANY(%s) AND visitor_id = ANY(%s)"
@@ -839,11 +843,17 @@ class Ingestor:
         site_id: str,
         funnel_events: list[tuple[Accepted, str, str, RunningExperiment]],
     ) -> None:
-        """Advance each visitor's funnels one step per matching event, in order only."""
-        visitors = list({a.event.visitor_id for a, *_ in funnel_events})
+        """Advance each visitor's funnels one step per matching event, in order only.
+
+        Progress is read, then written: on PostgreSQL two batches of one visitor take turns
+        (a transaction lock per visitor, in sorted order), so neither advances from a stale
+        step; SQLite's write lock, held since the events were written, does the same.
+        """
+        visitors = sorted({a.event.visitor_id for a, *_ in funnel_events})
         experiment_ids = list({exp_id for _, exp_id, _, _ in funnel_events})
         progress: dict[tuple[str, str, str], int] = {}
         if self.postgres:
+            await _pg_execute(conn, _PG_LOCK_VISITORS, (site_id, visitors))
             found = await _pg_fetch(conn, _PG_FUNNELS_OF, (experiment_ids, visitors))
         else:
             fp = FUNNELS
