@@ -854,3 +854,20 @@ def explain_plan(conn: Any, query: str, params: Any) -> tuple[str, set[str]]:
     read = plan["Plan"].get("Shared Read Blocks", 0)
     line = f"{plan['Execution Time']:7.1f} ms  {' <- '.join(nodes)}  (buffers hit {hit:,}, read {read:,})"
     return line, relations
+
+
+CHECKOUT_EXPERIMENT: dict[str, Any] = {
+    "name": "Checkout button",
+    "variants": [
+        {"key": "control", "name": "Control", "weight": 50},
+        {
+            "key": "variant_1",
+            "name": "Green button",
+            "weight": 50,
+            "changes": [{"type": "css", "css": ".cta{background:#0a7}"}],
+        },
+    ],
+    "targeting": {"url_rules": [{"type": "contains", "value": "/"}]},
+    "goals": [{"type": "custom_event", "name": "Purchase", "primary": True, "event_name": "purchase"}],
+}
+"""The A/B test the benchmarks create (control and one variant, a primary ``purchase`` goal)."""

@@ -69,7 +69,17 @@ from typing import Any
 import httpx
 import msgspec
 import psycopg
-from _harness import CLI, PASSWORD, CpuMeter, Server, parse_args, run_wrk, served, socket_load
+from _harness import (
+    CHECKOUT_EXPERIMENT,
+    CLI,
+    PASSWORD,
+    CpuMeter,
+    Server,
+    parse_args,
+    run_wrk,
+    served,
+    socket_load,
+)
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -298,19 +308,9 @@ def populate(server: Server) -> tuple[str, str, str, list[str]]:
         site = client.post("/api/v1/projects", json={"name": "Shop", "url": "https://shop.example.com"})
         site.raise_for_status()
         experiment = {
-            "name": "Checkout button",
-            "variants": [
-                {"key": "control", "name": "Control", "weight": 50},
-                {
-                    "key": "variant_1",
-                    "name": "Green button",
-                    "weight": 50,
-                    "changes": [{"type": "css", "css": ".cta{background:#0a7}"}],
-                },
-            ],
-            "targeting": {"url_rules": [{"type": "contains", "value": "/"}]},
+            **CHECKOUT_EXPERIMENT,
             "goals": [
-                {"type": "custom_event", "name": "Purchase", "primary": True, "event_name": "purchase"},
+                *CHECKOUT_EXPERIMENT["goals"],
                 {"type": "click", "name": "CTA click", "selector": ".cta"},
             ],
         }

@@ -65,6 +65,7 @@ from typing import Any
 import httpx
 import psycopg
 from _harness import (
+    CHECKOUT_EXPERIMENT,
     ArmPlan,
     Generated,
     Owner,
@@ -111,18 +112,7 @@ QUERIES = {
 }
 
 EXPERIMENT = {
-    "name": "Checkout button",
-    "variants": [
-        {"key": "control", "name": "Control", "weight": 50},
-        {
-            "key": "variant_1",
-            "name": "Green button",
-            "weight": 50,
-            "changes": [{"type": "css", "css": ".cta{background:#0a7}"}],
-        },
-    ],
-    "targeting": {"url_rules": [{"type": "contains", "value": "/"}]},
-    "goals": [{"type": "custom_event", "name": "Purchase", "primary": True, "event_name": "purchase"}],
+    **CHECKOUT_EXPERIMENT,
     "funnels": [
         {
             "name": "Checkout",

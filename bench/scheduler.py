@@ -67,6 +67,7 @@ from typing import Any
 import httpx
 import psycopg
 from _harness import (
+    CHECKOUT_EXPERIMENT,
     CLI,
     ArmPlan,
     copy_connections,
@@ -96,20 +97,7 @@ WINNER_LIFT = 1.4
 LOSER_LIFT = 0.7
 RAN = re.compile(r"job winner_detection ran in ([0-9.]+) s")
 
-EXPERIMENT = {
-    "name": "Checkout button",
-    "variants": [
-        {"key": "control", "name": "Control", "weight": 50},
-        {
-            "key": "variant_1",
-            "name": "Green button",
-            "weight": 50,
-            "changes": [{"type": "css", "css": ".cta{background:#0a7}"}],
-        },
-    ],
-    "targeting": {"url_rules": [{"type": "contains", "value": "/"}]},
-    "goals": [{"type": "custom_event", "name": "Purchase", "primary": True, "event_name": "purchase"}],
-}
+EXPERIMENT = CHECKOUT_EXPERIMENT
 
 VISITORS_SQL = (
     "SELECT experiment_id, variant_id, count(*) FROM experiment_visitors"
