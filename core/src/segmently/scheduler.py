@@ -4,6 +4,8 @@ Every node runs the scheduler; each run of a job first takes the job's cluster-w
 try-lock (a PostgreSQL advisory lock, ``flock`` on SQLite), so with several nodes
 exactly one runs it and the others skip that tick. Jobs are idempotent. A job that
 raises is logged with its name and the scheduler goes on; the next tick runs it again.
+A run whose database connection went stale (the database restarted) is retried once
+at once on a fresh connection.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import DBAPIError
 
 from segmently.db.locks import try_lock
 from segmently.hookspecs import JobSpec
@@ -65,15 +68,26 @@ class Jobs:
         """
         spec = self.specs[name]
         started = time.perf_counter()
-        try:
-            async with try_lock(self.kernel.db, f"job:{name}") as held:
-                if not held:
-                    log.debug("job %s skipped: another node runs it", name, extra={"job": name})
-                    return Outcome.SKIPPED
-                await spec.func()
-        except Exception:
-            log.exception("job %s failed", name, extra={"job": name, "owner": self.owners[name]})
-            return Outcome.FAILED
+        for attempt in (1, 2):
+            try:
+                async with try_lock(self.kernel.db, f"job:{name}") as held:
+                    if not held:
+                        log.debug("job %s skipped: another node runs it", name, extra={"job": name})
+                        return Outcome.SKIPPED
+                    await spec.func()
+                break
+            except DBAPIError as exc:
+                # The database restarted or failed over since the pool last used this
+                # connection: SQLAlchemy has dropped the stale ones, and jobs are
+                # idempotent, so one more go on a fresh connection is safe.
+                if exc.connection_invalidated and attempt == 1:
+                    log.warning("job %s lost its database connection; retrying", name)
+                    continue
+                log.exception("job %s failed", name, extra={"job": name, "owner": self.owners[name]})
+                return Outcome.FAILED
+            except Exception:
+                log.exception("job %s failed", name, extra={"job": name, "owner": self.owners[name]})
+                return Outcome.FAILED
         log.debug(
             "job %s ran in %.3f s",
             name,
