@@ -1,0 +1,122 @@
+/**
+ * The shapes of `GET /api/v1/sdk/config` (built by `core/src/segmently/domain/sdk/config.py`) that
+ * the snippet reads. Types only: nothing here reaches the bundle.
+ */
+
+import type { AttributeRule, Device, ReferralSource, UrlRule, VisitorType } from "./targeting";
+
+/** One visual-editor change (`segmently.domain.experiments.schemas.Change`). */
+export type Change =
+  | { type: "hide"; selector: string; mode?: "hide" | "remove" }
+  | { type: "text"; selector: string; text: string }
+  | { type: "html"; selector: string; html: string }
+  | { type: "css"; css: string; selector?: string | null }
+  | { type: "js"; code: string };
+
+export interface VariantConfig {
+  id: string;
+  key: string;
+  name: string;
+  weight: number;
+  changes?: Change[];
+  custom_css?: string;
+  custom_js?: string;
+}
+
+/** Behavioral triggers (Audience tab): the first to fire wins, at most once per page view. */
+export interface Triggers {
+  scroll_percent?: number | null;
+  time_seconds?: number | null;
+  click_selector?: string | null;
+}
+
+export interface Goal {
+  id: string;
+  type: "click" | "form_submit" | "page_view" | "custom_event";
+  name: string;
+  primary?: boolean;
+  selector?: string | null;
+  url?: string | null;
+  event_name?: string | null;
+}
+
+export interface FunnelStep {
+  label: string;
+  url?: string;
+  event_name?: string | null;
+}
+
+export interface Funnel {
+  id: string;
+  name: string;
+  steps: FunnelStep[];
+}
+
+export interface ExperimentConfig {
+  id: string;
+  slug: string;
+  name: string;
+  seed: string;
+  type: "ab" | "mvt";
+  status: string;
+  /** served because `?segmently_preview=slug:variant` asked for this draft */
+  preview: boolean;
+  /** activation delay, ms */
+  delay: number;
+  targeting: {
+    url_rules?: UrlRule[];
+    devices?: Device[];
+    countries?: string[];
+    traffic_percentage?: number;
+  };
+  audience: {
+    visitor_type?: VisitorType;
+    attribute_rules?: AttributeRule[];
+    triggers?: Triggers;
+    referral_sources?: ReferralSource[];
+  };
+  goals: Goal[];
+  funnels: Funnel[];
+  cross_domain: string[];
+  custom_css: string;
+  custom_js: string;
+  ga4: boolean;
+  mixpanel: boolean;
+  variants: VariantConfig[];
+}
+
+/** One step of a site conversion rule (`segmently.domain.sites.settings_schemas.ConversionStep`). */
+export interface ConversionStep {
+  method: "page_url" | "url_param" | "local_storage" | "cookie";
+  value: string;
+  parse_json?: boolean;
+  property_path?: string | null;
+}
+
+export interface ConversionRule {
+  id: string;
+  name: string;
+  event_type: "conversion" | "login" | "registration";
+  steps: ConversionStep[];
+}
+
+/** A lazily loaded chunk named by a plugin's `snippet_modules` hook (or the kernel's own). */
+export interface ModuleConfig {
+  name: string;
+  src: string;
+  config?: Record<string, unknown>;
+}
+
+export interface SiteConfig {
+  site: { id: string; url: string };
+  /** the visitor's country as the server saw it (ISO 3166-1 alpha-2), or null */
+  country: string | null;
+  plan: string;
+  /** show the free-tier "Powered by Segmently" badge */
+  badge: boolean;
+  experiments: ExperimentConfig[];
+  flags: { key: string; rollout: number }[];
+  conversion_rules: ConversionRule[];
+  settings: { cross_domain: string[]; activation_delay_ms: number; anti_flicker_timeout_ms: number };
+  modules: ModuleConfig[];
+}
