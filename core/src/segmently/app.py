@@ -41,6 +41,7 @@ from segmently.domain.experiments.controllers import ExperimentController, SiteE
 from segmently.domain.flags.controllers import FlagController
 from segmently.domain.manage.controllers import ManageController
 from segmently.domain.sdk.config import ConfigCache
+from segmently.domain.sdk.snippet import SnippetController, SnippetFiles
 from segmently.domain.sdk.controllers import SdkController
 from segmently.domain.sites.controllers import ProjectController
 from segmently.domain.sites.keys import SiteKeys
@@ -166,6 +167,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         ResultsController,
         AnalyticsController,
         SdkController,
+        SnippetController,
         EventsController,
         LiveEventsController,
         AlertsController,
@@ -196,7 +198,13 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
             path="/schema",
             render_plugins=[ScalarRenderPlugin()],
         ),
-        state=State({"kernel": kernel, "config_cache": ConfigCache()}),
+        state=State(
+            {
+                "kernel": kernel,
+                "config_cache": ConfigCache(),
+                "snippet_files": SnippetFiles(settings.snippet_dir),
+            }
+        ),
         cors_config=CORSConfig(
             allow_origins=["*"],
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],

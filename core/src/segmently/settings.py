@@ -14,7 +14,10 @@ import msgspec
 from segmently.errors import ENV_PREFIX, SettingsError
 from segmently.mail import MailSettings
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "check_database_url"]
+__all__ = ["ENV_PREFIX", "SNIPPET_DIST", "Settings", "SettingsError", "check_database_url"]
+
+SNIPPET_DIST = Path(__file__).resolve().parents[3] / "snippet" / "dist"
+"""The snippet's build output in a checkout of the repository (``npm run build`` in ``snippet/``)."""
 
 _SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+psycopg")
 
@@ -36,6 +39,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             run takes a cluster-wide lock).
         job_interval_seconds: Period of the kernel's minute jobs (schedule, winners,
             durations); 60 in production, shorter in tests.
+        snippet_dir: The snippet's built files (``segmently.js`` and its chunks) served at
+            ``/segmently.js``, ``/snippet/{name}.js`` and ``/s/{api_key}.js``.
     """
 
     data_dir: Path
@@ -54,6 +59,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     geoip_db: Path | None = None
     scheduler: bool = True
     job_interval_seconds: float = 60.0
+    snippet_dir: Path = SNIPPET_DIST
 
     @property
     def is_sqlite(self) -> bool:
@@ -114,7 +120,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if scheduler not in ("on", "off", "1", "0", "true", "false"):
             raise SettingsError(f"SEGMENTLY_SCHEDULER={scheduler!r}: use on or off")
         job_interval = _seconds_setting(get, "JOB_INTERVAL_SECONDS", 60.0)
+        snippet = get("SNIPPET_DIR")
         return cls(
+            snippet_dir=Path(snippet).expanduser().resolve() if snippet else SNIPPET_DIST,
             job_interval_seconds=job_interval,
             scheduler=scheduler in ("on", "1", "true"),
             geoip_db=geoip_db,

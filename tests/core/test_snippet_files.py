@@ -1,0 +1,112 @@
+"""The server's snippet routes: /segmently.js, /snippet/{name}.js and /s/{api_key}.js with the config inlined.
+
+The files served are whatever the build left in ``snippet_dir``; here a stand-in build, so these
+tests check the serving (the browser tests load the real build).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from segmently.db.models import Organization
+from tests.conftest import make_settings, serve_app
+from tests.core.accounts.test_team import db_update
+from tests.core.experiments.test_experiments import owner_site
+from tests.core.experiments.test_public_api import live
+
+pytestmark = pytest.mark.usefixtures("backend")
+CORE = b"(function(){window.SegmentlyLoaded=!0})();\n"
+
+
+@pytest.fixture
+def dist(tmp_path: Path) -> Path:
+    d = tmp_path / "dist"
+    d.mkdir()
+    (d / "segmently.js").write_bytes(CORE)
+    (d / "preview.js").write_bytes(b"(function(){})();\n")
+    return d
+
+
+@pytest.fixture
+async def client(
+    database_url: str, tmp_path: Path, dist: Path, plugins: object
+) -> AsyncIterator[httpx.AsyncClient]:
+    from segmently.app import create_app
+
+    app = create_app(make_settings(database_url, tmp_path, snippet_dir=dist), plugins)  # type: ignore[arg-type]
+    async with serve_app(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as c:
+        yield c
+
+
+async def test_the_core_and_its_chunks_are_served_with_etags(client: httpx.AsyncClient, dist: Path) -> None:
+    core = await client.get("/segmently.js")
+    assert core.status_code == 200 and core.content == CORE
+    assert core.headers["content-type"].startswith("text/javascript")
+    assert core.headers["cache-control"] == "public, max-age=300"
+    assert "x-frame-options" not in core.headers  # embeddable on any site
+    again = await client.get("/segmently.js", headers={"If-None-Match": core.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert (await client.get("/snippet/preview.js")).content == b"(function(){})();\n"
+    # a rebuild is served at once, with a new tag
+    (dist / "segmently.js").write_bytes(CORE + b"//v2\n")
+    rebuilt = await client.get("/segmently.js", headers={"If-None-Match": core.headers["etag"]})
+    assert rebuilt.status_code == 200 and rebuilt.content.endswith(b"//v2\n")
+
+
+@pytest.mark.parametrize("name", ["nope.js", "..%2Fsegmently.js", "preview", "PREVIEW.js", ".hidden.js"])
+async def test_only_built_chunks_by_plain_name(client: httpx.AsyncClient, name: str) -> None:
+    assert (await client.get(f"/snippet/{name}")).status_code == 404
+
+
+async def test_an_unbuilt_snippet_says_how_to_build_it(client: httpx.AsyncClient, dist: Path) -> None:
+    (dist / "segmently.js").unlink()
+    r = await client.get("/segmently.js")
+    assert r.status_code == 503 and "npm run build" in r.json()["detail"]
+
+
+async def test_the_site_script_inlines_the_config_before_the_core(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    h, site = await owner_site(client, database_url)
+    exp = await live(client, h, site)
+    r = await client.get(f"/s/{site['api_key']}.js")
+    assert r.status_code == 200 and r.headers["cache-control"] == "private, no-cache"
+    head, core = r.content.split(b";\n", 1)
+    assert core == CORE
+    prefix = b"window.__segmentlyConfig="
+    assert head.startswith(prefix)
+    inline = json.loads(head[len(prefix) :])
+    assert inline["apiKey"] == site["api_key"]
+    assert [e["slug"] for e in inline["config"]["experiments"]] == [exp["slug"]]
+    # the same config and tag as the config endpoint
+    config = await client.get("/api/v1/sdk/config", params={"api_key": site["api_key"]})
+    assert inline["config"] == config.json() and inline["etag"] == config.headers["etag"]
+    assert (
+        await client.get(f"/s/{site['api_key']}.js", headers={"If-None-Match": r.headers["etag"]})
+    ).status_code == 304
+    # a change to the experiment changes the script
+    await client.post(f"/api/v1/experiments/{exp['id']}/pause", headers=h)
+    changed = await client.get(f"/s/{site['api_key']}.js", headers={"If-None-Match": r.headers["etag"]})
+    assert changed.status_code == 200 and b'"experiments":[]' in changed.content
+
+
+async def test_the_site_script_refuses_unknown_keys_and_suspended_orgs(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    h, site = await owner_site(client, database_url)
+    assert (await client.get("/s/seg_live_0123456789abcdef.js")).status_code == 401
+    assert (await client.get("/s/not-a-key.js")).status_code == 404
+    me = (await client.get("/api/v1/me", headers=h)).json()
+    org_id = me["organization"]["id"] if "organization" in me else me["organizations"][0]["id"]
+    await db_update(
+        database_url, update(Organization).where(Organization.id == org_id).values(status="suspended")
+    )
+    r = await client.get(f"/s/{site['api_key']}.js")
+    assert r.status_code == 403 and re.search("suspended", r.text)
