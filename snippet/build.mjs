@@ -1,6 +1,7 @@
 // Builds dist/: segmently.js (the minified core every page loads, an IIFE for a classic
 // <script>) and, beside it, one file per lazily loaded chunk found in src/modules/
 // (src/modules/<name>.ts or src/modules/<name>/index.ts → dist/<name>.js).
+// SNIPPET_OUTDIR=<dir> builds there instead of dist/ (the Python tests build into their own folder).
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import * as esbuild from "esbuild";
@@ -28,10 +29,11 @@ function chunkEntries() {
   return entries;
 }
 
-rmSync("dist", { recursive: true, force: true });
-await esbuild.build({ ...common, entryPoints: { segmently: "src/index.ts" }, outdir: "dist", format: "iife" });
+const outdir = process.env.SNIPPET_OUTDIR || "dist";
+rmSync(outdir, { recursive: true, force: true });
+await esbuild.build({ ...common, entryPoints: { segmently: "src/index.ts" }, outdir, format: "iife" });
 const chunks = chunkEntries();
 if (Object.keys(chunks).length > 0) {
   // each chunk is self-contained: the core never includes it, and it never pulls the core in twice
-  await esbuild.build({ ...common, entryPoints: chunks, outdir: "dist", format: "iife" });
+  await esbuild.build({ ...common, entryPoints: chunks, outdir, format: "iife" });
 }

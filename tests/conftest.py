@@ -73,6 +73,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     backends = [b.strip() for b in metafunc.config.getoption("--backends").split(",") if b.strip()]
     if metafunc.definition.get_closest_marker("postgresql_only"):
         backends = [b for b in backends if b == "postgresql"]
+    elif metafunc.definition.get_closest_marker("one_backend"):
+        backends = ["postgresql"] if "postgresql" in backends else backends[:1]
     metafunc.parametrize("backend", backends)
 
 
