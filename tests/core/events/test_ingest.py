@@ -155,6 +155,42 @@ async def test_a_malformed_event_refuses_the_whole_batch_naming_the_field(
     assert await count(database_url, "events", site["id"]) == 0
 
 
+async def test_a_goal_id_credits_that_goal_only_and_a_goal_name_every_goal_of_that_name(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    h, site = await owner_site(client, database_url)
+    goals = [{"type": "click", "name": "CTA click", "selector": "#cta", "primary": True}]
+    first = await live(client, h, site, goals=goals)
+    second = await live(client, h, site, name="Second test", slug="second-test", goals=goals)
+    events: list[dict[str, Any]] = [
+        {
+            "event_name": "assignment",
+            "visitor_id": visitor,
+            "experiment_id": exp["id"],
+            "variant_id": ids(exp)["control"],
+        }
+        for exp in (first, second)
+        for visitor in ("by-id", "by-name")
+    ]
+    events += [
+        {
+            "event_name": "conversion",
+            "visitor_id": "by-id",
+            "event_data": {"goal_id": first["goals"][0]["id"], "goal_name": "CTA click"},
+        },
+        {"event_name": "conversion", "visitor_id": "by-name", "event_data": {"goal_name": "CTA click"}},
+    ]
+    assert (await send(client, site["api_key"], events)).json()["accepted"] == 6
+    got = await rows(
+        database_url,
+        "SELECT experiment_id, visitor_id FROM experiment_conversions WHERE site_id = :s",
+        s=site["id"],
+    )
+    assert sorted(map(tuple, got)) == sorted(
+        [(first["id"], "by-id"), (first["id"], "by-name"), (second["id"], "by-name")]
+    )
+
+
 async def test_malformed_json_and_oversized_bodies(client: httpx.AsyncClient, database_url: str) -> None:
     _h, site = await owner_site(client, database_url)
     key = {"X-API-Key": site["api_key"], "Content-Type": "application/json"}

@@ -247,8 +247,10 @@ class RunningExperiment:
             named = data.goal_name if isinstance(data, ConversionData) else None
             if named_id is None and named is None:
                 hits.append(self.primary_goal)
+            elif named_id is not None:  # an id names one goal of one experiment; its name is not asked
+                hits.extend(g["id"] for g in self.goals if g["id"] == named_id)
             else:
-                hits.extend(g["id"] for g in self.goals if g["id"] == named_id or g.get("name") == named)
+                hits.extend(g["id"] for g in self.goals if g.get("name") == named)
         return list(dict.fromkeys(hits))
 
 
