@@ -14,6 +14,7 @@ from tests.snippet import npm
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 TARGETING_CASES = FIXTURES / "targeting_cases.json"
+CONVERSION_RULE_CASES = FIXTURES / "conversion_rule_cases.json"
 
 
 def test_snippet_typechecks_passes_its_unit_tests_and_builds() -> None:
@@ -31,4 +32,11 @@ def test_targeting_cases_file_is_what_the_script_writes() -> None:
     script = runpy.run_path(str(FIXTURES / "make_targeting_cases.py"))
     assert TARGETING_CASES.read_text(encoding="ascii") == script["render"](script["build"]()), (
         "regenerate with: uv run python tests/fixtures/make_targeting_cases.py"
+    )
+
+
+def test_conversion_rule_cases_file_is_what_the_script_writes() -> None:
+    script = runpy.run_path(str(FIXTURES / "make_conversion_rule_cases.py"))
+    assert CONVERSION_RULE_CASES.read_text(encoding="ascii") == script["render"](script["build"]()), (
+        "regenerate with: uv run python tests/fixtures/make_conversion_rule_cases.py"
     )

@@ -1,0 +1,118 @@
+/**
+ * Applies one variant to the page in the spec's execution order: the visual editor's changes, then
+ * the custom CSS, then the custom JavaScript; the editor's `js` changes run just before the custom
+ * JavaScript (after all CSS is in, a difference only code that reads styles can notice).
+ *
+ * - Element changes (hide, text, html, css with a selector) apply in list order; after an html
+ *   change the selectors run again over its new HTML, so a change on a parent never wipes its
+ *   child's: the page ends as if the ancestor's change came first. An html change with empty HTML
+ *   is ignored (the editor's "not edited"); one never applies inside an element its selector
+ *   matches, so its own HTML, or two html changes holding each other's elements, cannot loop.
+ * - Elements that are not there yet (the snippet runs in `<head>`, an SPA renders later) get the
+ *   change when they appear: one MutationObserver (children, not attributes) re-runs the
+ *   selectors; each change applies at most once per element, so a page that later rewrites the
+ *   element wins, while a re-rendered (new) element gets the change again.
+ * - A `css` change with a selector sets inline declarations (`color: red; …`) on its elements;
+ *   one holding a rule (`{`) is a style sheet like one without a selector.
+ * - JavaScript (`js` changes, then custom JS) runs once, after all the style sheets are in, each
+ *   snippet on its own (`new Function(code)()`): a throw is reported and the rest runs. It waits
+ *   for DOMContentLoaded while the document is still loading, so `document.querySelector` finds
+ *   the body's elements; style sheets and element changes do not wait.
+ * - An invalid selector is reported once and its change skipped.
+ *
+ * `undo()` (an SPA left the experiment's URL) stops watching, drops JavaScript not yet run and
+ * removes the injected style sheets; element changes already made stay until the page re-renders.
+ */
+
+import type { Change } from "./types";
+
+export interface Applied {
+  undo(): void;
+}
+
+type ElementChange = Exclude<Change, { type: "js" }> & { selector: string };
+
+export function applyChanges(
+  doc: Document,
+  key: string,
+  changes: readonly Change[],
+  css: readonly string[],
+  js: readonly string[],
+  report: (message: string, error?: unknown) => void,
+): Applied {
+  const styles: Element[] = [];
+  const addStyle = (text: string, name: string) => {
+    if (!text) return;
+    const style = doc.createElement("style");
+    style.id = `segmently-${key}-${name}`;
+    style.textContent = text;
+    (doc.head || doc.documentElement).appendChild(style);
+    styles.push(style);
+  };
+  const run = (code: string, what: string) => {
+    try {
+      new Function(code)();
+    } catch (error) {
+      report(`${key}: ${what} threw`, error);
+    }
+  };
+
+  const targets: [ElementChange, WeakSet<Element>][] = [];
+  changes.forEach((change, i) => {
+    if (change.type == "js" || (change.type == "html" && !change.html)) return;
+    const selector = change.selector;
+    if (change.type == "css" && (!selector || change.css.includes("{"))) return addStyle(change.css, `change-${i}`);
+    try {
+      // parses the selector without searching the page
+      doc.createDocumentFragment().querySelector(selector!);
+      targets.push([change as ElementChange, new WeakSet()]);
+    } catch (error) {
+      report(`${key}: invalid selector "${selector}"`, error);
+    }
+  });
+
+  const applyToElements = () => {
+    let htmlChanged = false;
+    for (const [change, done] of targets) {
+      doc.querySelectorAll(change.selector).forEach((element) => {
+        // an html change applies to the outermost match only, so its own HTML cannot feed it
+        if (done.has(element) || (change.type == "html" && element.parentElement?.closest(change.selector))) return;
+        done.add(element);
+        const style = (element as HTMLElement).style;
+        if (change.type == "hide") {
+          if (change.mode == "remove") element.remove();
+          else style.setProperty("display", "none", "important");
+        } else if (change.type == "text") element.textContent = change.text;
+        else if (change.type == "css") style.cssText += ";" + change.css;
+        else {
+          element.innerHTML = change.html;
+          htmlChanged = true;
+        }
+      });
+    }
+    // the new HTML may hold elements of other changes, e.g. a child's whose change it just wiped
+    if (htmlChanged) applyToElements();
+  };
+
+  let observer: MutationObserver | undefined;
+  if (targets.length) {
+    applyToElements();
+    observer = new MutationObserver(applyToElements);
+    observer.observe(doc, { childList: true, subtree: true });
+  }
+  const runJs = () => {
+    changes.forEach((change, i) => change.type == "js" && run(change.code, `JavaScript change ${i + 1}`));
+    js.forEach((code, i) => run(code, `custom JavaScript ${i + 1}`));
+  };
+  css.forEach((text, i) => addStyle(text, `css-${i}`));
+  if (doc.readyState == "loading") doc.addEventListener("DOMContentLoaded", runJs);
+  else runJs();
+
+  return {
+    undo() {
+      observer?.disconnect();
+      doc.removeEventListener("DOMContentLoaded", runJs);
+      for (const style of styles) style.remove();
+    },
+  };
+}
