@@ -1,0 +1,561 @@
+/**
+ * The snippet on a customer's page: wires the browser-free modules of src/core to the real
+ * document, in the spec's execution order (Advanced tab): curtain, config, identity, assignment,
+ * GA4/Mixpanel forwarding, changes, custom CSS and JS, activation delay, reveal, `page_view`; then
+ * goals, conversion rules, engagement, SPA navigations and `window.Segmently` (README "Runtime").
+ *
+ * Nothing here may break the page: every entry point (start, API methods, callbacks) is guarded,
+ * errors go to the console once per message with a "Segmently:" prefix, and the page is revealed.
+ */
+
+import { type Applied, applyChanges } from "./core/changes";
+import { type Curtain, drawCurtain } from "./core/antiflicker";
+import { flagEnabled } from "./core/assign";
+import { ConfigCache, INLINE_CONFIG_GLOBAL } from "./core/config";
+import { trackEngagement } from "./core/engagement";
+import { evaluate } from "./core/evaluate";
+import { type Emit, type GoalWatcher, watchGoals } from "./core/goals";
+import { HOST_GLOBAL, type Assignment, type ModuleHost } from "./core/host";
+import {
+  type Identity,
+  decorateLink,
+  documentCookieJar,
+  isOptedOut,
+  loadIdentity,
+  readCrossDomainId,
+  resetIdentity,
+} from "./core/identity";
+import { createEventQueue } from "./core/queue";
+import { watchRules } from "./core/rules";
+import { type KeyValueStorage, browserStorage, isRecord, readJson, removeKey, writeJson } from "./core/storage";
+import { RESERVED_ATTRIBUTE_KEYS, deviceForWidth, urlMatches } from "./core/targeting";
+import { hasTriggers, onTrigger } from "./core/triggers";
+import type { ExperimentConfig, SiteConfig, VariantConfig } from "./core/types";
+
+export const VERSION = "0.1.0";
+/** sessionStorage key of the preview (`slug:variantKey`); the preview panel removes it for "View Original". */
+export const PREVIEW_KEY = "segmently_preview";
+const ASSIGNMENTS_KEY = "seg_assignments";
+const ATTRIBUTES_KEY = "seg_attributes";
+const FIRST_VISIT_TIMEOUT_MS = 5_000;
+const MAX_HIDDEN_MS = 600_000; // the server refuses a page_view whose hidden_ms is larger
+
+/** `window.Segmently` (spec: "JavaScript API", "Using Flags in Your Code"). */
+export interface SegmentlyApi {
+  readonly version: string;
+  track(eventName: string, eventData?: Record<string, unknown>): void;
+  trackConversion(eventData?: Record<string, unknown>): void;
+  getVariant(experimentSlug: string): string | null;
+  getVisitorId(): string | null;
+  setAttributes(attributes: Record<string, unknown>): void;
+  getAllAssignments(): Record<string, string>;
+  reset(): void;
+  isEnabled(flagKey: string): Promise<boolean>;
+  getAllFlags(): Promise<Record<string, boolean>>;
+}
+
+/** Where the snippet came from: the API key and the server's base URL (no trailing slash). */
+export interface Boot {
+  apiKey: string;
+  base: string;
+  /** `window.__segmentlyConfig` of `/s/{api_key}.js` */
+  inline?: unknown;
+}
+
+type Integrations = {
+  gtag?: (...args: unknown[]) => void;
+  mixpanel?: { track?: (...args: unknown[]) => void };
+  [INLINE_CONFIG_GLOBAL]?: unknown;
+  Segmently?: SegmentlyApi;
+};
+
+/** One experiment running on this page: its variant and what applying it did. */
+interface Running {
+  experiment: ExperimentConfig;
+  variant: VariantConfig;
+  applied: Applied;
+  /** forced by `?segmently_preview`: no events, no goals */
+  preview: boolean;
+}
+
+/**
+ * Reads the `<script>` that loaded the core (or the inline config of `/s/{api_key}.js`) and starts
+ * the snippet once per page: a second include keeps the first instance.
+ */
+export function boot(win: Window, script: HTMLOrSVGScriptElement | null): void {
+  const w = win as Window & Integrations;
+  if (w.Segmently !== undefined) return;
+  try {
+    const inline = w[INLINE_CONFIG_GLOBAL];
+    const given = isRecord(inline) ? inline : {};
+    const src = script && script.getAttribute("src");
+    const url = src ? new URL(src, win.location.href) : null;
+    const apiKey = given.apiKey || (script && script.getAttribute("data-api-key"));
+    // `{base}/segmently.js` or `{base}/s/{key}.js`: the base is the path before them
+    const base = given.base || (url ? url.origin + url.pathname.replace(/(\/s)?\/[^/]*$/, "") : "");
+    if (typeof apiKey !== "string" || !apiKey || typeof base !== "string") {
+      console.error("Segmently: the script tag needs data-api-key");
+      return;
+    }
+    start(win, { apiKey, base, inline });
+  } catch (error) {
+    console.error("Segmently: could not start", error);
+  }
+}
+
+/** Runs the snippet on `win`'s page and defines `window.Segmently`; never throws. */
+export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi {
+  const w = win as Window & Integrations;
+  const doc = win.document;
+  const loc = win.location;
+  const reported = new Set<string>();
+  const report = (message: string, error?: unknown): void => {
+    if (reported.has(message)) return;
+    reported.add(message);
+    console.error(`Segmently: ${message}`, ...(error === undefined ? [] : [error]));
+  };
+  /** `fn` that reports instead of throwing into the page, answering `fallback`. */
+  const guard =
+    <A extends unknown[], R>(fn: (...args: A) => R, fallback?: R) =>
+    (...args: A): R => {
+      try {
+        return fn(...args);
+      } catch (error) {
+        report("internal error", error);
+        if (curtain) curtain.reveal(); // a broken snippet never keeps the page hidden
+        return fallback as R;
+      }
+    };
+
+  const jar = documentCookieJar(doc);
+  const optedOut = isOptedOut(jar);
+  const storage = optedOut ? null : browserStorage(win); // opted out: nothing kept either
+  const query = new URLSearchParams(loc.search);
+  const editor = win.parent !== win && query.get("segmently_editor") === "1";
+
+  // preview: `?segmently_preview=slug:variantKey`, remembered for the browser session (empty ends it)
+  let session: KeyValueStorage | null = null;
+  try {
+    session = win.sessionStorage;
+  } catch {
+    // blocked: the preview lasts one page
+  }
+  const asked = query.get(PREVIEW_KEY);
+  if (asked) writeJson(session, PREVIEW_KEY, asked);
+  else if (asked !== null) removeKey(session, PREVIEW_KEY);
+  const [preview, previewSlug, previewKey] = /^([^:]+):(.+)/.exec(String(asked || readJson(session, PREVIEW_KEY))) || [];
+
+  let config: SiteConfig | null = null;
+  let started = false;
+  let identity: Identity | null = null;
+  let curtain: Curtain | null = null;
+  let page = loc.href;
+  let crossDomain: string[] = [];
+  const noop = (): void => {};
+  let goals: Omit<GoalWatcher, "stop"> = { setTargets: noop, pageView: noop };
+  let rules: { check(url: string): void } = { check: noop };
+  let engagement = { pageView: noop, leave: noop };
+  const running = new Map<string, Running>();
+  const waiting = new Map<string, () => void>();
+  const early: Parameters<Emit>[] = [];
+  const storedAttributes = readJson(storage, ATTRIBUTES_KEY);
+  const attributes: Record<string, unknown> = isRecord(storedAttributes) ? storedAttributes : {};
+
+  const identityOptions = { jar, hostname: loc.hostname, secure: loc.protocol === "https:" };
+  const queue = createEventQueue({
+    baseUrl: base,
+    apiKey,
+    storage,
+    isOptedOut: () => isOptedOut(jar),
+    send: (url, body, headers) =>
+      // keepalive lets a batch outlive the page, but browsers refuse keepalive bodies over 64 KB
+      win
+        .fetch(url, { method: "POST", body, headers, credentials: "omit", keepalive: body.length < 60_000 })
+        .then((r) => ({ status: r.status, retryAfter: parseFloat(r.headers.get("Retry-After")!) })),
+    beacon: typeof win.navigator.sendBeacon === "function" ? (url, body) => win.navigator.sendBeacon(url, body) : null,
+  });
+
+  const send: Emit = (eventName, data, experimentId, variantId) => {
+    queue.enqueue({
+      event_name: eventName,
+      visitor_id: identity!.visitorId,
+      experiment_id: experimentId,
+      variant_id: variantId,
+      event_data: data,
+      url: page,
+      device_type: deviceForWidth(win.innerWidth),
+    });
+  };
+  /** Queues an event; before the visitor is known (first visit from a cross-domain link) it waits. */
+  const emit: Emit = (...event) => {
+    if (editor) return; // the visual editor's page view is nobody's visit
+    if (identity === null) early.push(event);
+    else send(...event);
+  };
+
+  function identify(): Identity {
+    if (identity === null) {
+      identity = loadIdentity(identityOptions, loc.href, crossDomain);
+      if (identity.cleanUrl !== null) {
+        page = identity.cleanUrl; // before replaceState, so the SPA hook sees no navigation
+        win.history.replaceState(win.history.state, "", identity.cleanUrl);
+      }
+      for (const event of early.splice(0)) send(...event);
+    }
+    return identity;
+  }
+
+  // --- assignment ---------------------------------------------------------------------------------
+
+  /** The stored (sticky) variant ids of this visitor, by experiment id. */
+  function sticky(): Record<string, unknown> {
+    const stored = readJson(storage, ASSIGNMENTS_KEY);
+    return isRecord(stored) && identity && stored.visitor === identity.visitorId && isRecord(stored.variants)
+      ? stored.variants
+      : {};
+  }
+
+  /** Whether this is the visitor's first assignment to the experiment (then it is stored). */
+  function remember(experimentId: string, variantId: string): boolean {
+    const variants = sticky();
+    if (variants[experimentId] === variantId) return false;
+    variants[experimentId] = variantId;
+    writeJson(storage, ASSIGNMENTS_KEY, { visitor: identity!.visitorId, variants });
+    return true;
+  }
+
+  const experiments = (): ExperimentConfig[] => (config ? config.experiments : []);
+  const urlRulesMatch = (e: ExperimentConfig): boolean => urlMatches(e.targeting.url_rules || [], page);
+
+  /**
+   * The experiments to apply now on this page, with their variants; behavioral ones get their
+   * triggers set up instead. Order of the checks: preview, sticky assignment, evaluate().
+   */
+  function plan(): [ExperimentConfig, VariantConfig, boolean][] {
+    const now: [ExperimentConfig, VariantConfig, boolean][] = [];
+    const visitorId = identify().visitorId;
+    const stored = sticky();
+    for (const e of experiments()) {
+      if (running.has(e.id) || waiting.has(e.id) || !urlRulesMatch(e)) continue;
+      if (e.slug === previewSlug) {
+        const forced = e.variants.find((v) => v.key === previewKey || v.id === previewKey);
+        if (forced) now.push([e, forced, true]);
+        else report(`preview: experiment '${e.slug}' has no variant '${previewKey}'`);
+        continue;
+      }
+      if (e.preview || optedOut || editor) continue;
+      const kept = e.variants.find((v) => v.id === stored[e.id]);
+      if (kept) {
+        now.push([e, kept, false]); // assigned before: page-level URL rules only, no trigger
+        continue;
+      }
+      const t = e.targeting;
+      const a = e.audience;
+      const decision = evaluate(
+        {
+          hashSeed: e.seed,
+          variants: e.variants,
+          trafficPercentage: t.traffic_percentage,
+          urlRules: t.url_rules,
+          devices: t.devices,
+          countries: t.countries,
+          visitorType: a.visitor_type,
+          attributeRules: a.attribute_rules,
+          referralSources: a.referral_sources,
+        },
+        {
+          visitorId,
+          url: page,
+          viewportWidth: win.innerWidth,
+          country: config!.country,
+          isReturning: identity!.isReturning,
+          attributes,
+          referrer: doc.referrer,
+        },
+      );
+      if (!decision.inExperiment) continue;
+      const variant = e.variants[decision.variantIndex]!;
+      if (hasTriggers(a.triggers)) {
+        const fire = guard(() => {
+          waiting.delete(e.id);
+          enter(e, variant, false);
+        });
+        waiting.set(e.id, onTrigger(win, a.triggers!, fire));
+      } else now.push([e, variant, false]);
+    }
+    return now;
+  }
+
+  /** Assigns (event once per visitor), forwards to GA4 / Mixpanel, then applies the variant. */
+  function enter(experiment: ExperimentConfig, variant: VariantConfig, forced: boolean): void {
+    if (!forced) {
+      if (remember(experiment.id, variant.id)) emit("assignment", undefined, experiment.id, variant.id);
+      try {
+        if (experiment.ga4 && typeof w.gtag === "function") {
+          w.gtag("event", "experiment_impression", {
+            experiment_id: experiment.slug,
+            experiment_name: experiment.name,
+            variant_id: variant.id,
+            variant_name: variant.name,
+          });
+        }
+        if (experiment.mixpanel && w.mixpanel && typeof w.mixpanel.track === "function") {
+          w.mixpanel.track("$experiment_started", {
+            "Experiment name": experiment.name,
+            "Experiment ID": experiment.slug,
+            "Variant name": variant.name,
+            "Variant ID": variant.id,
+          });
+        }
+      } catch (error) {
+        report("GA4 / Mixpanel forwarding failed", error);
+      }
+    }
+    const applied = applyChanges(
+      doc,
+      experiment.id,
+      variant.changes || [],
+      [experiment.custom_css, variant.custom_css || ""],
+      [experiment.custom_js, variant.custom_js || ""],
+      report,
+    );
+    running.set(experiment.id, { experiment, variant, applied, preview: forced });
+    goals.setTargets(goalTargets());
+  }
+
+  const goalTargets = () =>
+    [...running.values()]
+      .filter((r) => !r.preview)
+      .map((r) => ({ experimentId: r.experiment.id, variantId: r.variant.id, goals: r.experiment.goals }));
+
+  /** Forgets this page's experiments: what they injected goes, triggers stop. */
+  function stopAll(keep: (r: Running) => boolean): void {
+    for (const [id, r] of running) {
+      if (keep(r)) continue;
+      r.applied.undo();
+      running.delete(id);
+    }
+    for (const cancel of waiting.values()) cancel();
+    waiting.clear();
+    goals.setTargets(goalTargets());
+  }
+
+  // --- the page -----------------------------------------------------------------------------------
+
+  const pageView = (hiddenMs: number | null): void => {
+    emit("page_view", hiddenMs === null ? undefined : { hidden_ms: Math.min(Math.round(hiddenMs), MAX_HIDDEN_MS) });
+    engagement.pageView();
+    rules.check(page);
+  };
+
+  /** The first config of the page is known (null: none could be loaded). */
+  function init(site: SiteConfig | null): void {
+    started = true;
+    config = site;
+    const settings: Partial<SiteConfig["settings"]> = (site && site.settings) || {};
+    crossDomain = (settings.cross_domain || []).concat(...experiments().map((e) => e.cross_domain || []));
+    identify();
+    if (crossDomain.length > 0 && !optedOut) {
+      decorate(doc);
+      new MutationObserver(
+        guard((records: MutationRecord[]) => {
+          for (const r of records) {
+            if (r.type === "attributes") decorate(r.target);
+            else r.addedNodes.forEach(decorate);
+          }
+        }),
+      ).observe(doc, { childList: true, subtree: true, attributes: true, attributeFilter: ["href"] });
+    }
+    const now = plan();
+    if (now.length > 0 && curtain === null) {
+      curtain = drawCurtain(doc, settings.anti_flicker_timeout_ms || FIRST_VISIT_TIMEOUT_MS);
+    }
+    for (const [e, v, forced] of now) enter(e, v, forced);
+    if (!optedOut && !editor) {
+      goals = watchGoals(doc, emit);
+      goals.pageView(page);
+      goals.setTargets(goalTargets());
+      rules = watchRules(doc, storage, (site && site.conversion_rules) || [], emit);
+      engagement = trackEngagement(win, doc, emit);
+    }
+    watchNavigation();
+    if (site !== null) loadChunks(site);
+    // reveal once the changes are in, the DOM is parsed and the activation delay has passed
+    const delay = Math.max(0, ...now.map(([e]) => (e.delay == null ? settings.activation_delay_ms || 0 : e.delay)));
+    const reveal = guard(() => pageView(curtain && curtain.reveal()));
+    const afterDelay = () => (delay > 0 ? setTimeout(reveal, delay) : reveal());
+    if (now.length === 0) reveal();
+    else if (doc.readyState === "loading") doc.addEventListener("DOMContentLoaded", afterDelay);
+    else afterDelay();
+    win.postMessage({ type: "segmently-snippet-ready", version: VERSION }, "*");
+  }
+
+  /** Links (in `node`) to the listed cross-domain hosts get `_sgmt_vid`. */
+  function decorate(node: Node): void {
+    if (node.nodeType !== 1 && node.nodeType !== 9) return;
+    const root = node as Element;
+    const links: Element[] = [...root.querySelectorAll("a[href]")];
+    if (root.tagName === "A") links.push(root);
+    for (const link of links as HTMLAnchorElement[]) {
+      const id = identity!.visitorId;
+      if (readCrossDomainId(link.href) === id) continue; // also ends the observer's echo
+      const next = decorateLink(link.href, id, crossDomain, loc.hostname);
+      if (next !== null) link.href = next;
+    }
+  }
+
+  /** SPA navigations: pushState, replaceState and popstate that change the URL are page views. */
+  function watchNavigation(): void {
+    const navigated = guard(() => {
+      // a new path or query is a page view; a fragment alone (an in-page anchor) is not
+      if (loc.href.split("#")[0] === page.split("#")[0]) return;
+      engagement.leave(); // for the page being left, still under its URL
+      page = loc.href;
+      stopAll((r) => urlRulesMatch(r.experiment) && experiments().some((e) => e.id === r.experiment.id));
+      goals.pageView(page);
+      for (const [e, v, forced] of plan()) enter(e, v, forced);
+      pageView(null);
+    });
+    const history = win.history as History & Record<string, unknown>;
+    for (const name of ["pushState", "replaceState"] as const) {
+      const original = history[name];
+      history[name] = function (this: History, ...args: Parameters<History["pushState"]>) {
+        const result = original.apply(this, args);
+        navigated();
+        return result;
+      };
+    }
+    win.addEventListener("popstate", navigated);
+    win.addEventListener(
+      "pagehide",
+      guard(() => {
+        engagement.leave();
+        queue.flushOnPageHide();
+      }),
+    );
+  }
+
+  /** `window.__segmentlyHost` (once), then the chunks this page needs, each an async script. */
+  function loadChunks(site: SiteConfig): void {
+    w[HOST_GLOBAL] = w[HOST_GLOBAL] || host(site);
+    const load = (src: string): void => {
+      const script = doc.createElement("script");
+      script.src = new URL(src, `${base}/`).href;
+      script.async = true;
+      (doc.head || doc.documentElement).appendChild(script);
+    };
+    if (site.badge) load("snippet/badge.js");
+    if (preview) load("snippet/preview.js");
+    if (editor) load("snippet/editor.js");
+    if (!optedOut && !editor) for (const m of site.modules || []) load(m.src);
+  }
+
+  function host(site: SiteConfig): ModuleHost {
+    return {
+      version: VERSION,
+      base,
+      apiKey,
+      config: site,
+      visitorId: () => identify().visitorId,
+      assignments: () => {
+        const out: Record<string, Assignment> = {};
+        for (const { experiment: e, variant: v } of running.values()) {
+          out[e.slug] = { experimentId: e.id, slug: e.slug, variantId: v.id, variantKey: v.key };
+        }
+        return out;
+      },
+      track: emit,
+      report,
+      module: (name) => (site.modules || []).find((m) => m.name === name),
+    };
+  }
+
+  // --- window.Segmently ---------------------------------------------------------------------------
+
+  /** Every experiment's variant key for this visitor: this page's, else the stored one. */
+  function assignments(): Record<string, string> {
+    const stored = sticky();
+    const out: Record<string, string> = {};
+    for (const e of experiments()) {
+      const r = running.get(e.id);
+      const variant = r ? r.variant : e.variants.find((v) => v.id === stored[e.id]);
+      if (variant) out[e.slug] = variant.key;
+    }
+    return out;
+  }
+
+  const track = (eventName: string, eventData?: Record<string, unknown>): void => {
+    if (typeof eventName !== "string" || eventName === "" || eventName.length > 100) {
+      return report("track() needs an event name of 1 to 100 characters");
+    }
+    if (eventData !== undefined && !isRecord(eventData)) return report("track() event data must be an object");
+    emit(eventName, eventData);
+  };
+
+  // settles once the network answered: flags use the freshest config (a kill switch acts at once)
+  let settled: Promise<SiteConfig | null> = Promise.resolve(null);
+  const flags = (): Promise<Record<string, boolean>> =>
+    settled.then(
+      guard((site: SiteConfig | null) => {
+        const out: Record<string, boolean> = {};
+        for (const f of (site && site.flags) || []) out[f.key] = flagEnabled(f.key, f.rollout, identify().visitorId);
+        return out;
+      }, {}),
+    );
+
+  const api: SegmentlyApi = Object.freeze({
+    version: VERSION,
+    track: guard(track),
+    trackConversion: guard((eventData?: Record<string, unknown>) => track("conversion", eventData)),
+    getVariant: guard((slug: string) => assignments()[slug] || null, null),
+    getVisitorId: () => identity && identity.visitorId,
+    setAttributes: guard((attrs: Record<string, unknown>) => {
+      if (!isRecord(attrs)) return report("setAttributes() needs an object");
+      for (const key of Object.keys(attrs)) if (!RESERVED_ATTRIBUTE_KEYS.has(key)) attributes[key] = attrs[key];
+      writeJson(storage, ATTRIBUTES_KEY, attributes);
+    }),
+    getAllAssignments: guard(assignments, {}),
+    reset: guard(() => {
+      stopAll(() => false);
+      removeKey(storage, ASSIGNMENTS_KEY);
+      removeKey(storage, ATTRIBUTES_KEY);
+      for (const key of Object.keys(attributes)) delete attributes[key];
+      identity = resetIdentity(identityOptions, identify());
+      if (crossDomain.length > 0 && !optedOut) decorate(doc);
+    }),
+    isEnabled: (key: string) => flags().then((all) => all[key] === true),
+    getAllFlags: flags,
+  });
+  w.Segmently = api;
+
+  try {
+    const cache = new ConfigCache<SiteConfig>({
+      baseUrl: base,
+      apiKey,
+      // a preview fetches the draft and never caches it
+      storage: preview ? null : storage,
+      inline: preview ? undefined : inline,
+      validate: (v): v is SiteConfig => isRecord(v) && Array.isArray(v.experiments),
+      fetchConfig: (url, headers) =>
+        win
+          .fetch(preview ? `${url}&preview=${encodeURIComponent(preview)}` : url, { headers, credentials: "omit" })
+          .then(async (r) => ({ status: r.status, etag: r.headers.get("ETag"), body: r.status === 200 ? await r.text() : null })),
+    });
+    const loaded = cache.load();
+    // set before init: custom JS run by init may already ask for flags
+    settled = loaded.update.then(
+      guard(({ config: latest, outcome }) => {
+        if (!started) init(latest);
+        // a replaced config is used from the next page view (SPA navigations included), not mid-page
+        else if (outcome === "replaced" || outcome === "gone") config = latest;
+        return config;
+      }, null),
+    );
+    if (loaded.config !== null) init(loaded.config);
+    else if (!editor && (!optedOut || preview)) curtain = drawCurtain(doc, FIRST_VISIT_TIMEOUT_MS);
+  } catch (error) {
+    report("could not start", error);
+    if (curtain) curtain.reveal();
+  }
+  return api;
+}

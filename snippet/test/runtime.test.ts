@@ -1,0 +1,582 @@
+// @vitest-environment happy-dom
+// The snippet on a page: each test opens pages in fresh happy-dom windows (a returning visitor's
+// page gets the cookies and storage of the previous one) against a fake server.
+import { Window } from "happy-dom";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { type SegmentlyApi, boot } from "../src/runtime";
+import type { ExperimentConfig, SiteConfig } from "../src/core/types";
+
+const KEY = "seg_live_test";
+const BASE = "https://ab.example.net";
+
+interface Sent {
+  url: string;
+  init: RequestInit;
+}
+
+interface Page {
+  win: Window & { Segmently?: SegmentlyApi; gtag?: unknown; mixpanel?: unknown; __segmentlyHost?: unknown };
+  doc: Document;
+  api: SegmentlyApi;
+  requests: Sent[];
+  /** every event the page sent so far (after letting the queue's timer run) */
+  events(): Promise<Record<string, unknown>[]>;
+}
+
+/** The server: the config it serves (with an ETag) and the config requests it saw. */
+let server: { config: SiteConfig; etag: string; configRequests: string[]; failConfig: boolean };
+
+function experiment(overrides: Partial<ExperimentConfig> = {}): ExperimentConfig {
+  return {
+    id: "exp-1",
+    slug: "hero",
+    name: "Hero test",
+    seed: "exp-1",
+    type: "ab",
+    status: "live",
+    preview: false,
+    delay: 0,
+    targeting: { url_rules: [], traffic_percentage: 100 },
+    audience: {},
+    goals: [],
+    funnels: [],
+    cross_domain: [],
+    custom_css: "",
+    custom_js: "",
+    ga4: false,
+    mixpanel: false,
+    variants: [
+      { id: "var-a", key: "control", name: "Control", weight: 0 },
+      {
+        id: "var-b",
+        key: "variant_b",
+        name: "Variant B",
+        weight: 100,
+        changes: [{ type: "text", selector: "h1", text: "New headline" }],
+      },
+    ],
+    ...overrides,
+  };
+}
+
+function site(overrides: Partial<SiteConfig> = {}): SiteConfig {
+  return {
+    site: { id: "site-1", url: "https://shop.example.com" },
+    country: "US",
+    plan: "business",
+    badge: false,
+    experiments: [experiment()],
+    flags: [],
+    conversion_rules: [],
+    settings: { cross_domain: [], activation_delay_ms: 0, anti_flicker_timeout_ms: 5000 },
+    modules: [],
+    ...overrides,
+  };
+}
+
+function serve(config: SiteConfig): void {
+  server.config = config;
+  server.etag = `"v${Math.random()}"`;
+}
+
+/** Lets promises and timers run (the queue sends after 1 s). */
+async function settle(ms = 0): Promise<void> {
+  await vi.advanceTimersByTimeAsync(ms);
+}
+
+interface OpenOptions {
+  /** the previous page of the same browser: its cookies, localStorage and sessionStorage carry over */
+  from?: Page;
+  cookies?: string[];
+  inline?: SiteConfig;
+  before?: (win: Page["win"]) => void;
+}
+
+function open(url: string, options: OpenOptions = {}): Page {
+  const win = new Window({ url, width: 1280, height: 800 }) as unknown as Page["win"];
+  const doc = win.document as unknown as Document;
+  doc.body.innerHTML = '<h1>Old headline</h1><a id="out" href="https://checkout.example.org/cart?x=1">cart</a>';
+  if (options.from) {
+    const prev = options.from.win;
+    for (const part of prev.document.cookie.split("; ").filter(Boolean)) doc.cookie = `${part}; path=/`;
+    for (const [s, t] of [
+      [prev.localStorage, win.localStorage],
+      [prev.sessionStorage, win.sessionStorage],
+    ] as const) {
+      for (let i = 0; i < s.length; i++) t.setItem(s.key(i)!, s.getItem(s.key(i)!)!);
+    }
+  }
+  for (const c of options.cookies ?? []) doc.cookie = c;
+  const requests: Sent[] = [];
+  (win as unknown as { fetch: unknown }).fetch = vi.fn(async (input: string, init: RequestInit = {}) => {
+    requests.push({ url: input, init });
+    if (input.includes("/api/v1/sdk/config")) {
+      server.configRequests.push(input);
+      if (server.failConfig) throw new TypeError("network down");
+      const headers = new Headers(init.headers);
+      if (headers.get("If-None-Match") === server.etag) return new Response(null, { status: 304 });
+      return new Response(JSON.stringify(server.config), { status: 200, headers: { ETag: server.etag } });
+    }
+    return new Response(JSON.stringify({ accepted: 1 }), { status: 202 });
+  });
+  const script = doc.createElement("script");
+  if (options.inline) {
+    // what the server's /s/{api_key}.js puts before the core (no base: the script's own address gives it)
+    (win as unknown as Record<string, unknown>).__segmentlyConfig = { config: options.inline, etag: '"inline"', apiKey: KEY };
+    script.src = `${BASE}/s/${KEY}.js`;
+  } else {
+    script.src = `${BASE}/segmently.js`;
+    script.setAttribute("data-api-key", KEY);
+  }
+  options.before?.(win);
+  doc.head.appendChild(script);
+  boot(win as unknown as globalThis.Window, script);
+  const page: Page = {
+    win,
+    doc,
+    api: win.Segmently!,
+    requests,
+    async events() {
+      await settle(2000);
+      return requests
+        .filter((r) => r.url.includes("/api/v1/events/batch"))
+        .flatMap((r) => (JSON.parse(String(r.init.body)) as { events: Record<string, unknown>[] }).events);
+    },
+  };
+  return page;
+}
+
+/** Opens the page and lets the first config request answer. */
+async function visit(url: string, options: OpenOptions = {}): Promise<Page> {
+  const page = open(url, options);
+  await settle();
+  return page;
+}
+
+const named = (events: Record<string, unknown>[], name: string) => events.filter((e) => e.event_name === name);
+const headline = (page: Page) => page.doc.querySelector("h1")!.textContent;
+const curtainDrawn = (page: Page) => page.doc.getElementById("segmently-curtain") !== null;
+
+let errors: ReturnType<typeof vi.spyOn>;
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date", "performance"] });
+  server = { config: site(), etag: '"v1"', configRequests: [], failConfig: false };
+  errors = vi.spyOn(console, "error").mockImplementation(() => {});
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+  vi.restoreAllMocks();
+});
+
+describe("loading", () => {
+  it("reads the key and the base from its script tag, fetches the config there and applies the variant", async () => {
+    const page = open("https://shop.example.com/");
+    expect(server.configRequests).toEqual([`${BASE}/api/v1/sdk/config?api_key=${KEY}`]);
+    await settle();
+    expect(headline(page)).toBe("New headline");
+    expect(page.requests[0]!.init.credentials).toBe("omit");
+  });
+
+  it("takes the key, base and config from /s/{key}.js without any config request", async () => {
+    const page = open("https://shop.example.com/", { inline: site() });
+    expect(headline(page)).toBe("New headline"); // synchronously, before any network answer
+    await settle();
+    expect(server.configRequests).toEqual([]);
+    expect((await page.events()).length).toBeGreaterThan(0);
+    expect(page.requests.every((r) => r.url.startsWith(`${BASE}/api/v1/`))).toBe(true);
+  });
+
+  it("keeps the first instance when the script is included twice", async () => {
+    const page = await visit("https://shop.example.com/");
+    const first = page.api;
+    const script = page.doc.createElement("script");
+    script.src = `${BASE}/segmently.js`;
+    script.setAttribute("data-api-key", "seg_live_other");
+    boot(page.win as unknown as globalThis.Window, script);
+    expect(page.win.Segmently).toBe(first);
+    expect(server.configRequests).toHaveLength(1);
+  });
+
+  it("a returning visitor gets the stored config at once; a changed config applies from the next page", async () => {
+    const first = await visit("https://shop.example.com/");
+    serve(site({ experiments: [] })); // the experiment was stopped meanwhile
+    const second = open("https://shop.example.com/", { from: first });
+    expect(headline(second)).toBe("New headline"); // stored config, applied before the answer
+    await settle();
+    expect(headline(second)).toBe("New headline"); // not undone mid-page
+    const third = await visit("https://shop.example.com/", { from: second });
+    expect(headline(third)).toBe("Old headline");
+  });
+
+  it("posts segmently-snippet-ready once the config is known", async () => {
+    vi.useRealTimers(); // happy-dom delivers messages on its own (real) timers
+    const seen: unknown[] = [];
+    const page = open("https://shop.example.com/", {
+      before: (win) => win.addEventListener("message", (e) => seen.push((e as unknown as MessageEvent).data)),
+    });
+    await vi.waitFor(() => expect(seen).toHaveLength(1));
+    expect(seen).toContainEqual({ type: "segmently-snippet-ready", version: page.api.version });
+  });
+});
+
+describe("assignment", () => {
+  it("sends the assignment event once per visitor and experiment, with the config's ids", async () => {
+    const first = await visit("https://shop.example.com/");
+    const events = await first.events();
+    expect(named(events, "assignment")).toEqual([
+      expect.objectContaining({ experiment_id: "exp-1", variant_id: "var-b", visitor_id: first.api.getVisitorId() }),
+    ]);
+    const second = await visit("https://shop.example.com/", { from: first });
+    expect(named(await second.events(), "assignment")).toEqual([]);
+    expect(second.api.getVisitorId()).toBe(first.api.getVisitorId());
+  });
+
+  it("keeps the visitor's first variant when the weights change later", async () => {
+    const first = await visit("https://shop.example.com/");
+    expect(first.api.getVariant("hero")).toBe("variant_b");
+    const flipped = experiment();
+    flipped.variants[0]!.weight = 100;
+    flipped.variants[1]!.weight = 0;
+    serve(site({ experiments: [flipped] }));
+    const second = await visit("https://shop.example.com/", { from: first });
+    const third = await visit("https://shop.example.com/", { from: second }); // the new config is stored now
+    expect(third.api.getVariant("hero")).toBe("variant_b");
+    expect(headline(third)).toBe("New headline");
+    const stranger = await visit("https://shop.example.com/");
+    expect(stranger.api.getVariant("hero")).toBe("control");
+  });
+
+  it("applies an experiment only where its URL rules match", async () => {
+    serve(site({ experiments: [experiment({ targeting: { url_rules: [{ type: "contains", value: "/pricing" }] } })] }));
+    const home = await visit("https://shop.example.com/");
+    expect(headline(home)).toBe("Old headline");
+    expect(home.api.getAllAssignments()).toEqual({});
+    const pricing = await visit("https://shop.example.com/pricing", { from: home });
+    expect(headline(pricing)).toBe("New headline");
+  });
+
+  it("leaves out visitors outside the device targeting (from the viewport width)", async () => {
+    serve(site({ experiments: [experiment({ targeting: { devices: ["mobile"] } })] }));
+    const page = await visit("https://shop.example.com/");
+    expect(headline(page)).toBe("Old headline");
+    expect(named(await page.events(), "assignment")).toEqual([]);
+  });
+
+  it("forwards the impression to GA4 and Mixpanel when the experiment has them and the page loaded them", async () => {
+    serve(site({ experiments: [experiment({ ga4: true, mixpanel: true })] }));
+    const gtag = vi.fn();
+    const track = vi.fn();
+    await visit("https://shop.example.com/", {
+      before: (win) => {
+        win.gtag = gtag;
+        win.mixpanel = { track };
+      },
+    });
+    expect(gtag).toHaveBeenCalledExactlyOnceWith("event", "experiment_impression", {
+      experiment_id: "hero",
+      experiment_name: "Hero test",
+      variant_id: "var-b",
+      variant_name: "Variant B",
+    });
+    expect(track).toHaveBeenCalledExactlyOnceWith("$experiment_started", {
+      "Experiment name": "Hero test",
+      "Experiment ID": "hero",
+      "Variant name": "Variant B",
+      "Variant ID": "var-b",
+    });
+  });
+
+  it("waits for a behavioral trigger before assigning, without hiding the page", async () => {
+    serve(site({ experiments: [experiment({ audience: { triggers: { time_seconds: 3 } } })] }));
+    const page = open("https://shop.example.com/", { inline: site({ experiments: server.config.experiments }) });
+    expect(curtainDrawn(page)).toBe(false);
+    await settle(2000);
+    expect(headline(page)).toBe("Old headline");
+    expect(page.api.getVariant("hero")).toBeNull();
+    await settle(1500);
+    expect(headline(page)).toBe("New headline");
+    expect(named(await page.events(), "assignment")).toHaveLength(1);
+    // assigned before: the next page applies it at load, under the curtain
+    const next = open("https://shop.example.com/", { from: page, inline: site({ experiments: server.config.experiments }) });
+    expect(headline(next)).toBe("New headline");
+  });
+});
+
+describe("anti-flicker", () => {
+  it("hides a first visit's page while the config loads and shows it after the changes, with hidden_ms", async () => {
+    const page = open("https://shop.example.com/");
+    expect(curtainDrawn(page)).toBe(true);
+    await settle(120);
+    expect(curtainDrawn(page)).toBe(false);
+    expect(headline(page)).toBe("New headline");
+    const [view] = named(await page.events(), "page_view");
+    expect(view).toMatchObject({ url: "https://shop.example.com/", event_data: { hidden_ms: expect.any(Number) } });
+  });
+
+  it("does not hide the page when the known config has nothing for this URL", async () => {
+    const config = site({ experiments: [experiment({ targeting: { url_rules: [{ type: "contains", value: "/pricing" }] } })] });
+    const page = open("https://shop.example.com/", { inline: config });
+    expect(curtainDrawn(page)).toBe(false);
+    const [view] = named(await page.events(), "page_view");
+    expect(view).not.toHaveProperty("event_data");
+  });
+
+  it("reveals after DOMContentLoaded and the activation delay, and never later than the failsafe", async () => {
+    const config = site({ experiments: [experiment({ delay: 500 })] });
+    let state = "loading";
+    const page = open("https://shop.example.com/", {
+      inline: config,
+      before: (win) => Object.defineProperty(win.document, "readyState", { get: () => state }),
+    });
+    expect(curtainDrawn(page)).toBe(true);
+    await settle(1000);
+    expect(curtainDrawn(page)).toBe(true); // the DOM is still being parsed
+    state = "interactive";
+    page.doc.dispatchEvent(new Event("DOMContentLoaded"));
+    await settle(400);
+    expect(curtainDrawn(page)).toBe(true);
+    await settle(100);
+    expect(curtainDrawn(page)).toBe(false);
+    const [view] = named(await page.events(), "page_view");
+    expect(view!.event_data).toEqual({ hidden_ms: 1500 });
+
+    const stuck = open("https://shop.example.com/", {
+      inline: config,
+      before: (win) => Object.defineProperty(win.document, "readyState", { get: () => "loading" }),
+    });
+    await settle(5000);
+    expect(curtainDrawn(stuck)).toBe(false);
+  });
+
+  it("shows the page when the config cannot be loaded and reports it once", async () => {
+    server.failConfig = true;
+    const page = await visit("https://shop.example.com/");
+    expect(curtainDrawn(page)).toBe(false);
+    expect(headline(page)).toBe("Old headline");
+    expect(errors).toHaveBeenCalledTimes(1);
+    expect(String(errors.mock.calls[0]![0])).toMatch(/^Segmently: /);
+  });
+
+  it("reveals the page and reports when a broken config makes applying fail", async () => {
+    serve({ ...site(), experiments: [{ ...experiment(), targeting: null } as unknown as ExperimentConfig] });
+    const page = await visit("https://shop.example.com/");
+    expect(curtainDrawn(page)).toBe(false);
+    expect(errors).toHaveBeenCalled();
+    expect(String(errors.mock.calls[0]![0])).toMatch(/^Segmently: /);
+  });
+});
+
+describe("preview", () => {
+  const draft = () =>
+    experiment({ status: "draft", preview: true, targeting: { url_rules: [], traffic_percentage: 0 } });
+
+  it("forces the variant of a draft, sends no event for it and loads the preview panel", async () => {
+    serve(site({ experiments: [draft()] }));
+    const page = await visit("https://shop.example.com/?segmently_preview=hero:variant_b");
+    expect(server.configRequests[0]).toBe(`${BASE}/api/v1/sdk/config?api_key=${KEY}&preview=hero%3Avariant_b`);
+    expect(headline(page)).toBe("New headline");
+    expect(page.api.getVariant("hero")).toBe("variant_b");
+    const events = await page.events();
+    expect(events.filter((e) => e.experiment_id === "exp-1")).toEqual([]);
+    const scripts = [...page.doc.querySelectorAll("script[src]")].map((s) => (s as HTMLScriptElement).src);
+    expect(scripts).toContain(`${BASE}/snippet/preview.js`);
+  });
+
+  it("keeps the preview on the next pages of the session, and never caches the draft's config", async () => {
+    serve(site({ experiments: [draft()] }));
+    const first = await visit("https://shop.example.com/?segmently_preview=hero:variant_b");
+    const next = await visit("https://shop.example.com/about", { from: first });
+    expect(server.configRequests[1]).toContain("&preview=hero%3Avariant_b");
+    expect(headline(next)).toBe("New headline");
+    expect(Object.keys({ ...next.win.localStorage }).filter((k) => k.startsWith("seg_config"))).toEqual([]);
+    serve(site({ experiments: [] }));
+    const ended = await visit("https://shop.example.com/?segmently_preview=", { from: next });
+    expect(server.configRequests[2]).not.toContain("preview");
+    expect(headline(ended)).toBe("Old headline");
+  });
+});
+
+describe("window.Segmently", () => {
+  it("track and trackConversion queue events with their data; a bad call is refused with a console error", async () => {
+    const page = await visit("https://shop.example.com/");
+    page.api.track("cta_click", { section: "hero" });
+    page.api.trackConversion({ value: 99.99 });
+    page.api.track("" as string);
+    page.api.track("x", "not an object" as unknown as Record<string, unknown>);
+    const events = await page.events();
+    expect(named(events, "cta_click")).toEqual([
+      expect.objectContaining({ event_data: { section: "hero" }, url: "https://shop.example.com/", device_type: "desktop" }),
+    ]);
+    expect(named(events, "conversion")).toEqual([expect.objectContaining({ event_data: { value: 99.99 } })]);
+    expect(named(events, "x")).toEqual([]);
+    expect(errors).toHaveBeenCalledTimes(2);
+  });
+
+  it("getVisitorId is the seg_visitor_id cookie; getAllAssignments maps slugs to variant keys", async () => {
+    const page = await visit("https://shop.example.com/");
+    expect(page.doc.cookie).toContain(`seg_visitor_id=${page.api.getVisitorId()}`);
+    expect(page.api.getAllAssignments()).toEqual({ hero: "variant_b" });
+    expect(page.api.getVariant("unknown")).toBeNull();
+  });
+
+  it("setAttributes feeds attribute targeting on the next page view and is kept; reserved keys are ignored", async () => {
+    serve(site({ experiments: [experiment({ audience: { attribute_rules: [{ key: "plan", operator: "equals", value: "pro" }] } })] }));
+    const first = await visit("https://shop.example.com/");
+    expect(headline(first)).toBe("Old headline");
+    first.api.setAttributes(JSON.parse('{"plan": "pro", "__proto__": {"polluted": true}}'));
+    const second = await visit("https://shop.example.com/", { from: first });
+    expect(headline(second)).toBe("New headline");
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it("reset gives a new visitor id and forgets assignments and attributes", async () => {
+    const page = await visit("https://shop.example.com/");
+    await page.events(); // sent: the next page only sends its own
+    const before = page.api.getVisitorId();
+    page.api.setAttributes({ plan: "pro" });
+    page.api.reset();
+    expect(page.api.getVisitorId()).not.toBe(before);
+    expect(page.doc.cookie).toContain(`seg_visitor_id=${page.api.getVisitorId()}`);
+    expect(page.api.getAllAssignments()).toEqual({});
+    const next = await visit("https://shop.example.com/", { from: page });
+    expect(next.api.getVisitorId()).toBe(page.api.getVisitorId());
+    expect(named(await next.events(), "assignment")).toHaveLength(1); // the new visitor is assigned anew
+    expect(next.win.localStorage.getItem("seg_attributes")).toBeNull();
+  });
+
+  it("isEnabled and getAllFlags answer from the config's rollouts, after a first visit's config arrives", async () => {
+    serve(site({ flags: [{ key: "on", rollout: 100 }, { key: "off", rollout: 0 }] }));
+    const page = open("https://shop.example.com/");
+    const enabled = page.api.isEnabled("on");
+    await settle();
+    await expect(enabled).resolves.toBe(true);
+    await expect(page.api.isEnabled("off")).resolves.toBe(false);
+    await expect(page.api.isEnabled("missing")).resolves.toBe(false);
+    await expect(page.api.getAllFlags()).resolves.toEqual({ on: true, off: false });
+  });
+
+  it("never throws into the page", async () => {
+    const page = await visit("https://shop.example.com/");
+    expect(() => page.api.setAttributes(null as unknown as Record<string, unknown>)).not.toThrow();
+    expect(() => page.api.getVariant(undefined as unknown as string)).not.toThrow();
+    expect(Object.isFrozen(page.api)).toBe(true);
+  });
+});
+
+describe("goals and engagement", () => {
+  it("a click on the experiment's goal element sends a conversion attributed to the variant", async () => {
+    serve(site({ experiments: [experiment({ goals: [{ id: "g-1", type: "click", name: "Headline", selector: "h1" }] })] }));
+    const page = await visit("https://shop.example.com/");
+    page.doc.querySelector("h1")!.dispatchEvent(new (page.win as unknown as typeof globalThis).MouseEvent("click", { bubbles: true }));
+    expect(named(await page.events(), "conversion")).toEqual([
+      expect.objectContaining({ experiment_id: "exp-1", variant_id: "var-b", event_data: { goal_id: "g-1", goal_name: "Headline" } }),
+    ]);
+  });
+
+  it("on pagehide: time on page, then everything unsent goes by sendBeacon", async () => {
+    const beacons: string[] = [];
+    const page = await visit("https://shop.example.com/", {
+      before: (win) => {
+        win.navigator.sendBeacon = (url: string, body: unknown) => beacons.push(`${url} ${String(body)}`) > 0;
+      },
+    });
+    await settle(3000);
+    (page.win as unknown as EventTarget).dispatchEvent(new (page.win as unknown as typeof globalThis).Event("pagehide"));
+    expect(beacons).toHaveLength(1);
+    expect(beacons[0]).toContain(`${BASE}/api/v1/events/batch?api_key=${KEY} `);
+    const sent = (JSON.parse(beacons[0]!.split(" ").slice(1).join(" ")) as { events: Record<string, unknown>[] }).events;
+    expect(sent.map((e) => e.event_name)).toEqual(["time_on_page", "bounce"]);
+  });
+});
+
+describe("opt-out", () => {
+  it("with segmently_opt_out=true nothing is tracked, stored or applied", async () => {
+    const page = open("https://shop.example.com/", { cookies: ["segmently_opt_out=true; path=/"] });
+    expect(curtainDrawn(page)).toBe(false);
+    await settle();
+    page.api.track("cta_click");
+    expect(await page.events()).toEqual([]);
+    expect(headline(page)).toBe("Old headline");
+    expect(page.doc.cookie).toBe("segmently_opt_out=true");
+    expect(page.win.localStorage.length).toBe(0);
+  });
+});
+
+describe("single-page apps", () => {
+  it("on pushState: undoes what no longer matches, applies what now matches and sends a page_view", async () => {
+    serve(
+      site({
+        experiments: [
+          experiment({ custom_css: "h1{color:red}", targeting: { url_rules: [{ type: "contains", value: "/pricing" }] } }),
+          experiment({
+            id: "exp-2",
+            slug: "checkout",
+            seed: "exp-2",
+            targeting: { url_rules: [{ type: "contains", value: "/checkout" }] },
+            custom_css: "h1{color:blue}",
+          }),
+        ],
+      }),
+    );
+    const page = await visit("https://shop.example.com/pricing");
+    const css = () => [...page.doc.querySelectorAll("style")].map((s) => s.textContent).join("");
+    expect(css()).toContain("color:red");
+    page.win.history.pushState({}, "", "/checkout");
+    expect(css()).not.toContain("color:red");
+    expect(css()).toContain("color:blue");
+    expect(page.api.getAllAssignments()).toEqual({ hero: "variant_b", checkout: "variant_b" }); // hero is stored
+    page.win.history.replaceState({}, "", "/checkout#reviews"); // an in-page anchor: no page view
+    const views = named(await page.events(), "page_view").map((e) => e.url);
+    expect(views).toEqual(["https://shop.example.com/pricing", "https://shop.example.com/checkout"]);
+  });
+});
+
+describe("cross-domain", () => {
+  const crossDomain = { cross_domain: ["shop.example.com", "checkout.example.org"], activation_delay_ms: 0, anti_flicker_timeout_ms: 5000 };
+
+  it("adopts _sgmt_vid on a listed host, cleans the address bar and decorates links, also added ones", async () => {
+    serve(site({ settings: crossDomain }));
+    const id = "0b7c6f2e-5d1a-4c3b-9e8f-112233445566";
+    const page = await visit(`https://shop.example.com/landing?_sgmt_vid=${id}&utm_source=x`);
+    expect(page.api.getVisitorId()).toBe(id);
+    expect(page.win.location.href).toBe("https://shop.example.com/landing?utm_source=x");
+    expect((page.doc.getElementById("out") as HTMLAnchorElement).href).toBe(
+      `https://checkout.example.org/cart?x=1&_sgmt_vid=${id}`,
+    );
+    const added = page.doc.createElement("a");
+    added.href = "https://checkout.example.org/pay";
+    page.doc.body.appendChild(added);
+    await settle();
+    expect(added.href).toBe(`https://checkout.example.org/pay?_sgmt_vid=${id}`);
+    expect(named(await page.events(), "page_view")).toHaveLength(1); // cleaning the URL is no navigation
+  });
+});
+
+describe("chunks", () => {
+  it("inside the visual editor's iframe: loads the editor, applies and sends nothing", async () => {
+    const page = await visit("https://shop.example.com/?segmently_editor=1", {
+      before: (win) => Object.defineProperty(win, "parent", { value: {} }),
+    });
+    const scripts = [...page.doc.querySelectorAll("script[src]")].map((s) => (s as HTMLScriptElement).src);
+    expect(scripts).toContain(`${BASE}/snippet/editor.js`);
+    expect(headline(page)).toBe("Old headline");
+    page.api.track("cta_click");
+    expect(await page.events()).toEqual([]);
+  });
+
+  it("sets window.__segmentlyHost and loads the badge and plugin modules from the base", async () => {
+    serve(site({ badge: true, modules: [{ name: "heatmaps", src: "plugins/heatmaps.js" }] }));
+    const page = await visit("https://shop.example.com/");
+    const scripts = [...page.doc.querySelectorAll("script[src]")].map((s) => (s as HTMLScriptElement).src);
+    expect(scripts).toEqual(
+      expect.arrayContaining([`${BASE}/snippet/badge.js`, `${BASE}/plugins/heatmaps.js`]),
+    );
+    expect(scripts).not.toContain(`${BASE}/snippet/editor.js`);
+    const host = page.win.__segmentlyHost as { apiKey: string; assignments(): unknown; visitorId(): string };
+    expect(host.apiKey).toBe(KEY);
+    expect(host.visitorId()).toBe(page.api.getVisitorId());
+    expect(host.assignments()).toEqual({ hero: { experimentId: "exp-1", slug: "hero", variantId: "var-b", variantKey: "variant_b" } });
+  });
+});
