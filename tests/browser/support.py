@@ -1,0 +1,85 @@
+"""What the browser tests share: sites and live experiments through the API, rows from the database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from tests.core.events.test_ingest import rows
+from tests.core.experiments.test_experiments import owner_site
+
+ORIGINAL, CHANGED = "Original headline", "Variant headline"
+HERO = f"<h1 class='hero'>{ORIGINAL}</h1><p class='lead'>Welcome</p><button class='cta'>Buy</button>"
+
+
+async def shop_site(
+    api: httpx.AsyncClient, database_url: str, plan: str = "enterprise"
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """An owner on ``plan`` and a site; returns (auth headers, site)."""
+    h, site = await owner_site(api, database_url, plan=plan)
+    return h, site
+
+
+def variants(*changes: dict[str, Any], control: float = 0, **extra: Any) -> list[dict[str, Any]]:
+    """Control and ``variant_b`` (with ``changes``); by default every visitor gets ``variant_b``."""
+    return [
+        {"key": "control", "name": "Control", "weight": control},
+        {"key": "variant_b", "name": "Variant B", "weight": 100 - control, "changes": list(changes), **extra},
+    ]
+
+
+async def experiment(
+    api: httpx.AsyncClient,
+    h: dict[str, str],
+    site: dict[str, Any],
+    *,
+    start: bool = True,
+    **over: Any,
+) -> dict[str, Any]:
+    """An experiment (live unless ``start=False``) whose variant_b rewrites the hero headline."""
+    body: dict[str, Any] = {
+        "name": over.pop("name", "Hero test"),
+        "variants": over.pop("variants", None)
+        or variants({"type": "text", "selector": "h1.hero", "text": CHANGED}),
+        "targeting": over.pop("targeting", {"url_rules": [{"type": "contains", "value": "/"}]}),
+        "goals": over.pop("goals", [{"type": "click", "name": "Buy", "selector": ".cta", "primary": True}]),
+        "activation_delay_ms": over.pop("activation_delay_ms", 0),
+        **over,
+    }
+    r = await api.post(f"/api/v1/projects/{site['id']}/experiments", json=body, headers=h)
+    assert r.status_code == 201, r.text
+    exp: dict[str, Any] = r.json()
+    if start:
+        started = await api.post(f"/api/v1/experiments/{exp['id']}/start", headers=h)
+        assert started.status_code == 200, started.text
+        exp = started.json()
+    return exp
+
+
+async def wait_rows(
+    database_url: str, sql: str, count: int, timeout: float = 10.0, **params: Any
+) -> list[Any]:
+    """The rows of ``sql`` once there are ``count`` of them (the snippet sends about 1 s after an event)."""
+    deadline = time.monotonic() + timeout
+    got: list[Any] = []
+    while time.monotonic() < deadline:
+        got = await rows(database_url, sql, **params)
+        if len(got) >= count:
+            return got
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"expected {count} rows of {sql!r} {params}, found {len(got)}: {got}")
+
+
+async def events_of(database_url: str, site_id: str, name: str | None = None) -> list[Any]:
+    """``(event_name, visitor_id, experiment_id, variant_id, url, event_data)`` of a site, oldest first."""
+    where = " AND event_name = :n" if name else ""
+    return await rows(
+        database_url,
+        "SELECT event_name, visitor_id, experiment_id, variant_id, url, event_data FROM events "
+        f"WHERE site_id = :s{where} ORDER BY created_at, id",
+        s=site_id,
+        n=name,
+    )
