@@ -264,6 +264,14 @@ export function startPreview(
     }
     const original = el(doc, "a", "original", "View Original");
     original.href = previewUrl(href, null);
+    // the core remembers the preview for the session (under the parameter's name): forget it too
+    original.addEventListener("click", () => {
+      try {
+        win.sessionStorage.removeItem(PREVIEW_PARAM);
+      } catch {
+        // storage blocked: the core could not have remembered it either
+      }
+    });
     body.appendChild(original);
     panel.appendChild(body);
   };
