@@ -218,7 +218,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
                 "X-Organization-Id",
                 "X-Management-Key",
             ],
-            expose_headers=["ETag"],
+            expose_headers=["ETag", "Retry-After"],
             max_age=86400,
         ),
         logging_config=None,
