@@ -41,8 +41,8 @@ from segmently.domain.experiments.controllers import ExperimentController, SiteE
 from segmently.domain.flags.controllers import FlagController
 from segmently.domain.manage.controllers import ManageController
 from segmently.domain.sdk.config import ConfigCache
-from segmently.domain.sdk.snippet import SnippetController, SnippetFiles
 from segmently.domain.sdk.controllers import SdkController
+from segmently.domain.sdk.snippet import SnippetController, SnippetFiles
 from segmently.domain.sites.controllers import ProjectController
 from segmently.domain.sites.keys import SiteKeys
 from segmently.domain.sites.settings import SiteSettingsController
