@@ -176,13 +176,6 @@ def start(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
             proc.wait(30)
 
 
-def test_demo_creates_migrates_and_serves(tmp_path: Path, start) -> None:  # type: ignore[no-untyped-def]
-    data = tmp_path / "fresh-data"
-    server = start("demo", env=clean_env(SEGMENTLY_DATA_DIR=str(data)))
-    assert httpx.get(server.base + "/health").json()["status"] == "ok"
-    assert (data / "segmently.db").exists()
-
-
 def test_serve_logs_json_to_stderr_and_stops_cleanly(tmp_path: Path, start) -> None:  # type: ignore[no-untyped-def]
     env = clean_env(SEGMENTLY_DATA_DIR=str(tmp_path), SEGMENTLY_SECRET_KEY=SECRET)
     assert run("migrate", env=env).returncode == 0

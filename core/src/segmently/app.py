@@ -22,6 +22,7 @@ from segmently import __version__
 from segmently.db.base import utcnow
 from segmently.db.engine import Database
 from segmently.db.migrate import ensure_migrated
+from segmently.demo import demo_routes
 from segmently.domain.accounts.controllers import AuthController, MeController
 from segmently.domain.accounts.keys import ManagementKeyController
 from segmently.domain.accounts.org_controllers import (
@@ -172,6 +173,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         LiveEventsController,
         AlertsController,
         *plugin_routers(host.routes()),
+        *demo_routes(),  # the demo shop, only under `segmently demo` (SEGMENTLY_DEMO=1)
     ]
     return Litestar(
         route_handlers=route_handlers,

@@ -94,10 +94,30 @@ def migrate(settings: Settings) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.pass_context
 def demo(ctx: click.Context, host: str, port: int) -> None:
-    """Create the data directory, migrate it and serve a demo on this machine."""
+    """Build the snippet, migrate, seed a demo site with a live experiment, and serve it with a demo shop."""
+    import os
+
+    from segmently.demo import DEMO_EMAIL, DEMO_ENV, DEMO_PASSWORD, DemoSeed, ensure_snippet, seed_demo
+    from segmently.settings import SNIPPET_DIST
+
     settings = _settings()
+    out = Console(highlight=False, soft_wrap=True)
+    if settings.snippet_dir == SNIPPET_DIST:  # a SEGMENTLY_SNIPPET_DIR of one's own is left alone
+        ensure_snippet(SNIPPET_DIST.parent, out)
     ctx.invoke(migrate)
-    click.echo(f"Segmently demo: http://{host}:{port}  (data in {settings.data_dir})")
+    base = f"http://{host}:{port}"
+
+    async def seed(kernel: Kernel) -> DemoSeed:
+        return await seed_demo(kernel, f"{base}/demo/")
+
+    seeded = _with_kernel(settings, seed)
+    done = "Seeded" if seeded.created else "Found"
+    out.print(f"{done} the demo organization (Enterprise plan) in {settings.data_dir}")
+    out.print(f"  sign in:    {DEMO_EMAIL} / {DEMO_PASSWORD}  (POST {base}/api/v1/auth/login)")
+    out.print(f'  demo shop:  {base}/demo/  (the live experiment "Homepage headline")')
+    out.print(f"  API docs:   {base}/schema")
+    os.environ[DEMO_ENV] = "1"  # the app mounts the demo shop only in this process
+    os.environ.setdefault("SEGMENTLY_BASE_URL", base)
     ctx.invoke(serve, host=host, port=port, workers=1)
 
 
