@@ -462,6 +462,45 @@ async def test_plugin_events_need_the_feature_and_plugins_hear_after_commit(
     assert heard == [[stored[0][0]]]
 
 
+async def test_concurrent_single_events_each_get_their_own_answer(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    """/events/track requests arriving together share transactions; each answer stays its own."""
+    from segmently_dummy import plugin as dummy
+
+    _h, site = await owner_site(client, database_url, plan="professional")
+    key = {"X-API-Key": site["api_key"]}
+    bodies: list[dict[str, Any]] = [
+        {"event_name": "page_view", "visitor_id": f"v{i}", "event_id": f"e{i}"} for i in range(30)
+    ]
+    bodies += [
+        {"event_name": "page_view", "visitor_id": "v0", "event_id": "e0"},  # a retry of e0
+        {"event_name": "dummy_ping", "visitor_id": "v1", "event_data": {"count": 1}},  # business only
+        {"event_name": "assignment", "visitor_id": "v2", "experiment_id": "nope", "variant_id": "x"},
+        {"event_name": "page_view", "visitor_id": "v3", "timestamp": "2001-01-01T00:00:00Z"},
+    ]
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/events/track", json=b, headers=key) for b in bodies)
+    )
+    assert {a.status_code for a in answers} == {202}
+    got = [a.json() for a in answers]
+    accepted = {"accepted": 1, "duplicates": 0, "rejected": {}}
+    duplicate = {"accepted": 0, "duplicates": 1, "rejected": {}}
+    # e0 and its retry: one of the two stored, the other a duplicate, whichever went first
+    assert sorted([got[0], got[30]], key=lambda g: g["accepted"]) == [duplicate, accepted]
+    assert got[1:30] == [accepted] * 29
+    assert got[31:] == [
+        {"accepted": 0, "duplicates": 0, "rejected": {"not_entitled": 1}},
+        {"accepted": 0, "duplicates": 0, "rejected": {"unknown_experiment": 1}},
+        {"accepted": 0, "duplicates": 0, "rejected": {"timestamp_too_old": 1}},
+    ]
+    assert await count(database_url, "events", site["id"]) == 30
+    # a malformed one is refused alone
+    bad = await client.post("/api/v1/events/track", json={"event_name": "page_view"}, headers=key)
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "visitor_id"
+    assert dummy is not None
+
+
 async def test_old_timestamps_are_refused_and_future_ones_clamped(
     client: httpx.AsyncClient, database_url: str
 ) -> None:

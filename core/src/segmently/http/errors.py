@@ -18,6 +18,7 @@ from segmently.tiers.limits import FeatureNotIncluded, LimitExceeded
 log = logging.getLogger("segmently.http")
 _UNKNOWN_FIELD = re.compile(r"unknown field `(?P<name>[^`]+)`")
 _MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
 
 
 class FieldError(msgspec.Struct, frozen=True):
@@ -50,6 +51,9 @@ def from_msgspec(exc: msgspec.ValidationError, prefix: str = "") -> ValidationEx
     match = _MSGSPEC_PATH.match(str(exc))
     message = match.group("message") if match else str(exc)
     path = (match.group("path") or "").lstrip(".") if match else ""
+    missing = _MISSING_FIELD.match(message)
+    if missing:  # name the missing field, not the object that lacks it
+        path, message = ".".join(p for p in (path, missing.group("name")) if p), "is required"
     field = ".".join(p for p in (prefix, path) if p) or "body"
     return field_error(field, message)
 

@@ -13,9 +13,19 @@ import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.background_tasks import BackgroundTask
 
+from segmently.db.base import utcnow
+from segmently.domain.events.group_commit import GroupCommit
 from segmently.domain.events.ingest import Ingestor
-from segmently.domain.events.schemas import MAX_BATCH_BYTES, MAX_TRACK_BYTES, BatchIn, EventIn, TrackIn
-from segmently.domain.sites.keys import key_from
+from segmently.domain.events.schemas import (
+    MAX_BATCH_BYTES,
+    MAX_TRACK_BYTES,
+    BatchIn,
+    EventIn,
+    IngestOut,
+    TrackIn,
+)
+from segmently.domain.sites.keys import SiteKey, key_from
+from segmently.hookspecs import IngestedEvent
 from segmently.http.access import PUBLIC
 from segmently.http.errors import field_error, from_msgspec
 from segmently.http.protection import CSRF_EXEMPT_OPT, EMBEDDABLE_OPT, rate_limit
@@ -39,6 +49,15 @@ def ingestor_of(request: Request[Any, Any, Any]) -> Ingestor:
     return found
 
 
+def group_commit_of(request: Request[Any, Any, Any]) -> GroupCommit:
+    """The app's group commit for ``/events/track``."""
+    state = request.app.state
+    found: GroupCommit | None = state.get("group_commit")
+    if found is None:
+        found = state["group_commit"] = GroupCommit(ingestor_of(request))
+    return found
+
+
 def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
     """The body, or a 400 naming the field (``body`` for JSON that does not parse)."""
     try:
@@ -56,6 +75,12 @@ async def _ingest(
     site = await kernel.site_keys.require(key_from(request) or body_key)
     ingestor = ingestor_of(request)
     out, stored = await ingestor.ingest(site, events, maybe_nul)
+    return _answer(ingestor, site, out, stored)
+
+
+def _answer(
+    ingestor: Ingestor, site: SiteKey, out: IngestOut, stored: list[IngestedEvent]
+) -> Response[bytes]:
     return Response(
         _ENCODE.encode(out),
         status_code=202,
@@ -81,8 +106,13 @@ class EventsController(Controller):
 
     @post("/track", operation_id="ingestEvent", status_code=202, request_max_body_size=MAX_TRACK_BYTES)
     async def track(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        """One event; the same rules as a batch of one."""
+        """One event; the same rules as a batch of one (concurrent ones share a transaction)."""
         body = await request.body()
         data = _decode(_TRACK, body)
         fields = {f: getattr(data, f) for f in EventIn.__struct_fields__}
-        return await _ingest(request, [EventIn(**fields)], data.api_key, b"\\u0000" in body)
+        kernel: Kernel = request.app.state.kernel
+        site = await kernel.site_keys.require(key_from(request) or data.api_key)
+        ingestor = ingestor_of(request)
+        accepted, rejected = ingestor.validate([EventIn(**fields)], utcnow(), b"\\u0000" in body)
+        out, stored = await group_commit_of(request).submit(site, accepted, rejected)
+        return _answer(ingestor, site, out, stored)

@@ -207,6 +207,7 @@ class Accepted:
     at: dt.datetime
     data_text: str | None
     data: Any = None  # decoded event_data for the names whose data the kernel reads
+    owner: int = 0  # the request it came in (several /track requests share one transaction)
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,38 +377,57 @@ class Ingestor:
         """
         now = utcnow()
         accepted, rejected = self.validate(events, now, maybe_nul)
+        [tally], stored = await self.commit(site, now, accepted, [rejected])
+        out = IngestOut(accepted=tally.stored, duplicates=tally.duplicates, rejected=tally.rejected)
+        return out, [ingested_event(site.site_id, a, event_id) for a, event_id in stored]
+
+    async def commit(
+        self,
+        site: SiteKey,
+        now: dt.datetime,
+        accepted: list[Accepted],
+        rejected: list[dict[str, int]],
+    ) -> tuple[list[Tally], list[tuple[Accepted, str]]]:
+        """Store validated events of one or more requests (``Accepted.owner`` indexes ``rejected``).
+
+        One transaction for all of them. Returns each request's tally (``rejected[owner]``,
+        the refusals of its validation, is extended) and, when a plugin listens, the stored
+        events with their ids.
+        """
         plan = site.plan if is_plan_name(site.plan) else "free"
         plans = self.kernel.plans
+        tallies = [Tally(rejected=r) for r in rejected]
         kept: list[Accepted] = []
         for a in accepted:
             feature = self.types[a.event.event_name].feature if a.event.event_name in self.types else None
             if feature is not None and not plans.includes(plan, feature):
-                rejected["not_entitled"] = rejected.get("not_entitled", 0) + 1
+                tallies[a.owner].refuse("not_entitled")
             else:
                 kept.append(a)
-        duplicates = 0
-        kept, in_batch = _dedupe_in_batch(kept)
-        duplicates += in_batch
+        offered = kept  # from here on, whatever is not stored nor refused was a duplicate
+        kept = _dedupe_in_batch(kept)
         stored: list[tuple[Accepted, str]] = []
         async with self.kernel.db.engine.begin() as conn:
             experiments = await self._experiments_of(
                 conn, site.site_id, plans.includes(plan, EXPERIMENTS_FUNNELS.key), kept
             )
-            kept = _check_assignments(kept, experiments, rejected)
+            kept = _refuse_missing(kept, _check_assignments(kept, experiments), tallies, "unknown_experiment")
             cap = plans.plan(plan).limits.get("monthly_visitors")
             if cap is not None and kept:
-                kept = await self._visitor_cap(conn, site, cap, now, kept, rejected)
+                admitted = await self._visitor_cap(conn, site, cap, now, kept)
+                kept = _refuse_missing(kept, admitted, tallies, "visitor_limit")
             if kept:
                 stored = await self._store(conn, site.site_id, now, kept)
-                duplicates += len(kept) - len(stored)
                 kept = [a for a, _ in stored]
             if kept and experiments:
                 await self._attribute(conn, site.site_id, experiments, kept, {i for _, i in stored})
-        out = IngestOut(accepted=len(stored), duplicates=duplicates, rejected=rejected)
-        ingested = (
-            [_ingested(site.site_id, a, event_id) for a, event_id in stored] if self._has_listeners else []
-        )
-        return out, ingested
+        for a, _ in stored:
+            tallies[a.owner].stored += 1
+        for a in offered:
+            tallies[a.owner].duplicates += 1
+        for t in tallies:
+            t.duplicates -= t.stored + t.refused_later
+        return tallies, (stored if self._has_listeners else [])
 
     async def notify(self, site: SiteKey, events: list[IngestedEvent]) -> None:
         """After the commit: ``on_events_ingested`` for the plugins switched on for the site."""
@@ -467,9 +487,8 @@ class Ingestor:
         cap: int,
         now: dt.datetime,
         kept: list[Accepted],
-        rejected: dict[str, int],
     ) -> list[Accepted]:
-        """Admit new visitors of the month while the organization is under its cap."""
+        """Admit new visitors of the month while the organization is under its cap; the events admitted."""
         org, month = site.organization_id, now.strftime("%Y-%m")
         # one batch at a time counts and admits: per organization on PostgreSQL; on SQLite a
         # write that changes nothing takes the database's write lock before the counts are read
@@ -503,9 +522,7 @@ class Ingestor:
             )
         if not refused:
             return kept
-        out = [a for a in kept if a.event.visitor_id not in refused]
-        rejected["visitor_limit"] = rejected.get("visitor_limit", 0) + len(kept) - len(out)
-        return out
+        return [a for a in kept if a.event.visitor_id not in refused]
 
     async def _store(
         self, conn: AsyncConnection, site_id: str, now: dt.datetime, kept: list[Accepted]
@@ -942,7 +959,7 @@ def _row(a: Accepted, event_id: str, site_id: str | None) -> tuple[Any, ...]:
     )
 
 
-def _dedupe_in_batch(kept: list[Accepted]) -> tuple[list[Accepted], int]:
+def _dedupe_in_batch(kept: list[Accepted]) -> list[Accepted]:
     seen: set[str] = set()
     out: list[Accepted] = []
     for a in kept:
@@ -952,23 +969,47 @@ def _dedupe_in_batch(kept: list[Accepted]) -> tuple[list[Accepted], int]:
                 continue
             seen.add(key)
         out.append(a)
-    return out, len(kept) - len(out)
+    return out
 
 
-def _check_assignments(
-    kept: list[Accepted], experiments: dict[str, RunningExperiment], rejected: dict[str, int]
-) -> list[Accepted]:
-    """Refuse assignments to experiments that are not running on this site (or to unknown variants)."""
+def _check_assignments(kept: list[Accepted], experiments: dict[str, RunningExperiment]) -> list[Accepted]:
+    """The events but assignments to experiments not running on this site (or to unknown variants)."""
     out = []
     for a in kept:
         e = a.event
         if e.event_name == "assignment":
             exp = experiments.get(e.experiment_id or "")
             if exp is None or e.variant_id not in exp.variants:
-                rejected["unknown_experiment"] = rejected.get("unknown_experiment", 0) + 1
                 continue
         out.append(a)
     return out
+
+
+def _refuse_missing(
+    before: list[Accepted], after: list[Accepted], tallies: list[Tally], reason: str
+) -> list[Accepted]:
+    """Count the events of ``before`` that ``after`` dropped as refused for ``reason``; returns ``after``."""
+    if len(after) < len(before):
+        left = {id(a) for a in after}
+        for a in before:
+            if id(a) not in left:
+                tallies[a.owner].refuse(reason, later=True)
+    return after
+
+
+@dataclass(slots=True)
+class Tally:
+    """What became of one request's events."""
+
+    rejected: dict[str, int]
+    stored: int = 0
+    duplicates: int = 0
+    refused_later: int = 0  # refused after the duplicates were counted in
+
+    def refuse(self, reason: str, later: bool = False) -> None:
+        """Count one event refused for ``reason``."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.refused_later += later
 
 
 def _relevant_names(experiments: Iterable[RunningExperiment]) -> set[str]:
@@ -992,7 +1033,8 @@ def _revenue_of_text(a: Accepted) -> float:
     return revenue_of(data) if isinstance(data, dict) else 0.0
 
 
-def _ingested(site_id: str, a: Accepted, event_id: str) -> IngestedEvent:
+def ingested_event(site_id: str, a: Accepted, event_id: str) -> IngestedEvent:
+    """What ``on_events_ingested`` hears of one stored event."""
     e = a.event
     return IngestedEvent(
         event_id=event_id,

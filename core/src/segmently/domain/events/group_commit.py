@@ -1,0 +1,97 @@
+"""Group commit for ``POST /api/v1/events/track``: concurrent single events of a site share a transaction.
+
+Under load most of a lone event's cost is its transaction: a pooled connection, a round trip
+for the statement, a commit that waits for the write-ahead log. A request that finds no
+transaction of its site under way starts one at once (so an idle server adds no wait); the
+requests that arrive meanwhile queue and go together in the next one. Each request still
+gets its own answer (its events stored, duplicate or refused) and only after the commit
+that stored them; if that transaction fails, every request in it fails (500) and the
+clients resend with the same event ids. Batches (``/events/batch``) are already one
+transaction each and do not take part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+
+from segmently.db.base import utcnow
+from segmently.domain.events.ingest import Accepted, Ingestor, Tally, ingested_event
+from segmently.domain.events.schemas import IngestOut
+from segmently.domain.sites.keys import SiteKey
+from segmently.hookspecs import IngestedEvent
+
+MAX_GROUP = 500
+"""Events per transaction at most (as in a batch)."""
+
+
+@dataclass(slots=True)
+class _Waiting:
+    accepted: list[Accepted]
+    rejected: dict[str, int]
+    done: asyncio.Future[tuple[IngestOut, list[IngestedEvent]]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class GroupCommit:
+    """Queues validated events per site and stores each queue in one transaction at a time."""
+
+    def __init__(self, ingestor: Ingestor) -> None:
+        self.ingestor = ingestor
+        self._queues: dict[str, list[_Waiting]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(
+        self, site: SiteKey, accepted: list[Accepted], rejected: dict[str, int]
+    ) -> tuple[IngestOut, list[IngestedEvent]]:
+        """Store one request's validated events with whatever else of its site is waiting."""
+        waiting = _Waiting(accepted, rejected)
+        queue = self._queues.get(site.site_id)
+        if queue is not None:  # a transaction of this site is under way: go with the next one
+            queue.append(waiting)
+        else:
+            self._queues[site.site_id] = [waiting]
+            task = asyncio.create_task(self._drain(site))
+            self._tasks.add(task)  # keep a reference until it ends
+            task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(waiting.done)
+
+    async def _drain(self, site: SiteKey) -> None:
+        queue = self._queues[site.site_id]
+        try:
+            while queue:
+                group: list[_Waiting] = []
+                size = 0
+                while queue and (not group or size + len(queue[0].accepted) <= MAX_GROUP):
+                    item = queue.pop(0)
+                    group.append(item)
+                    size += len(item.accepted)
+                await self._commit(site, utcnow(), group)
+        finally:
+            del self._queues[site.site_id]
+
+    async def _commit(self, site: SiteKey, now: dt.datetime, group: list[_Waiting]) -> None:
+        accepted: list[Accepted] = []
+        for owner, item in enumerate(group):
+            for a in item.accepted:
+                a.owner, a.index = owner, len(accepted)  # index: the order within the transaction
+                accepted.append(a)
+        try:
+            tallies, stored = await self.ingestor.commit(site, now, accepted, [w.rejected for w in group])
+        except Exception as exc:  # every request of the failed transaction fails with it
+            for item in group:
+                if not item.done.done():
+                    item.done.set_exception(exc)
+            return
+        ingested: list[list[IngestedEvent]] = [[] for _ in group]
+        for a, event_id in stored:
+            ingested[a.owner].append(ingested_event(site.site_id, a, event_id))
+        for item, tally, events in zip(group, tallies, ingested, strict=True):
+            if not item.done.done():
+                item.done.set_result((_out(tally), events))
+
+
+def _out(tally: Tally) -> IngestOut:
+    return IngestOut(accepted=tally.stored, duplicates=tally.duplicates, rejected=tally.rejected)
