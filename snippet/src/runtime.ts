@@ -1,8 +1,9 @@
 /**
  * The snippet on a customer's page: wires the browser-free modules of src/core to the real
  * document, in the spec's execution order (Advanced tab): curtain, config, identity, assignment,
- * GA4/Mixpanel forwarding, changes, custom CSS and JS, activation delay, reveal, `page_view`; then
- * goals, conversion rules, engagement, SPA navigations and `window.Segmently` (README "Runtime").
+ * changes, custom CSS and JS, activation delay, reveal, `page_view`; SPA navigations and
+ * `window.Segmently` (README "Runtime"). What can wait until the page is shown (goals, conversion
+ * rules, engagement, link decoration, GA4/Mixpanel, triggers) is the `track` chunk's.
  *
  * Nothing here may break the page: every entry point (start, API methods, callbacks) is guarded,
  * errors go to the console once per message with a "Segmently:" prefix, and the page is revealed.
@@ -11,26 +12,15 @@
 import { type Applied, applyChanges } from "./core/changes";
 import { type Curtain, drawCurtain } from "./core/antiflicker";
 import { flagEnabled } from "./core/assign";
-import { ConfigCache, INLINE_CONFIG_GLOBAL } from "./core/config";
-import { trackEngagement } from "./core/engagement";
-import { evaluate } from "./core/evaluate";
-import { type Emit, type GoalWatcher, watchGoals } from "./core/goals";
-import { HOST_GLOBAL, type Assignment, type ModuleHost } from "./core/host";
-import {
-  type Identity,
-  decorateLink,
-  documentCookieJar,
-  isOptedOut,
-  loadIdentity,
-  readCrossDomainId,
-  resetIdentity,
-} from "./core/identity";
+import { INLINE_CONFIG_GLOBAL, loadConfig } from "./core/config";
+import { evaluate, hasTriggers } from "./core/evaluate";
+import { HOST_GLOBAL, type Assignment, type Emit, type ModuleHost, type Tracker } from "./core/host";
+import { type Identity, documentCookieJar, isOptedOut, loadIdentity, resetIdentity } from "./core/identity";
 import { createEventQueue } from "./core/queue";
-import { watchRules } from "./core/rules";
 import { type KeyValueStorage, browserStorage, isRecord, readJson, removeKey, writeJson } from "./core/storage";
 import { RESERVED_ATTRIBUTE_KEYS, deviceForWidth, urlMatches } from "./core/targeting";
-import { hasTriggers, onTrigger } from "./core/triggers";
 import type { ExperimentConfig, SiteConfig, VariantConfig } from "./core/types";
+import type { Referral } from "./modules/referral";
 
 export const VERSION = "0.1.0";
 /** sessionStorage key of the preview (`slug:variantKey`); the preview panel removes it for "View Original". */
@@ -63,8 +53,6 @@ export interface Boot {
 }
 
 type Integrations = {
-  gtag?: (...args: unknown[]) => void;
-  mixpanel?: { track?: (...args: unknown[]) => void };
   [INLINE_CONFIG_GLOBAL]?: unknown;
   Segmently?: SegmentlyApi;
 };
@@ -112,7 +100,7 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
   const report = (message: string, error?: unknown): void => {
     if (reported.has(message)) return;
     reported.add(message);
-    console.error(`Segmently: ${message}`, ...(error === undefined ? [] : [error]));
+    console.error("Segmently: " + message, ...(error === undefined ? [] : [error]));
   };
   /** `fn` that reports instead of throwing into the page, answering `fallback`. */
   const guard =
@@ -132,6 +120,7 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
   const storage = optedOut ? null : browserStorage(win); // opted out: nothing kept either
   const query = new URLSearchParams(loc.search);
   const editor = win.parent !== win && query.get("segmently_editor") === "1";
+  const tracking = !optedOut && !editor;
 
   // preview: `?segmently_preview=slug:variantKey`, remembered for the browser session (empty ends it)
   let session: KeyValueStorage | null = null;
@@ -151,15 +140,43 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
   let curtain: Curtain | null = null;
   let page = loc.href;
   let crossDomain: string[] = [];
-  const noop = (): void => {};
-  let goals: Omit<GoalWatcher, "stop"> = { setTargets: noop, pageView: noop };
-  let rules: { check(url: string): void } = { check: noop };
-  let engagement = { pageView: noop, leave: noop };
   const running = new Map<string, Running>();
   const waiting = new Map<string, () => void>();
-  const early: Parameters<Emit>[] = [];
+  const unidentified: Parameters<Emit>[] = [];
+  const early: Event[] = [];
   const storedAttributes = readJson(storage, ATTRIBUTES_KEY);
   const attributes: Record<string, unknown> = isRecord(storedAttributes) ? storedAttributes : {};
+
+  // --- chunks: `{base}/snippet/{name}.js`; calls for one wait until it registers ---------------------
+
+  const chunks: Record<string, unknown> = {};
+  const pending: Record<string, ((api: never) => void)[]> = {};
+  const load = (src: string, failed?: () => void): void => {
+    const script = doc.createElement("script");
+    script.src = new URL(src, base + "/").href;
+    script.async = true;
+    if (failed) script.onerror = failed;
+    (doc.head || doc.documentElement).appendChild(script);
+  };
+  const register = (name: string, api: unknown): void => {
+    chunks[name] = api;
+    for (const fn of pending[name] || []) fn(api as never);
+    delete pending[name];
+  };
+  /** `fn(api)` now or once chunk `name` registered (it is loaded on the first call). */
+  const need = <T>(name: string, fn: (api: T) => void, failed?: () => void): void => {
+    const call = guard(fn);
+    if (chunks[name]) call(chunks[name] as T);
+    else if (pending[name]) pending[name].push(call as never);
+    else {
+      pending[name] = [call as never];
+      load(`snippet/${name}.js`, failed);
+    }
+  };
+  /** `fn(tracker)` now or once the `track` chunk is there; nothing when the page is not tracked. */
+  const track = (fn: (t: Tracker) => void): void => {
+    if (tracking) need("track", fn);
+  };
 
   const identityOptions = { jar, hostname: loc.hostname, secure: loc.protocol === "https:" };
   const queue = createEventQueue({
@@ -189,7 +206,7 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
   /** Queues an event; before the visitor is known (first visit from a cross-domain link) it waits. */
   const emit: Emit = (...event) => {
     if (editor) return; // the visual editor's page view is nobody's visit
-    if (identity === null) early.push(event);
+    if (identity === null) unidentified.push(event);
     else send(...event);
   };
 
@@ -200,7 +217,7 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
         page = identity.cleanUrl; // before replaceState, so the SPA hook sees no navigation
         win.history.replaceState(win.history.state, "", identity.cleanUrl);
       }
-      for (const event of early.splice(0)) send(...event);
+      for (const event of unidentified.splice(0)) send(...event);
     }
     return identity;
   }
@@ -243,7 +260,7 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
         else report(`preview: experiment '${e.slug}' has no variant '${previewKey}'`);
         continue;
       }
-      if (e.preview || optedOut || editor) continue;
+      if (e.preview || !tracking) continue;
       const kept = e.variants.find((v) => v.id === stored[e.id]);
       if (kept) {
         now.push([e, kept, false]); // assigned before: page-level URL rules only, no trigger
@@ -271,16 +288,23 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
           isReturning: identity!.isReturning,
           attributes,
           referrer: doc.referrer,
+          classify: chunks.referral ? (chunks.referral as Referral).source : null,
         },
       );
       if (!decision.inExperiment) continue;
       const variant = e.variants[decision.variantIndex]!;
       if (hasTriggers(a.triggers)) {
+        // the track chunk watches the triggers; cancelled before it loaded, it never sets them up
+        let cancel: (() => void) | null = null;
+        const since = Date.now();
         const fire = guard(() => {
           waiting.delete(e.id);
           enter(e, variant, false);
         });
-        waiting.set(e.id, onTrigger(win, a.triggers!, fire));
+        waiting.set(e.id, () => (cancel ? cancel() : (cancel = () => {})));
+        track((tracker) => {
+          if (!cancel) cancel = tracker.trigger(a.triggers!, fire, since);
+        });
       } else now.push([e, variant, false]);
     }
     return now;
@@ -290,26 +314,7 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
   function enter(experiment: ExperimentConfig, variant: VariantConfig, forced: boolean): void {
     if (!forced) {
       if (remember(experiment.id, variant.id)) emit("assignment", undefined, experiment.id, variant.id);
-      try {
-        if (experiment.ga4 && typeof w.gtag === "function") {
-          w.gtag("event", "experiment_impression", {
-            experiment_id: experiment.slug,
-            experiment_name: experiment.name,
-            variant_id: variant.id,
-            variant_name: variant.name,
-          });
-        }
-        if (experiment.mixpanel && w.mixpanel && typeof w.mixpanel.track === "function") {
-          w.mixpanel.track("$experiment_started", {
-            "Experiment name": experiment.name,
-            "Experiment ID": experiment.slug,
-            "Variant name": variant.name,
-            "Variant ID": variant.id,
-          });
-        }
-      } catch (error) {
-        report("GA4 / Mixpanel forwarding failed", error);
-      }
+      track((t) => t.enter(experiment, variant));
     }
     const applied = applyChanges(
       doc,
@@ -320,13 +325,16 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
       report,
     );
     running.set(experiment.id, { experiment, variant, applied, preview: forced });
-    goals.setTargets(goalTargets());
+    retarget();
   }
 
-  const goalTargets = () =>
-    [...running.values()]
+  /** Goals count for this page's assignments, previews excluded. */
+  function retarget(): void {
+    const targets = [...running.values()]
       .filter((r) => !r.preview)
       .map((r) => ({ experimentId: r.experiment.id, variantId: r.variant.id, goals: r.experiment.goals }));
+    track((t) => t.targets(targets));
+  }
 
   /** Forgets this page's experiments: what they injected goes, triggers stop. */
   function stopAll(keep: (r: Running) => boolean): void {
@@ -337,15 +345,20 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
     }
     for (const cancel of waiting.values()) cancel();
     waiting.clear();
-    goals.setTargets(goalTargets());
+    retarget();
   }
 
   // --- the page -----------------------------------------------------------------------------------
 
   const pageView = (hiddenMs: number | null): void => {
     emit("page_view", hiddenMs === null ? undefined : { hidden_ms: Math.min(Math.round(hiddenMs), MAX_HIDDEN_MS) });
-    engagement.pageView();
-    rules.check(page);
+    const url = page;
+    const at = Date.now();
+    track((t) => t.view(url, at));
+  };
+  const newPage = (): void => {
+    const url = page;
+    track((t) => t.page(url));
   };
 
   /** The first config of the page is known (null: none could be loaded). */
@@ -355,31 +368,48 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
     const settings: Partial<SiteConfig["settings"]> = (site && site.settings) || {};
     crossDomain = (settings.cross_domain || []).concat(...experiments().map((e) => e.cross_domain || []));
     identify();
-    if (crossDomain.length > 0 && !optedOut) {
-      decorate(doc);
-      new MutationObserver(
-        guard((records: MutationRecord[]) => {
-          for (const r of records) {
-            if (r.type === "attributes") decorate(r.target);
-            else r.addedNodes.forEach(decorate);
-          }
-        }),
-      ).observe(doc, { childList: true, subtree: true, attributes: true, attributeFilter: ["href"] });
+    w[HOST_GLOBAL] = w[HOST_GLOBAL] || host(site!);
+    const timeout = settings.anti_flicker_timeout_ms || FIRST_VISIT_TIMEOUT_MS;
+    const referral = tracking ? experiments().filter((e) => !e.preview && (e.audience.referral_sources || []).length) : [];
+    if (referral.length === 0) return show(site, settings);
+    // the referral chunk classifies the visit; the curtain waits for it where it decides (or fails)
+    let done = false;
+    const go = guard(() => {
+      if (!done) show(site, settings);
+      done = true;
+    });
+    const stored = sticky();
+    if (referral.some((e) => urlRulesMatch(e) && !stored[e.id])) {
+      curtain = curtain || drawCurtain(doc, timeout);
+      setTimeout(go, timeout);
+      need("referral", go, go);
+    } else {
+      need("referral", () => {}); // for later SPA page views
+      go();
     }
+  }
+
+  /** The page view once everything for evaluation is there: assignment, changes, reveal. */
+  function show(site: SiteConfig | null, settings: Partial<SiteConfig["settings"]>): void {
+    newPage();
     const now = plan();
     if (now.length > 0 && curtain === null) {
       curtain = drawCurtain(doc, settings.anti_flicker_timeout_ms || FIRST_VISIT_TIMEOUT_MS);
     }
     for (const [e, v, forced] of now) enter(e, v, forced);
-    if (!optedOut && !editor) {
-      goals = watchGoals(doc, emit);
-      goals.pageView(page);
-      goals.setTargets(goalTargets());
-      rules = watchRules(doc, storage, (site && site.conversion_rules) || [], emit);
-      engagement = trackEngagement(win, doc, emit);
+    if (tracking) {
+      // clicks and submits before the track chunk is there: it replays them (goals, click triggers)
+      const keep = (event: Event) => chunks.track || early.push(event);
+      doc.addEventListener("click", keep, true);
+      doc.addEventListener("submit", keep, true);
     }
     watchNavigation();
-    if (site !== null) loadChunks(site);
+    if (site !== null) {
+      if (site.badge) load("snippet/badge.js");
+      if (preview) load("snippet/preview.js");
+      if (editor) load("snippet/editor.js");
+      if (tracking) for (const m of site.modules || []) load(m.src);
+    }
     // reveal once the changes are in, the DOM is parsed and the activation delay has passed
     const delay = Math.max(0, ...now.map(([e]) => (e.delay == null ? settings.activation_delay_ms || 0 : e.delay)));
     const reveal = guard(() => pageView(curtain && curtain.reveal()));
@@ -390,29 +420,16 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
     win.postMessage({ type: "segmently-snippet-ready", version: VERSION }, "*");
   }
 
-  /** Links (in `node`) to the listed cross-domain hosts get `_sgmt_vid`. */
-  function decorate(node: Node): void {
-    if (node.nodeType !== 1 && node.nodeType !== 9) return;
-    const root = node as Element;
-    const links: Element[] = [...root.querySelectorAll("a[href]")];
-    if (root.tagName === "A") links.push(root);
-    for (const link of links as HTMLAnchorElement[]) {
-      const id = identity!.visitorId;
-      if (readCrossDomainId(link.href) === id) continue; // also ends the observer's echo
-      const next = decorateLink(link.href, id, crossDomain, loc.hostname);
-      if (next !== null) link.href = next;
-    }
-  }
-
   /** SPA navigations: pushState, replaceState and popstate that change the URL are page views. */
   function watchNavigation(): void {
     const navigated = guard(() => {
       // a new path or query is a page view; a fragment alone (an in-page anchor) is not
       if (loc.href.split("#")[0] === page.split("#")[0]) return;
-      engagement.leave(); // for the page being left, still under its URL
+      const at = Date.now();
+      track((t) => t.leave(at)); // for the page being left, still under its URL
       page = loc.href;
       stopAll((r) => urlRulesMatch(r.experiment) && experiments().some((e) => e.id === r.experiment.id));
-      goals.pageView(page);
+      newPage();
       for (const [e, v, forced] of plan()) enter(e, v, forced);
       pageView(null);
     });
@@ -429,25 +446,11 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
     win.addEventListener(
       "pagehide",
       guard(() => {
-        engagement.leave();
+        const at = Date.now();
+        track((t) => t.leave(at)); // only when the chunk is there: else no time_on_page
         queue.flushOnPageHide();
       }),
     );
-  }
-
-  /** `window.__segmentlyHost` (once), then the chunks this page needs, each an async script. */
-  function loadChunks(site: SiteConfig): void {
-    w[HOST_GLOBAL] = w[HOST_GLOBAL] || host(site);
-    const load = (src: string): void => {
-      const script = doc.createElement("script");
-      script.src = new URL(src, `${base}/`).href;
-      script.async = true;
-      (doc.head || doc.documentElement).appendChild(script);
-    };
-    if (site.badge) load("snippet/badge.js");
-    if (preview) load("snippet/preview.js");
-    if (editor) load("snippet/editor.js");
-    if (!optedOut && !editor) for (const m of site.modules || []) load(m.src);
   }
 
   function host(site: SiteConfig): ModuleHost {
@@ -467,6 +470,9 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
       track: emit,
       report,
       module: (name) => (site.modules || []).find((m) => m.name === name),
+      crossDomain,
+      early,
+      register,
     };
   }
 
@@ -484,7 +490,7 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
     return out;
   }
 
-  const track = (eventName: string, eventData?: Record<string, unknown>): void => {
+  const trackEvent = (eventName: string, eventData?: Record<string, unknown>): void => {
     if (typeof eventName !== "string" || eventName === "" || eventName.length > 100) {
       return report("track() needs an event name of 1 to 100 characters");
     }
@@ -505,8 +511,8 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
 
   const api: SegmentlyApi = Object.freeze({
     version: VERSION,
-    track: guard(track),
-    trackConversion: guard((eventData?: Record<string, unknown>) => track("conversion", eventData)),
+    track: guard(trackEvent),
+    trackConversion: guard((eventData?: Record<string, unknown>) => trackEvent("conversion", eventData)),
     getVariant: guard((slug: string) => assignments()[slug] || null, null),
     getVisitorId: () => identity && identity.visitorId,
     setAttributes: guard((attrs: Record<string, unknown>) => {
@@ -521,7 +527,7 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
       removeKey(storage, ATTRIBUTES_KEY);
       for (const key of Object.keys(attributes)) delete attributes[key];
       identity = resetIdentity(identityOptions, identify());
-      if (crossDomain.length > 0 && !optedOut) decorate(doc);
+      track((t) => t.decorate());
     }),
     isEnabled: (key: string) => flags().then((all) => all[key] === true),
     getAllFlags: flags,
@@ -529,7 +535,7 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
   w.Segmently = api;
 
   try {
-    const cache = new ConfigCache<SiteConfig>({
+    const loaded = loadConfig<SiteConfig>({
       baseUrl: base,
       apiKey,
       // a preview fetches the draft and never caches it
@@ -541,7 +547,6 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
           .fetch(preview ? `${url}&preview=${encodeURIComponent(preview)}` : url, { headers, credentials: "omit" })
           .then(async (r) => ({ status: r.status, etag: r.headers.get("ETag"), body: r.status === 200 ? await r.text() : null })),
     });
-    const loaded = cache.load();
     // set before init: custom JS run by init may already ask for flags
     settled = loaded.update.then(
       guard(({ config: latest, outcome }) => {

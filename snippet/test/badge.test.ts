@@ -16,6 +16,9 @@ function fakeHost(badge: boolean): ModuleHost & { report: Mock<(message: string,
     track: vi.fn(),
     report: vi.fn<(message: string, error?: unknown) => void>(),
     module: () => undefined,
+    crossDomain: [],
+    early: [],
+    register: vi.fn(),
   };
 }
 

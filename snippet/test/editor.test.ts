@@ -17,6 +17,9 @@ function fakeHost(base = `${DASHBOARD}/segmently`): ModuleHost {
     track: vi.fn(),
     report: vi.fn(),
     module: () => undefined,
+    crossDomain: [],
+    early: [],
+    register: vi.fn(),
   };
 }
 

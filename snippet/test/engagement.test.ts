@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
 // time_on_page (visible time) and bounce, sent once when the visitor leaves a page.
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from "vitest";
-import { type Emit, trackEngagement } from "../src/core/engagement";
+import { type Emit, trackEngagement } from "../src/modules/track/engagement";
 
 function setVisibility(state: "visible" | "hidden"): void {
   Object.defineProperty(document, "visibilityState", { configurable: true, value: state });

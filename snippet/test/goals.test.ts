@@ -2,7 +2,7 @@
 // Goals the snippet detects: clicks, form submits and page views become conversion events naming
 // the goal, attributed to the variant, at most once per page view per experiment.
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from "vitest";
-import { type Emit, type GoalTarget, type GoalWatcher, watchGoals } from "../src/core/goals";
+import { type Emit, type GoalTarget, type GoalWatcher, watchGoals } from "../src/modules/track/goals";
 import type { Goal } from "../src/core/types";
 
 const BUY: Goal = { id: "g-buy", type: "click", name: "Buy click", primary: true, selector: "#buy" };

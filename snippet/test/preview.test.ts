@@ -36,6 +36,9 @@ function fakeHost(experiments: ExperimentConfig[], assignments: Record<string, A
     track: vi.fn(),
     report: vi.fn(),
     module: () => undefined,
+    crossDomain: [],
+    early: [],
+    register: vi.fn(),
   };
 }
 

@@ -2,7 +2,7 @@
 // written by tests/fixtures/make_conversion_rule_cases.py), then when watchRules fires each rule.
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from "vitest";
 import casesText from "../../tests/fixtures/conversion_rule_cases.json?raw";
-import { type Emit, pagePath, watchRules, wouldFire } from "../src/core/rules";
+import { type Emit, pagePath, watchRules, wouldFire } from "../src/modules/track/rules";
 import type { ConversionRule, ConversionStep } from "../src/core/types";
 import { MemoryStorage } from "./fakes";
 

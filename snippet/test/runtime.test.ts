@@ -4,6 +4,9 @@
 import { Window } from "happy-dom";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type SegmentlyApi, boot } from "../src/runtime";
+import type { ModuleHost } from "../src/core/host";
+import { referralSourceOf } from "../src/modules/referral";
+import { startTrack } from "../src/modules/track";
 import type { ExperimentConfig, SiteConfig } from "../src/core/types";
 
 const KEY = "seg_live_test";
@@ -92,8 +95,12 @@ interface OpenOptions {
   before?: (win: Page["win"]) => void;
 }
 
+const referred = new WeakSet<object>();
+
 function open(url: string, options: OpenOptions = {}): Page {
-  const win = new Window({ url, width: 1280, height: 800 }) as unknown as Page["win"];
+  // chunk scripts are not fetched; they "load" (this file starts them), they do not fail
+  const settings = { disableJavaScriptFileLoading: true, handleDisabledFileLoadingAsSuccess: true };
+  const win = new Window({ url, width: 1280, height: 800, settings }) as unknown as Page["win"];
   const doc = win.document as unknown as Document;
   doc.body.innerHTML = '<h1>Old headline</h1><a id="out" href="https://checkout.example.org/cart?x=1">cart</a>';
   if (options.from) {
@@ -129,6 +136,16 @@ function open(url: string, options: OpenOptions = {}): Page {
     script.setAttribute("data-api-key", KEY);
   }
   options.before?.(win);
+  // the track and referral chunks' <script>s run as in a browser: once inserted, after the core's task
+  new win.MutationObserver(() => {
+    const host = (win as unknown as { __segmentlyHost?: ModuleHost }).__segmentlyHost;
+    const loaded = (name: string) => doc.querySelector(`script[src="${BASE}/snippet/${name}.js"]`);
+    if (host && loaded("track")) startTrack(host, win as unknown as globalThis.Window);
+    if (host && loaded("referral") && !referred.has(win)) {
+      referred.add(win);
+      host.register("referral", { source: referralSourceOf });
+    }
+  }).observe(win.document.head, { childList: true });
   doc.head.appendChild(script);
   boot(win as unknown as globalThis.Window, script);
   const page: Page = {
@@ -304,6 +321,34 @@ describe("assignment", () => {
   });
 });
 
+describe("referral sources", () => {
+  it("the curtain waits for the referral chunk where a referral experiment is evaluated", async () => {
+    const exp = experiment({ audience: { referral_sources: ["paid"] } });
+    const page = open("https://shop.example.com/?utm_medium=cpc", { inline: site({ experiments: [exp] }) });
+    expect(curtainDrawn(page)).toBe(true);
+    expect(headline(page)).toBe("Old headline");
+    await settle();
+    expect(curtainDrawn(page)).toBe(false);
+    expect(headline(page)).toBe("New headline");
+    const other = open("https://shop.example.com/", { inline: site({ experiments: [exp] }) });
+    await settle();
+    expect(headline(other)).toBe("Old headline"); // direct: left out
+  });
+
+  it("without the chunk (it failed to load) the gate is not passed and the page is shown", async () => {
+    const exp = experiment({ audience: { referral_sources: ["paid"] } });
+    const page = open("https://shop.example.com/?utm_medium=cpc", {
+      inline: site({ experiments: [exp] }),
+      before: (win) => referred.add(win),
+    });
+    expect(curtainDrawn(page)).toBe(true);
+    const script = page.doc.querySelector(`script[src="${BASE}/snippet/referral.js"]`)!;
+    script.dispatchEvent(new (page.win as unknown as typeof globalThis).Event("error"));
+    expect(curtainDrawn(page)).toBe(false);
+    expect(headline(page)).toBe("Old headline");
+  });
+});
+
 describe("anti-flicker", () => {
   it("hides a first visit's page while the config loads and shows it after the changes, with hidden_ms", async () => {
     const page = open("https://shop.example.com/");
@@ -469,6 +514,17 @@ describe("goals and engagement", () => {
   it("a click on the experiment's goal element sends a conversion attributed to the variant", async () => {
     serve(site({ experiments: [experiment({ goals: [{ id: "g-1", type: "click", name: "Headline", selector: "h1" }] })] }));
     const page = await visit("https://shop.example.com/");
+    page.doc.querySelector("h1")!.dispatchEvent(new (page.win as unknown as typeof globalThis).MouseEvent("click", { bubbles: true }));
+    expect(named(await page.events(), "conversion")).toEqual([
+      expect.objectContaining({ experiment_id: "exp-1", variant_id: "var-b", event_data: { goal_id: "g-1", goal_name: "Headline" } }),
+    ]);
+  });
+
+  it("a goal clicked before the track chunk loaded still counts: the core keeps the click for it", async () => {
+    const exp = experiment({ goals: [{ id: "g-1", type: "click", name: "Headline", selector: "h1" }] });
+    const page = open("https://shop.example.com/", { inline: site({ experiments: [exp] }) });
+    expect(page.win.__segmentlyHost).toBeDefined();
+    expect((page.win as unknown as { __segmentlyTrack?: unknown }).__segmentlyTrack).toBeUndefined();
     page.doc.querySelector("h1")!.dispatchEvent(new (page.win as unknown as typeof globalThis).MouseEvent("click", { bubbles: true }));
     expect(named(await page.events(), "conversion")).toEqual([
       expect.objectContaining({ experiment_id: "exp-1", variant_id: "var-b", event_data: { goal_id: "g-1", goal_name: "Headline" } }),

@@ -11,16 +11,15 @@ import {
   type VisitorType,
   attributeRulePasses,
   attributesMatch,
-  classifyReferral,
   countryMatches,
   deviceForWidth,
   deviceMatches,
   referralMatches,
-  referralSourceOf,
   urlMatches,
   urlRuleMatches,
   visitorTypeMatches,
 } from "../src/core/targeting";
+import { classifyReferral, referralSourceOf } from "../src/modules/referral";
 
 type Attributes = Record<string, unknown>;
 
@@ -165,6 +164,7 @@ describe("the shared targeting cases", () => {
       isReturning: v.is_returning,
       attributes: v.attributes,
       referrer: v.referrer,
+      classify: referralSourceOf,
     });
     const expected = (d: PyDecision): Decision =>
       d.in_experiment

@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
 // Behavioral triggers: scroll depth, time on page, element click; the first wins, once per page view.
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from "vitest";
-import { hasTriggers, onTrigger } from "../src/core/triggers";
+import { hasTriggers, onTrigger } from "../src/modules/track/triggers";
 
 function setPage(height: number, viewport = 800): void {
   Object.defineProperty(document.documentElement, "scrollHeight", { configurable: true, value: height });

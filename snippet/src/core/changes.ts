@@ -11,7 +11,9 @@
  * - Elements that are not there yet (the snippet runs in `<head>`, an SPA renders later) get the
  *   change when they appear: one MutationObserver (children, not attributes) re-runs the
  *   selectors; each change applies at most once per element, so a page that later rewrites the
- *   element wins, while a re-rendered (new) element gets the change again.
+ *   element wins, while a re-rendered (new) element gets the change again. A text change is set
+ *   again while the document is still parsed (the parser may append the element's original text
+ *   after it), up to DOMContentLoaded.
  * - A `css` change with a selector sets inline declarations (`color: red; …`) on its elements;
  *   one holding a rule (`{`) is a style sheet like one without a selector.
  * - JavaScript (`js` changes, then custom JS) runs once, after all the style sheets are in, each
@@ -76,7 +78,13 @@ export function applyChanges(
     for (const [change, done] of targets) {
       doc.querySelectorAll(change.selector).forEach((element) => {
         // an html change applies to the outermost match only, so its own HTML cannot feed it
-        if (done.has(element) || (change.type == "html" && element.parentElement?.closest(change.selector))) return;
+        if (done.has(element) || (change.type == "html" && element.parentElement && element.parentElement.closest(change.selector))) return;
+        // while the document is parsed, the parser may still append the element's original text
+        // after the change: a text change is set again until DOMContentLoaded, then it is done
+        if (change.type == "text" && doc.readyState == "loading") {
+          if (element.textContent !== change.text) element.textContent = change.text;
+          return;
+        }
         done.add(element);
         const style = (element as HTMLElement).style;
         if (change.type == "hide") {
@@ -99,6 +107,7 @@ export function applyChanges(
     applyToElements();
     observer = new MutationObserver(applyToElements);
     observer.observe(doc, { childList: true, subtree: true });
+    if (doc.readyState == "loading") doc.addEventListener("DOMContentLoaded", applyToElements);
   }
   const runJs = () => {
     changes.forEach((change, i) => change.type == "js" && run(change.code, `JavaScript change ${i + 1}`));
@@ -110,8 +119,9 @@ export function applyChanges(
 
   return {
     undo() {
-      observer?.disconnect();
+      if (observer) observer.disconnect();
       doc.removeEventListener("DOMContentLoaded", runJs);
+      doc.removeEventListener("DOMContentLoaded", applyToElements);
       for (const style of styles) style.remove();
     },
   };

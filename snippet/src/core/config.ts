@@ -2,7 +2,7 @@
  * The site's config (`GET /api/v1/sdk/config`), cached so a returning visitor's experiments apply
  * before any network answer.
  *
- * `load()` answers at once with, in order of precedence: the config `/s/{api_key}.js` inlined
+ * `loadConfig()` answers at once with, in order of precedence: the config `/s/{api_key}.js` inlined
  * before the core ran (no request at all), else the stored one (then revalidated with
  * `If-None-Match`: 304 keeps it, 200 replaces it), else none (then fetched). A failed request keeps
  * what is stored and reports once to the console; 401/403/404 (key revoked, organization
@@ -53,87 +53,54 @@ export interface ConfigCacheOptions<T> {
   logger?: { error(message: string): void };
 }
 
-interface Stored<T> {
-  etag: string;
-  config: T;
-}
-
-/** The site's config for one page load. */
-export class ConfigCache<T = Record<string, unknown>> {
-  private readonly validate: (value: unknown) => value is T;
-  private readonly storage: KeyValueStorage | null;
-  private readonly key: string;
-  private reported = false;
-
-  constructor(private readonly o: ConfigCacheOptions<T>) {
-    this.validate = o.validate ?? (isRecord as (value: unknown) => value is T);
-    this.storage = o.storage ?? null;
-    this.key = STORAGE_PREFIX + o.apiKey;
+/**
+ * The site's config for this page load: at once from the inline config, else the stored one (then
+ * revalidated), else none (then fetched); `update` settles once the network answered.
+ */
+export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>): ConfigLoad<T> {
+  const validate = o.validate || (isRecord as (value: unknown) => value is T);
+  const storage = o.storage || null;
+  const key = STORAGE_PREFIX + o.apiKey;
+  const inline = isRecord(o.inline) ? o.inline.config : undefined;
+  if (inline !== undefined && validate(inline)) {
+    return { config: inline, source: "inline", update: Promise.resolve({ outcome: "inline", config: inline }) };
   }
-
-  /** The config URL: the key in the query, so a first load is a simple request (no CORS preflight). */
-  url(): string {
-    return `${this.o.baseUrl.replace(/\/+$/, "")}${CONFIG_PATH}?api_key=${encodeURIComponent(this.o.apiKey)}`;
+  let stored = readJson(storage, key);
+  if (stored !== null && !(isRecord(stored) && typeof stored.etag == "string" && stored.etag && validate(stored.config))) {
+    removeKey(storage, key);
+    stored = null;
   }
-
-  load(): ConfigLoad<T> {
-    const inline = isRecord(this.o.inline) ? this.o.inline.config : undefined;
-    if (inline !== undefined && this.validate(inline)) {
-      return { config: inline, source: "inline", update: Promise.resolve({ outcome: "inline", config: inline }) };
-    }
-    const cached = this.readStored();
-    return {
-      config: cached?.config ?? null,
-      source: cached === null ? "none" : "cache",
-      update: this.revalidate(cached),
-    };
-  }
-
-  private async revalidate(cached: Stored<T> | null): Promise<{ outcome: ConfigOutcome; config: T | null }> {
-    const kept = cached?.config ?? null;
-    let res: ConfigResponse;
-    try {
-      res = await this.o.fetchConfig(this.url(), cached === null ? {} : { "If-None-Match": cached.etag });
-    } catch {
-      return this.failed(kept, "the network request failed");
-    }
-    if (res.status === 304 && cached !== null) return { outcome: "unchanged", config: kept };
-    if (res.status === 401 || res.status === 403 || res.status === 404) {
-      removeKey(this.storage, this.key);
-      this.report(`the config request was refused (HTTP ${res.status}); no experiment runs`);
-      return { outcome: "gone", config: null };
-    }
-    if (res.status !== 200) return this.failed(kept, `HTTP ${res.status}`);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(res.body ?? "");
-    } catch {
-      return this.failed(kept, "the response is not JSON");
-    }
-    if (!this.validate(parsed)) return this.failed(kept, "the response is not a config");
-    if (res.etag) writeJson(this.storage, this.key, { etag: res.etag, config: parsed });
-    else removeKey(this.storage, this.key); // cannot be revalidated: do not keep a copy that may be stale
-    return { outcome: "replaced", config: parsed };
-  }
-
-  private failed(kept: T | null, why: string): { outcome: ConfigOutcome; config: T | null } {
-    this.report(`could not load the config (${why})${kept === null ? "" : "; using the cached one"}`);
-    return { outcome: "failed", config: kept };
-  }
-
-  private report(message: string): void {
-    if (this.reported) return;
-    this.reported = true;
-    (this.o.logger ?? console).error(`Segmently: ${message}`);
-  }
-
-  private readStored(): Stored<T> | null {
-    const value = readJson(this.storage, this.key);
-    if (value === null) return null;
-    if (isRecord(value) && typeof value.etag === "string" && value.etag !== "" && this.validate(value.config)) {
-      return { etag: value.etag, config: value.config };
-    }
-    removeKey(this.storage, this.key);
-    return null;
-  }
+  const cached = stored as { etag: string; config: T } | null;
+  const kept = cached && cached.config;
+  const done = (outcome: ConfigOutcome, config: T | null, why?: string) => {
+    // one console error per page
+    if (why) (o.logger || console).error(`Segmently: ${why}`);
+    return { outcome, config };
+  };
+  const failed = (why: string) =>
+    done("failed", kept, `could not load the config (${why})${kept ? "; using the cached one" : ""}`);
+  const url = `${o.baseUrl.replace(/\/+$/, "")}${CONFIG_PATH}?api_key=${encodeURIComponent(o.apiKey)}`;
+  const update = o.fetchConfig(url, cached ? { "If-None-Match": cached.etag } : {}).then(
+    (res) => {
+      const status = res.status;
+      if (status == 304 && cached) return done("unchanged", kept);
+      if (status == 401 || status == 403 || status == 404) {
+        removeKey(storage, key);
+        return done("gone", null, `the config request was refused (HTTP ${status}); no experiment runs`);
+      }
+      if (status != 200) return failed(`HTTP ${status}`);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(res.body || "");
+      } catch {
+        return failed("the response is not JSON");
+      }
+      if (!validate(parsed)) return failed("the response is not a config");
+      if (res.etag) writeJson(storage, key, { etag: res.etag, config: parsed });
+      else removeKey(storage, key); // cannot be revalidated: do not keep a copy that may be stale
+      return done("replaced", parsed);
+    },
+    () => failed("the network request failed"),
+  );
+  return { config: kept, source: cached ? "cache" : "none", update };
 }

@@ -16,10 +16,10 @@ import {
   deviceForWidth,
   deviceMatches,
   referralMatches,
-  referralSourceOf,
   urlMatches,
   visitorTypeMatches,
 } from "./targeting";
+import type { Triggers } from "./types";
 
 /** What evaluation needs of an experiment; empty lists mean no restriction. */
 export interface ExperimentRules {
@@ -49,6 +49,8 @@ export interface VisitorContext {
   attributes?: Readonly<Record<string, unknown>>;
   /** `document.referrer`. */
   referrer?: string | null;
+  /** the referral chunk's classification; without it a referral gate is not passed */
+  classify?: ((url: string, referrer: string | null | undefined) => ReferralSource) | null;
 }
 
 export type Reason = "url" | "device" | "country" | "visitor_type" | "attributes" | "referral" | "traffic";
@@ -63,27 +65,35 @@ export type Decision =
  */
 export function evaluate(experiment: ExperimentRules, visitor: VisitorContext): Decision {
   const out = (reason: Reason): Decision => ({ inExperiment: false, reason });
-  if (!urlMatches(experiment.urlRules ?? [], visitor.url)) return out("url");
-  const device = visitor.device ?? (visitor.viewportWidth == null ? null : deviceForWidth(visitor.viewportWidth));
-  if (!deviceMatches(experiment.devices ?? [], device)) return out("device");
-  if (!countryMatches(experiment.countries ?? [], visitor.country)) return out("country");
-  if (!visitorTypeMatches(experiment.visitorType ?? "all", visitor.isReturning ?? false)) return out("visitor_type");
-  if (!attributesMatch(experiment.attributeRules ?? [], visitor.attributes ?? {})) return out("attributes");
-  const sources = experiment.referralSources ?? [];
-  if (sources.length > 0) {
-    const source =
-      visitor.url == null
-        ? referralSourceOf("", visitor.referrer) // no page URL: no parameters and no own host
-        : referralSourceOf(visitor.url, visitor.referrer);
-    if (!referralMatches(sources, source)) return out("referral");
+  const url = visitor.url;
+  const width = visitor.viewportWidth;
+  const traffic = experiment.trafficPercentage;
+  const sources = experiment.referralSources || [];
+  // `||` where `??` was meant: esbuild expands `??` for ES2018, and only null/undefined are falsy here
+  if (!urlMatches(experiment.urlRules || [], url)) return out("url");
+  if (!deviceMatches(experiment.devices || [], visitor.device || (width == null ? null : deviceForWidth(width)))) {
+    return out("device");
+  }
+  if (!countryMatches(experiment.countries || [], visitor.country)) return out("country");
+  if (!visitorTypeMatches(experiment.visitorType || "all", !!visitor.isReturning)) return out("visitor_type");
+  if (!attributesMatch(experiment.attributeRules || [], visitor.attributes || {})) return out("attributes");
+  // no page URL: no parameters and no own host
+  const classify = visitor.classify;
+  if (sources.length > 0 && !referralMatches(sources, classify ? classify(url || "", visitor.referrer) : null)) {
+    return out("referral");
   }
   const ranges = bucketRanges(
     experiment.variants.map((v) => v.weight / 100),
-    (experiment.trafficPercentage ?? 100) / 100,
+    (traffic == null ? 100 : traffic) / 100,
   );
   const bucket = hashV2(experiment.hashSeed, visitor.visitorId);
   const i = chooseVariant(bucket, ranges);
   if (i < 0) return out("traffic");
   const v = experiment.variants[i]!;
   return { inExperiment: true, variantIndex: i, variantId: v.id, variantKey: v.key, bucket };
+}
+
+/** Whether the experiment waits for a behavioral trigger (any of scroll, time, click set). */
+export function hasTriggers(t: Triggers | null | undefined): boolean {
+  return !!t && (t.scroll_percent != null || t.time_seconds != null || !!t.click_selector);
 }

@@ -67,7 +67,8 @@ export function readCookies(jar: CookieJar, name: string): string[] {
 
 /** The first value of cookie `name`, decoded; null when absent. */
 export function readCookie(jar: CookieJar, name: string): string | null {
-  return readCookies(jar, name)[0] ?? null;
+  const value = readCookies(jar, name)[0];
+  return value === undefined ? null : value;
 }
 
 interface CookieAttributes {
@@ -158,19 +159,19 @@ export function isListedHost(hostname: string, domains: readonly string[]): bool
  * elsewhere; the parameter is stripped from `cleanUrl` whether adopted or not.
  */
 export function loadIdentity(opts: IdentityOptions, url: string, crossDomain: readonly string[]): Identity {
-  const now = opts.now ?? Date.now;
+  const now = opts.now || Date.now;
   const optedOut = isOptedOut(opts.jar);
   const firstSeen = readCookie(opts.jar, RETURNING_COOKIE);
   const fromLink = readCrossDomainId(url);
   const adopted = isVisitorId(fromLink) && isListedHost(opts.hostname, crossDomain);
   const stored = readCookie(opts.jar, VISITOR_COOKIE);
-  const visitorId = adopted ? fromLink! : isVisitorId(stored) ? stored : uuidv4(opts.random ?? defaultRandom);
+  const visitorId = adopted ? fromLink! : isVisitorId(stored) ? stored : uuidv4(opts.random || defaultRandom);
   let domain: string | null = null;
   if (!optedOut) {
     domain = cookieDomain(opts.jar, opts.hostname, opts.secure);
     const a = { domain, secure: opts.secure, maxAgeS: COOKIE_MAX_AGE_S };
     opts.jar.set(cookieString(VISITOR_COOKIE, visitorId, a));
-    opts.jar.set(cookieString(RETURNING_COOKIE, firstSeen ?? String(now()), a));
+    opts.jar.set(cookieString(RETURNING_COOKIE, firstSeen === null ? String(now()) : firstSeen, a));
   }
   return { visitorId, isReturning: firstSeen !== null, optedOut, adopted, cleanUrl: cleanUrl(url), domain };
 }
@@ -180,7 +181,7 @@ export function loadIdentity(opts: IdentityOptions, url: string, crossDomain: re
  * assignments and attributes. `_seg_visitor` stays: the browser has been here before.
  */
 export function resetIdentity(opts: IdentityOptions, identity: Identity): Identity {
-  const visitorId = uuidv4(opts.random ?? defaultRandom);
+  const visitorId = uuidv4(opts.random || defaultRandom);
   if (!identity.optedOut && !isOptedOut(opts.jar)) {
     const a = { domain: identity.domain, secure: opts.secure, maxAgeS: COOKIE_MAX_AGE_S };
     opts.jar.set(cookieString(VISITOR_COOKIE, visitorId, a));
@@ -281,7 +282,8 @@ export function decorateLink(
   const host = hostPort.startsWith("[") ? hostPort.slice(0, hostPort.indexOf("]") + 1) : hostPort.split(":")[0]!;
   if (!isListedHost(host, domains) || normalizeHost(host) === normalizeHost(currentHost)) return null;
   const { head, query, hash } = splitUrl(href.trim());
-  const kept = query === null ? "" : (queryWithout(query) ?? query);
+  const without = query === null ? "" : queryWithout(query);
+  const kept = without === null ? query! : without;
   const param = `${CROSS_DOMAIN_PARAM}=${encodeURIComponent(visitorId)}`;
   return `${head}?${kept === "" ? param : `${kept}&${param}`}${hash}`;
 }

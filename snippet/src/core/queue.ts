@@ -51,11 +51,6 @@ export type Send = (url: string, body: string, headers: Record<string, string>) 
 /** `navigator.sendBeacon(url, body)` with `body` sent as `text/plain`; false when the browser refused it. */
 export type Beacon = (url: string, body: string) => boolean;
 
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
 export interface EventQueueOptions {
   /** Where the API lives, e.g. `https://ab.example.com` (no trailing slash needed). */
   baseUrl: string;
@@ -68,7 +63,6 @@ export interface EventQueueOptions {
   /** in [0, 1), for the back-off jitter */
   random?: () => number;
   newEventId?: () => string;
-  timers?: Timers;
   logger?: { error(message: string): void; warn(message: string): void };
   /** wait this long after the first queued event, gathering others (default 1 s) */
   flushDelayMs?: number;
@@ -78,10 +72,7 @@ export interface EventQueueOptions {
   maxBeaconBytes?: number;
   maxStoredEvents?: number;
   maxStoredBytes?: number;
-  retryBaseMs?: number;
   retryMaxMs?: number;
-  /** stored events older than this are not sent (the server refuses events over 30 days old) */
-  maxEventAgeMs?: number;
 }
 
 export const BATCH_PATH = "/api/v1/events/batch";
@@ -138,12 +129,8 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
     beacon = null,
     storage = null,
     isOptedOut = () => false,
-    now = () => Date.now(),
+    now = Date.now,
     random = Math.random,
-    timers = {
-      setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
-      clearTimeout: (h: unknown) => clearTimeout(h as ReturnType<typeof setTimeout>),
-    },
     logger = console,
     flushDelayMs = 1_000,
     maxBatchEvents = 100,
@@ -151,11 +138,9 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
     maxBeaconBytes = 60_000,
     maxStoredEvents = 1_000,
     maxStoredBytes = 500_000,
-    retryBaseMs = 1_000,
     retryMaxMs = 300_000,
-    maxEventAgeMs = 29 * DAY_MS,
   } = options;
-  const newEventId = options.newEventId ?? uuidv7Generator(now);
+  const newEventId = options.newEventId || uuidv7Generator(now);
   const url = options.baseUrl.replace(/\/+$/, "") + BATCH_PATH;
   const key = STORAGE_PREFIX + apiKey;
   let pending: QueuedEvent[] = [];
@@ -163,7 +148,7 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
   const inFlight = new Set<string>();
   /** ids this page sent or dropped that storage may still hold (so a merge does not bring them back) */
   let done = new Set<string>();
-  let timer: unknown = null;
+  let timer: ReturnType<typeof setTimeout> | null = null;
   let timerAt = 0;
   let retryAt = 0;
   let attempt = 0;
@@ -256,7 +241,7 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
 
   /** Opt-out: forget everything, here and in storage. */
   function purge(): void {
-    if (timer !== null) timers.clearTimeout(timer);
+    if (timer !== null) clearTimeout(timer);
     timer = null;
     pending = [];
     sizes.clear();
@@ -269,9 +254,9 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
     const t = now();
     const at = Math.max(t + delayMs, retryAt);
     if (timer !== null && timerAt <= at) return;
-    if (timer !== null) timers.clearTimeout(timer);
+    if (timer !== null) clearTimeout(timer);
     timerAt = at;
-    timer = timers.setTimeout(() => {
+    timer = setTimeout(() => {
       timer = null;
       void sendNext();
     }, at - t);
@@ -285,7 +270,7 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
 
   /** The `n`-th back-off: `base · 2^(n−1)` capped, half of it fixed and half jitter. */
   function backoff(n: number): number {
-    const full = Math.min(retryMaxMs, retryBaseMs * 2 ** Math.min(n - 1, 30));
+    const full = Math.min(retryMaxMs, 1_000 * 2 ** Math.min(n - 1, 30));
     return Math.round(full / 2 + random() * (full / 2));
   }
 
@@ -317,7 +302,7 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
       scheduleRest();
     } else if (retryable(status)) {
       attempt++;
-      const after = result?.retryAfter;
+      const after = result && result.retryAfter;
       const delay = after != null && after >= 0 ? Math.min(after * 1000, 3_600_000) : backoff(attempt);
       retryAt = now() + delay;
       schedule(delay);
@@ -338,7 +323,7 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
 
   if (isOptedOut()) purge();
   else {
-    const oldest = now() - maxEventAgeMs;
+    const oldest = now() - 29 * DAY_MS;
     pending = readStored().filter((e) => !(Date.parse(e.timestamp) < oldest));
     if (pending.length > 0) schedule(flushDelayMs); // with this page's first events
   }

@@ -13,8 +13,7 @@ export interface KeyValueStorage {
 /** `window.localStorage`, or null when reading it throws (blocked storage). */
 export function browserStorage(win: { localStorage?: KeyValueStorage }): KeyValueStorage | null {
   try {
-    const s = win.localStorage;
-    return s ?? null;
+    return win.localStorage || null;
   } catch {
     return null;
   }
@@ -51,7 +50,7 @@ export function writeJson(storage: KeyValueStorage | null, key: string, value: u
 
 export function removeKey(storage: KeyValueStorage | null, key: string): void {
   try {
-    storage?.removeItem(key);
+    if (storage) storage.removeItem(key);
   } catch {
     // nothing to do: storage is unusable
   }

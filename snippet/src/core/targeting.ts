@@ -1,6 +1,7 @@
 /**
  * Targeting predicates, identical to `segmently.targeting` on the server: URL rules, device,
- * country, visitor type, attribute rules and the referral source classification.
+ * country, visitor type, attribute rules and the referral source gate (the classification is the
+ * `referral` chunk's, src/modules/referral.ts).
  *
  * Pure functions on plain values; every choice the spec leaves open is the server's, documented in
  * `core/src/segmently/targeting.py`, and both sides are held to `tests/fixtures/targeting_cases.json`.
@@ -49,79 +50,69 @@ function splitOrigin(base: string): [string | null, string] {
 }
 
 /** Everything before the first `sep` (all of `s` without one), whether there was one, and the rest. */
-function partition(s: string, sep: string): [string, boolean, string] {
+export function partition(s: string, sep: string): [string, boolean, string] {
   const i = s.indexOf(sep);
   return i < 0 ? [s, false, ""] : [s.slice(0, i), true, s.slice(i + sep.length)];
 }
 
 /** The parts of one visitor URL the rule types compare. */
-export class UrlView {
-  readonly full: string;
-  readonly withoutFragment: string;
-  readonly base: string;
-  readonly origin: string | null;
-  readonly exactPath: string;
-  readonly exactQuery: string;
+export interface UrlView {
+  full: string;
+  withoutFragment: string;
+  base: string;
+  origin: string | null;
+  exactPath: string;
+  exactQuery: string;
+}
 
-  constructor(url: string) {
-    this.full = url;
-    this.withoutFragment = partition(url, "#")[0];
-    const [base, , query] = partition(this.withoutFragment, "?");
-    this.base = base;
-    [this.origin, this.exactPath] = splitOrigin(base);
-    this.exactQuery = query;
-  }
+export function urlView(full: string): UrlView {
+  const withoutFragment = partition(full, "#")[0];
+  const [base, , exactQuery] = partition(withoutFragment, "?");
+  const [origin, exactPath] = splitOrigin(base);
+  return { full, withoutFragment, base, origin, exactPath, exactQuery };
 }
 
 /**
- * A predicate for one rule. `exact` compares scheme and host case-insensitively and the path
+ * Whether one rule matches. `exact` compares scheme and host case-insensitively and the path
  * case-sensitively, ignoring the fragment and trailing slashes, the query only if the rule has one,
  * and a rule without scheme and host compares the path alone; `contains`, `starts_with` and
  * `regex` see the whole URL; `ends_with` sees it without fragment and query unless the rule names
  * them (`?`: the query counts, `#`: the whole URL). An unknown type or an invalid regex never matches.
  */
-export function urlMatcher(rule: UrlRule): (u: UrlView) => boolean {
+function ruleMatches(rule: UrlRule, u: UrlView): boolean {
   const value = rule.value;
-  switch (rule.type) {
-    case "exact": {
-      const [base, hasQuery, query] = partition(partition(value, "#")[0], "?");
-      const [origin, path] = splitOrigin(base);
-      return (u) =>
-        u.exactPath === path && (origin === null || u.origin === origin) && (!hasQuery || u.exactQuery === query);
-    }
-    case "contains":
-      return (u) => u.full.includes(value);
-    case "starts_with":
-      return (u) => u.full.startsWith(value);
-    case "ends_with":
-      if (value.includes("#")) return (u) => u.full.endsWith(value);
-      if (value.includes("?")) return (u) => u.withoutFragment.endsWith(value);
-      return (u) => u.base.endsWith(value);
-    case "regex": {
-      let re: RegExp;
-      try {
-        re = new RegExp(value);
-      } catch {
-        return () => false;
-      }
-      return (u) => re.test(u.full);
-    }
-    default:
-      return () => false;
+  const type = rule.type;
+  if (type == "exact") {
+    const [base, hasQuery, query] = partition(partition(value, "#")[0], "?");
+    const [origin, path] = splitOrigin(base);
+    return u.exactPath === path && (origin === null || u.origin === origin) && (!hasQuery || u.exactQuery === query);
   }
+  if (type == "contains") return u.full.includes(value);
+  if (type == "starts_with") return u.full.startsWith(value);
+  if (type == "ends_with") {
+    return (value.includes("#") ? u.full : value.includes("?") ? u.withoutFragment : u.base).endsWith(value);
+  }
+  if (type == "regex") {
+    try {
+      return new RegExp(value).test(u.full);
+    } catch {
+      // an invalid regex never matches
+    }
+  }
+  return false;
 }
 
 /** Whether one URL rule matches `url`. */
 export function urlRuleMatches(rule: UrlRule, url: string): boolean {
-  return urlMatcher(rule)(new UrlView(url));
+  return ruleMatches(rule, urlView(url));
 }
 
 /** Whether any rule matches `url`; no rules match every URL, an unknown URL matches no rule. */
 export function urlMatches(rules: readonly UrlRule[], url: string | null | undefined): boolean {
   if (rules.length === 0) return true;
   if (url == null) return false;
-  const view = new UrlView(url);
-  return rules.some((rule) => urlMatcher(rule)(view));
+  const view = urlView(url);
+  return rules.some((rule) => ruleMatches(rule, view));
 }
 
 // --- device, country, visitor type ---------------------------------------------------------------
@@ -142,7 +133,7 @@ export function deviceMatches(devices: readonly Device[], device: Device | null 
 // Python's str.strip() whitespace (str.isspace), which differs from String.prototype.trim()'s
 const PY_SPACE = "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000";
 
-function pyStrip(s: string): string {
+export function pyStrip(s: string): string {
   let start = 0;
   let end = s.length;
   while (start < end && PY_SPACE.includes(s[start]!)) start++;
@@ -220,113 +211,9 @@ export function attributesMatch(
   return rules.every((rule) => attributeRulePasses(rule, attributes));
 }
 
-// --- referral source -----------------------------------------------------------------------------
-
-const UTM_KEYS = ["utm_source", "utm_medium", "utm_campaign"] as const;
-const PAID_MEDIUMS: ReadonlySet<string> = new Set(["cpc", "ppc", "paid", "paid_search", "paidsocial"]);
-const EMAIL_SOURCES: ReadonlySet<string> = new Set(["email", "newsletter"]);
-const SEARCH_ENGINES = ["google.com", "bing.com", "yahoo.com", "duckduckgo.com", "baidu.com", "yandex.com"];
-const SOCIAL_SITES = [
-  "facebook.com",
-  "twitter.com",
-  "x.com",
-  "instagram.com",
-  "linkedin.com",
-  "pinterest.com",
-  "tiktok.com",
-  "reddit.com",
-  "youtube.com",
-];
-
-function onDomain(host: string, domains: readonly string[]): boolean {
-  return domains.some((d) => host === d || host.endsWith("." + d));
-}
-
-/** `Shop.example.com:8080` → `shop.example.com`; `www.` is dropped. */
-function bareHost(host: string): string {
-  host = pyStrip(host).toLowerCase();
-  if (!host.startsWith("[")) host = partition(host, ":")[0];
-  return host.startsWith("www.") ? host.slice(4) : host;
-}
-
-const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/;
-// what Python's urlsplit strips first: leading C0 controls and spaces, then every tab and newline
-const LEADING_C0_OR_SPACE = /^[\x00-\x20]+/;
-const TAB_NEWLINE = /[\t\r\n]/g;
-
-/**
- * The host of a URL as Python's `urlsplit(url).hostname` gives it (lower-cased; "" when there is
- * none), or null where urlsplit refuses the URL (an unbalanced IPv6 bracket). Ported instead of
- * `new URL()` so that the server and the snippet classify the same referrer alike.
- */
-export function hostnameOf(url: string): string | null {
-  let rest = url.replace(LEADING_C0_OR_SPACE, "").replace(TAB_NEWLINE, "");
-  const scheme = SCHEME.exec(rest);
-  if (scheme !== null) rest = rest.slice(scheme[0].length);
-  if (!rest.startsWith("//")) return "";
-  const end = rest.slice(2).search(/[/?#]/);
-  const netloc = end < 0 ? rest.slice(2) : rest.slice(2, 2 + end);
-  if (netloc.includes("[") !== netloc.includes("]")) return null;
-  const hostinfo = netloc.slice(netloc.lastIndexOf("@") + 1);
-  const [, bracket, bracketed] = partition(hostinfo, "[");
-  const hostname = bracket ? partition(bracketed, "]")[0] : partition(hostinfo, ":")[0];
-  const [host, percent, zone] = partition(hostname, "%");
-  return host.toLowerCase() + (percent ? "%" + zone : "");
-}
-
-/**
- * The traffic source of a visit, for the referral source gate.
- *
- * UTM parameters (utm_source, utm_medium, utm_campaign with a non-empty value) take precedence,
- * compared case-insensitively, the medium before the source: medium cpc/ppc/paid/paid_search/
- * paidsocial → paid; medium email → email; medium social → social; source email/newsletter →
- * email; source google → paid (the spec's Paid definition wins over its "utm_source=google
- * simulates organic" testing tip); any other UTM → other. Without UTM: no referrer, or one on
- * `ownHost` (ignoring `www.` and the port) → direct; a search engine or its subdomain → organic; a
- * social platform or its subdomain → social; anything else, including an unparsable referrer → other.
- *
- * @param urlParams the page's query parameters (first value of each name), e.g. a URLSearchParams.
- * @param referrer `document.referrer`.
- * @param ownHost the page's host (`location.hostname`), so navigation within the site is direct.
- */
-export function classifyReferral(
-  urlParams: { get(name: string): string | null | undefined },
-  referrer: string | null | undefined,
-  ownHost: string | null | undefined,
-): ReferralSource {
-  const [source, medium, campaign] = UTM_KEYS.map((k) => pyStrip(urlParams.get(k) ?? "").toLowerCase()) as [
-    string,
-    string,
-    string,
-  ];
-  if (source || medium || campaign) {
-    if (PAID_MEDIUMS.has(medium)) return "paid";
-    if (medium === "email") return "email";
-    if (medium === "social") return "social";
-    if (EMAIL_SOURCES.has(source)) return "email";
-    if (source === "google") return "paid";
-    return "other";
-  }
-  if (!referrer) return "direct";
-  let host = hostnameOf(pyStrip(referrer));
-  if (host === null) return "other";
-  if (host.startsWith("www.")) host = host.slice(4);
-  if (!host) return "other";
-  if (ownHost && host === bareHost(ownHost)) return "direct";
-  if (onDomain(host, SEARCH_ENGINES)) return "organic";
-  if (onDomain(host, SOCIAL_SITES)) return "social";
-  return "other";
-}
-
-/** The traffic source of a visit to `url` (its query parameters and host) from `referrer`. */
-export function referralSourceOf(url: string, referrer: string | null | undefined): ReferralSource {
-  const query = partition(partition(url.replace(TAB_NEWLINE, ""), "#")[0], "?")[2];
-  const host = hostnameOf(url);
-  if (host === null) return classifyReferral(new URLSearchParams(), referrer, null);
-  return classifyReferral(new URLSearchParams(query), referrer, host || null);
-}
+// --- referral source (classified by the `referral` chunk, src/modules/referral.ts) -------------------
 
 /** Whether the visit's source passes the gate; no sources selected means no gate. */
-export function referralMatches(sources: readonly ReferralSource[], source: ReferralSource): boolean {
-  return sources.length === 0 || sources.includes(source);
+export function referralMatches(sources: readonly ReferralSource[], source: ReferralSource | null): boolean {
+  return sources.length === 0 || (source !== null && sources.includes(source));
 }

@@ -22,12 +22,12 @@
  * (an app may write them at any time, or another tab may).
  */
 
-import type { Emit } from "./goals";
-import { documentCookieJar, readCookie } from "./identity";
-import { type KeyValueStorage, isRecord, readJson, writeJson } from "./storage";
-import type { ConversionRule, ConversionStep } from "./types";
+import type { Emit } from "../../core/host";
+import { documentCookieJar, readCookie } from "../../core/identity";
+import { type KeyValueStorage, isRecord, readJson, writeJson } from "../../core/storage";
+import type { ConversionRule, ConversionStep } from "../../core/types";
 
-export type { Emit } from "./goals";
+export type { Emit } from "../../core/host";
 
 const STATE_KEY = "seg_rules";
 const POLL_MS = 1000;

@@ -4,24 +4,28 @@
  *
  * - scroll: `(scrollY + innerHeight) ≥ scrollHeight · percent/100`, checked on every scroll and once
  *   the document is parsed (a short page on a tall screen fires without scrolling);
- * - time: a timer of `time_seconds` started when `onTrigger` is called (page load, or the SPA page);
+ * - time: `time_seconds` after `since` (when the runtime set the trigger up: page load, or the SPA page);
  * - click: a click on an element matching `click_selector` or inside one (`closest`).
  *
  * The first to happen fires, once; every listener is then removed (at most once per page view).
  */
 
-import type { Triggers } from "./types";
+import type { Triggers } from "../../core/types";
 
-/** Whether the experiment waits for a behavioral trigger (any of scroll, time, click set). */
-export function hasTriggers(t: Triggers | null | undefined): boolean {
-  return !!t && (t.scroll_percent != null || t.time_seconds != null || !!t.click_selector);
-}
+export { hasTriggers } from "../../core/evaluate";
 
 /**
  * Calls `fire` once, when the first configured trigger happens, and removes the other listeners.
- * Returns a cancel function (SPA navigation, stop): after it `fire` is never called.
+ * Returns a cancel function (SPA navigation, stop): after it `fire` is never called. `clicks` were
+ * made since `since`, before this chunk loaded: they count.
  */
-export function onTrigger(win: Window, t: Triggers, fire: () => void): () => void {
+export function onTrigger(
+  win: Window,
+  t: Triggers,
+  fire: () => void,
+  since = Date.now(),
+  clicks: readonly Event[] = [],
+): () => void {
   const doc = win.document;
   const percent = t.scroll_percent;
   const selector = t.click_selector;
@@ -53,8 +57,12 @@ export function onTrigger(win: Window, t: Triggers, fire: () => void): () => voi
     }
   }
 
-  if (t.time_seconds != null) timer = setTimeout(trigger, t.time_seconds * 1000);
-  if (selector) doc.addEventListener("click", onClick, true);
+  // the time counts from `since` (the runtime asked before this chunk had loaded)
+  if (t.time_seconds != null) timer = setTimeout(trigger, t.time_seconds * 1000 - (Date.now() - since));
+  if (selector) {
+    doc.addEventListener("click", onClick, true);
+    clicks.forEach((e) => e.type === "click" && onClick(e)); // seen by the core before this chunk loaded
+  }
   if (percent != null) {
     win.addEventListener("scroll", onScroll, { passive: true });
     if (doc.readyState === "loading") doc.addEventListener("DOMContentLoaded", onScroll);

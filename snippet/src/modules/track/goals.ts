@@ -14,23 +14,18 @@
  */
 
 import { pagePath } from "./rules";
-import type { Goal } from "./types";
+import type { Emit, GoalTarget } from "../../core/host";
+import type { Goal } from "../../core/types";
 
-/** Queues one event; `experimentId`/`variantId` attribute it to an assignment. */
-export type Emit = (eventName: string, data?: Record<string, unknown>, experimentId?: string, variantId?: string) => void;
-
-/** One assignment on this page and the goals of its experiment. */
-export interface GoalTarget {
-  experimentId: string;
-  variantId: string;
-  goals: readonly Goal[];
-}
+export type { Emit, GoalTarget } from "../../core/host";
 
 export interface GoalWatcher {
   /** The visitor's current assignments (call again when one is added, e.g. by a trigger). */
   setTargets(targets: readonly GoalTarget[]): void;
   /** A new page view (load or SPA navigation): page_view goals are checked, the once-per-page reset. */
   pageView(url: string): void;
+  /** Handles a click or submit the core saw before this chunk loaded. */
+  replay(event: Event): void;
   stop(): void;
 }
 
@@ -76,6 +71,7 @@ export function watchGoals(doc: Document, emit: Emit): GoalWatcher {
       fired = new Set();
       onPage();
     },
+    replay: (event) => (event.type === "submit" ? onSubmit : onClick)(event),
     stop() {
       doc.removeEventListener("click", onClick, true);
       doc.removeEventListener("submit", onSubmit, true);

@@ -12,9 +12,9 @@
  * navigation, `pageView()` when a page starts (a new `pageView()` leaves the previous page first).
  */
 
-import type { Emit } from "./goals";
+import type { Emit } from "../../core/host";
 
-export type { Emit } from "./goals";
+export type { Emit } from "../../core/host";
 
 const BOUNCE_MS = 5000;
 const MAX_SECONDS = 86_400;
@@ -25,14 +25,15 @@ export function trackEngagement(
   doc: Document,
   emit: Emit,
   now: () => number = Date.now,
-): { pageView(): void; leave(): void; stop(): void } {
+): { pageView(at?: number): void; leave(at?: number): void; stop(): void } {
   let active = false;
   let interacted = false;
   let visibleMs = 0;
   let visibleSince: number | null = null;
 
-  const pause = (): void => {
-    if (visibleSince !== null) visibleMs += now() - visibleSince;
+  // `at`: when it happened, for calls the runtime made before this chunk had loaded
+  const pause = (at = now()): void => {
+    if (visibleSince !== null) visibleMs += Math.max(0, at - visibleSince);
     visibleSince = null;
   };
   const onVisibility = (): void => {
@@ -42,10 +43,10 @@ export function trackEngagement(
   const onInteraction = (): void => {
     interacted = true;
   };
-  const leave = (): void => {
+  const leave = (at?: number): void => {
     if (!active) return;
     active = false;
-    pause();
+    pause(at);
     emit("time_on_page", { seconds: Math.min(MAX_SECONDS, Math.round(visibleMs / 100) / 10) });
     if (visibleMs < BOUNCE_MS && !interacted) emit("bounce");
   };
@@ -53,12 +54,12 @@ export function trackEngagement(
   doc.addEventListener("visibilitychange", onVisibility);
   for (const type of INTERACTIONS) win.addEventListener(type, onInteraction, true);
   return {
-    pageView() {
-      leave();
+    pageView(at = now()) {
+      leave(at);
       active = true;
       interacted = false;
       visibleMs = 0;
-      visibleSince = doc.visibilityState === "visible" ? now() : null;
+      visibleSince = doc.visibilityState === "visible" ? at : null;
     },
     leave,
     stop() {
