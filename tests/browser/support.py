@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from playwright.async_api import Browser, Page
 
 from tests.core.events.test_ingest import rows
 from tests.core.experiments.test_experiments import owner_site
@@ -83,3 +87,33 @@ async def events_of(database_url: str, site_id: str, name: str | None = None) ->
         s=site_id,
         n=name,
     )
+
+
+@contextlib.asynccontextmanager
+async def fresh_page(browser: Browser, **options: Any) -> AsyncIterator[Page]:
+    """A page in a context of its own (another visitor: no cookies, no storage), console errors kept.
+
+    ``options`` go to ``browser.new_context`` (``viewport``, ``extra_http_headers`` …); the
+    viewport is 1280×800 unless given, like the ``page`` fixture's.
+    """
+    options.setdefault("viewport", {"width": 1280, "height": 800})
+    context = await browser.new_context(**options)
+    try:
+        p = await context.new_page()
+        errors: list[str] = []
+        p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        p.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+        p.console_errors = errors  # type: ignore[attr-defined]
+        yield p
+    finally:
+        await context.close()
+
+
+async def revealed(page: Page) -> None:
+    """Waits until the page is shown (the anti-flicker curtain, if any, is gone)."""
+    await page.wait_for_function("getComputedStyle(document.documentElement).opacity === '1'")
+
+
+def data(value: Any) -> dict[str, Any]:
+    """``event_data`` as stored: JSON text on SQLite, a decoded value on PostgreSQL."""
+    return json.loads(value) if isinstance(value, str) else (value or {})
