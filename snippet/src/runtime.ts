@@ -410,12 +410,15 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
       if (editor) load("snippet/editor.js");
       if (tracking) for (const m of site.modules || []) load(m.src);
     }
-    // reveal once the changes are in, the DOM is parsed and the activation delay has passed
+    // reveal once the changes are in and the activation delay has passed. Elements the parser adds
+    // later get their changes from the changes engine's MutationObserver before they are painted;
+    // custom JavaScript runs at DOMContentLoaded, so a variant with some waits for that.
     const delay = Math.max(0, ...now.map(([e]) => (e.delay == null ? settings.activation_delay_ms || 0 : e.delay)));
     const reveal = guard(() => pageView(curtain && curtain.reveal()));
     const afterDelay = () => (delay > 0 ? setTimeout(reveal, delay) : reveal());
+    const scripted = now.some(([e, v]) => e.custom_js || v.custom_js || (v.changes || []).some((c) => c.type == "js"));
     if (now.length === 0) reveal();
-    else if (doc.readyState === "loading") doc.addEventListener("DOMContentLoaded", afterDelay);
+    else if (scripted && doc.readyState === "loading") doc.addEventListener("DOMContentLoaded", afterDelay);
     else afterDelay();
     win.postMessage({ type: "segmently-snippet-ready", version: VERSION }, "*");
   }

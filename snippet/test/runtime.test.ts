@@ -368,8 +368,24 @@ describe("anti-flicker", () => {
     expect(view).not.toHaveProperty("event_data");
   });
 
-  it("reveals after DOMContentLoaded and the activation delay, and never later than the failsafe", async () => {
+  it("reveals after the activation delay while the page is still parsed, later elements changed as they come", async () => {
     const config = site({ experiments: [experiment({ delay: 500 })] });
+    const page = open("https://shop.example.com/", {
+      inline: config,
+      before: (win) => Object.defineProperty(win.document, "readyState", { get: () => "loading" }),
+    });
+    expect(curtainDrawn(page)).toBe(true);
+    await settle(400);
+    expect(curtainDrawn(page)).toBe(true);
+    await settle(100);
+    expect(curtainDrawn(page)).toBe(false);
+    const [view] = named(await page.events(), "page_view");
+    expect(view!.event_data).toEqual({ hidden_ms: 500 });
+  });
+
+  it("waits for DOMContentLoaded and the delay when the variant runs JavaScript, never past the failsafe", async () => {
+    const scripted = experiment({ delay: 500, custom_js: "document.body.dataset.ran = '1'" });
+    const config = site({ experiments: [scripted] });
     let state = "loading";
     const page = open("https://shop.example.com/", {
       inline: config,
@@ -377,7 +393,7 @@ describe("anti-flicker", () => {
     });
     expect(curtainDrawn(page)).toBe(true);
     await settle(1000);
-    expect(curtainDrawn(page)).toBe(true); // the DOM is still being parsed
+    expect(curtainDrawn(page)).toBe(true); // the DOM is still being parsed: the script has not run
     state = "interactive";
     page.doc.dispatchEvent(new Event("DOMContentLoaded"));
     await settle(400);

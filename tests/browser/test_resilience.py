@@ -206,3 +206,21 @@ async def test_a_returning_visitor_gets_text_changes_replacing_the_whole_text_of
         await expect(page.locator("h1.hero")).to_have_text(CHANGED)
         texts = set(await page.locator("li.item").all_text_contents())
         assert texts == {"New item"}, sorted(texts)[:3]
+
+
+async def test_a_page_whose_policy_forbids_eval_runs_experiments_without_custom_code_cleanly(
+    page: Page, shop: Shop, segmently: str, api: httpx.AsyncClient, database_url: str
+) -> None:
+    h, site = await shop_site(api, database_url)
+    await experiment(api, h, site)  # a text change, no custom JavaScript
+    policy = (
+        f"<meta http-equiv='Content-Security-Policy' content=\"script-src 'self' {segmently}; "
+        f"connect-src 'self' {segmently}\">"
+    )
+    await page.goto(shop.add("/", HERO, head=policy, tag=snippet_tag(segmently, site["api_key"])))
+    await expect(page.locator("h1.hero")).to_have_text(CHANGED)
+    await revealed(page)
+    await page.reload()  # stored config: applied synchronously in <head>
+    await expect(page.locator("h1.hero")).to_have_text(CHANGED)
+    await revealed(page)
+    assert page.console_errors == []  # type: ignore[attr-defined]

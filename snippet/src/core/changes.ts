@@ -52,6 +52,7 @@ export function applyChanges(
     styles.push(style);
   };
   const run = (code: string, what: string) => {
+    if (!code.trim()) return; // nothing to run: no eval that a page's CSP would refuse
     try {
       new Function(code)();
     } catch (error) {
