@@ -74,7 +74,8 @@ async def _ingest(
     kernel: Kernel = request.app.state.kernel
     site = await kernel.site_keys.require(key_from(request) or body_key)
     ingestor = ingestor_of(request)
-    out, stored = await ingestor.ingest(site, events, maybe_nul)
+    accepted, rejected = ingestor.validate(events, utcnow(), maybe_nul)  # 400 for this request only
+    out, stored = await group_commit_of(request).submit(site, accepted, rejected)
     return _answer(ingestor, site, out, stored)
 
 
@@ -99,20 +100,15 @@ class EventsController(Controller):
 
     @post("/batch", operation_id="ingestBatch", status_code=202, request_max_body_size=MAX_BATCH_BYTES)
     async def batch(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        """Up to 500 events (≤ 1 MB) in one transaction; 202 with accepted, duplicate and refused counts."""
+        """Up to 500 events (≤ 1 MB), all or none; 202 with accepted, duplicate and refused counts."""
         body = await request.body()
         data = _decode(_BATCH, body)
         return await _ingest(request, data.events, data.api_key, b"\\u0000" in body)
 
     @post("/track", operation_id="ingestEvent", status_code=202, request_max_body_size=MAX_TRACK_BYTES)
     async def track(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        """One event; the same rules as a batch of one (concurrent ones share a transaction)."""
+        """One event; the same rules as a batch of one."""
         body = await request.body()
         data = _decode(_TRACK, body)
         fields = {f: getattr(data, f) for f in EventIn.__struct_fields__}
-        kernel: Kernel = request.app.state.kernel
-        site = await kernel.site_keys.require(key_from(request) or data.api_key)
-        ingestor = ingestor_of(request)
-        accepted, rejected = ingestor.validate([EventIn(**fields)], utcnow(), b"\\u0000" in body)
-        out, stored = await group_commit_of(request).submit(site, accepted, rejected)
-        return _answer(ingestor, site, out, stored)
+        return await _ingest(request, [EventIn(**fields)], data.api_key, b"\\u0000" in body)

@@ -1,13 +1,14 @@
-"""Group commit for ``POST /api/v1/events/track``: concurrent single events of a site share a transaction.
+"""Group commit of ``/api/v1/events/track`` and ``/batch``: a site's concurrent requests share a transaction.
 
-Under load most of a lone event's cost is its transaction: a pooled connection, a round trip
-for the statement, a commit that waits for the write-ahead log. A request that finds no
+Under load much of a request's cost is its transaction: a pooled connection, round trips
+for the statements, a commit that waits for the write-ahead log. A request that finds no
 transaction of its site under way starts one at once (so an idle server adds no wait); the
-requests that arrive meanwhile queue and go together in the next one. Each request still
-gets its own answer (its events stored, duplicate or refused) and only after the commit
-that stored them; if that transaction fails, every request in it fails (500) and the
-clients resend with the same event ids. Batches (``/events/batch``) are already one
-transaction each and do not take part.
+requests that arrive meanwhile queue and go together in the next one (up to
+:data:`MAX_GROUP` events, and never a batch split). Each request still gets its own answer
+(its events stored, duplicate or refused) and only after the commit that stored them; a
+batch stays all or nothing: if the transaction fails, every request in it fails (500) and
+the clients resend with the same event ids. Validation happens before, per request, so a
+malformed request is refused alone.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from segmently.domain.events.schemas import IngestOut
 from segmently.domain.sites.keys import SiteKey
 from segmently.hookspecs import IngestedEvent
 
-MAX_GROUP = 500
-"""Events per transaction at most (as in a batch)."""
+MAX_GROUP = 1000
+"""Events per transaction at most (a bigger request goes alone)."""
 
 
 @dataclass(slots=True)

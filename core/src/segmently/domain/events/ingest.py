@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from segmently.db.base import new_id, utcnow
+from segmently.db.base import new_id
 from segmently.db.models import (
     Event,
     EventKey,
@@ -42,7 +42,6 @@ from segmently.domain.events.schemas import (
     AnyData,
     ConversionData,
     EventIn,
-    IngestOut,
     TimeOnPageData,
     revenue_of,
 )
@@ -324,7 +323,7 @@ class Ingestor:
         Returns:
             The events that may be stored and the policy refusals counted by reason
             (only ``timestamp_too_old`` here; entitlement, experiments and the visitor
-            cap are checked against the site in :meth:`ingest`).
+            cap are checked against the site in :meth:`commit`).
         """
         accepted: list[Accepted] = []
         rejected: dict[str, int] = {}
@@ -364,22 +363,6 @@ class Ingestor:
         return accepted, rejected
 
     # -------------------------------------------------------------- ingest ---
-
-    async def ingest(
-        self, site: SiteKey, events: Sequence[EventIn], maybe_nul: bool = True
-    ) -> tuple[IngestOut, list[IngestedEvent]]:
-        """Store a batch; returns the answer and, when a plugin listens, the stored events.
-
-        ``maybe_nul=False`` (no escaped NUL anywhere in the body) skips the per-field NUL check.
-
-        Raises:
-            ValidationException: A malformed event (nothing is stored).
-        """
-        now = utcnow()
-        accepted, rejected = self.validate(events, now, maybe_nul)
-        [tally], stored = await self.commit(site, now, accepted, [rejected])
-        out = IngestOut(accepted=tally.stored, duplicates=tally.duplicates, rejected=tally.rejected)
-        return out, [ingested_event(site.site_id, a, event_id) for a, event_id in stored]
 
     async def commit(
         self,
