@@ -1,14 +1,14 @@
 """Group commit of ``/api/v1/events/track`` and ``/batch``: a site's concurrent requests share a transaction.
 
 Under load much of a request's cost is its transaction: a pooled connection, round trips
-for the statements, a commit that waits for the write-ahead log. A request that finds no
-transaction of its site under way starts one at once (so an idle server adds no wait); the
-requests that arrive meanwhile queue and go together in the next one (up to
-:data:`MAX_GROUP` events, and never a batch split). Each request still gets its own answer
-(its events stored, duplicate or refused) and only after the commit that stored them; a
-batch stays all or nothing: if the transaction fails, every request in it fails (500) and
-the clients resend with the same event ids. Validation happens before, per request, so a
-malformed request is refused alone.
+for the statements, a commit that waits for the write-ahead log. A request starts a
+transaction at once while fewer than :data:`PARALLEL` of its site are under way (so an idle
+server adds no wait); otherwise it queues, and the queued requests go together in the next
+transaction (up to :data:`MAX_GROUP` events; a batch is never split). Each request still
+gets its own answer (its events stored, duplicate or refused), only after the commit that
+stored them; a batch stays all or nothing: if the transaction fails, every request in it
+fails (500) and the clients resend with the same event ids. Validation happens before, per
+request, so a malformed request is refused alone.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ from segmently.hookspecs import IngestedEvent
 
 MAX_GROUP = 1000
 """Events per transaction at most (a bigger request goes alone)."""
+PARALLEL = 4
+"""Transactions of one site under way at once: while they wait for their commits, the next
+requests gather for the next ones (one at a time would leave the database idle between
+commits)."""
 
 
 @dataclass(slots=True)
@@ -37,11 +41,12 @@ class _Waiting:
 
 
 class GroupCommit:
-    """Queues validated events per site and stores each queue in one transaction at a time."""
+    """Queues validated events per site; up to :data:`PARALLEL` transactions of a site at a time."""
 
     def __init__(self, ingestor: Ingestor) -> None:
         self.ingestor = ingestor
         self._queues: dict[str, list[_Waiting]] = {}
+        self._running: dict[str, int] = {}  # transactions under way per site
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(
@@ -49,11 +54,10 @@ class GroupCommit:
     ) -> tuple[IngestOut, list[IngestedEvent]]:
         """Store one request's validated events with whatever else of its site is waiting."""
         waiting = _Waiting(accepted, rejected)
-        queue = self._queues.get(site.site_id)
-        if queue is not None:  # a transaction of this site is under way: go with the next one
-            queue.append(waiting)
-        else:
-            self._queues[site.site_id] = [waiting]
+        self._queues.setdefault(site.site_id, []).append(waiting)
+        running = self._running.get(site.site_id, 0)
+        if running < PARALLEL:  # else it goes with the next group of a transaction under way
+            self._running[site.site_id] = running + 1
             task = asyncio.create_task(self._drain(site))
             self._tasks.add(task)  # keep a reference until it ends
             task.add_done_callback(self._tasks.discard)
@@ -71,7 +75,11 @@ class GroupCommit:
                     size += len(item.accepted)
                 await self._commit(site, utcnow(), group)
         finally:
-            del self._queues[site.site_id]
+            self._running[site.site_id] -= 1
+            if not self._running[site.site_id]:
+                del self._running[site.site_id]
+                if not queue:
+                    del self._queues[site.site_id]
 
     async def _commit(self, site: SiteKey, now: dt.datetime, group: list[_Waiting]) -> None:
         accepted: list[Accepted] = []
