@@ -7,18 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import SECRET, free_port
+from tests.core.conftest import SEGMENTLY
 from tests.helpers import make_plugin_dist
-
-SEGMENTLY = str(Path(sys.executable).parent / "segmently")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -135,45 +130,6 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     r = run("serve", "--port", str(free_port()), env=clean_env(SEGMENTLY_DATA_DIR=str(tmp_path)), timeout=60)
     assert r.returncode == 2
     assert "run `segmently migrate` first" in r.stderr
-
-
-class Server:
-    def __init__(self, proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
-        self.proc, self.base, self.log = proc, base, log
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def _start(*args: str, env: dict[str, str]) -> Server:
-        port = free_port()
-        log = tmp_path / f"server-{port}.log"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(
-                [SEGMENTLY, *args, "--port", str(port)],
-                env=env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        procs.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    return Server(proc, base, log)
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("server did not answer /health in 30 s: " + log.read_text()[-3000:])
-
-    yield _start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
 
 
 def test_serve_logs_json_to_stderr_and_stops_cleanly(tmp_path: Path, start) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -29,8 +29,9 @@ from segmently.demo import (
     snippet_needs_build,
 )
 from segmently.kernel import Kernel
-from tests.conftest import free_port, make_settings, serve_app
-from tests.core.test_cli import SEGMENTLY, clean_env
+from tests.conftest import make_settings, serve_app
+from tests.core.conftest import Server
+from tests.core.test_cli import clean_env
 
 STUB_CORE = "window.__segmentlyStub = true;\n"
 
@@ -306,51 +307,16 @@ def demo_env(tmp_path: Path) -> dict[str, str]:
     return clean_env(SEGMENTLY_DATA_DIR=str(tmp_path / "data"), SEGMENTLY_SNIPPET_DIR=str(snippet_dir))
 
 
-@pytest.fixture
-def launch(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    """Start a ``segmently`` command on a free port; yields (process, base URL, log file)."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def _launch(*args: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, Path]:
-        port = free_port()
-        log = tmp_path / f"{args[0]}-{port}.log"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(
-                [SEGMENTLY, *args, "--port", str(port)],
-                env=env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        procs.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    return proc, base, log
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("no answer on /health in 60 s: " + log.read_text()[-3000:])
-
-    yield _launch
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(30)
 
 
-def test_segmently_demo_seeds_once_prints_a_working_login_and_serves_the_shop(  # type: ignore[no-untyped-def]
-    demo_env: dict[str, str], launch
+def test_segmently_demo_seeds_once_prints_a_working_login_and_serves_the_shop(
+    demo_env: dict[str, str], start: Callable[..., Server]
 ) -> None:
-    proc, base, log = launch("demo", env=demo_env)
-    printed = log.read_text()
+    demo = start("demo", env=demo_env)
+    base, printed = demo.base, demo.log.read_text()
     assert "Seeded the demo organization (Enterprise plan)" in printed
     email, password = re.search(r"sign in:\s+(\S+) / (\S+)", printed).groups()  # type: ignore[union-attr]
     assert f"demo shop:  {base}/demo/" in printed
@@ -363,18 +329,19 @@ def test_segmently_demo_seeds_once_prints_a_working_login_and_serves_the_shop(  
     assert shop.status_code == 200
     assert f'<script src="/s/{site["api_key"]}.js"></script>' in shop.text
     assert httpx.get(f"{base}/s/{site['api_key']}.js").status_code == 200
-    _stop(proc)
+    _stop(demo.proc)
 
-    proc, base, log = launch("demo", env=demo_env)  # again, on another port: nothing new is seeded
-    assert "Found the demo organization" in log.read_text()
+    demo = start("demo", env=demo_env)  # again, on another port: nothing new is seeded
+    base = demo.base
+    assert "Found the demo organization" in demo.log.read_text()
     token = httpx.post(base + "/api/v1/auth/login", json={"email": email, "password": password}).json()[
         "token"
     ]
     auth = {"Authorization": f"Bearer {token}"}
     sites = httpx.get(base + "/api/v1/projects", headers=auth).json()["items"]
     assert [(s["id"], s["url"]) for s in sites] == [(site["id"], f"{base}/demo")]
-    _stop(proc)
+    _stop(demo.proc)
 
-    proc, base, _ = launch("serve", env=demo_env)  # production serving has no demo shop
-    assert httpx.get(base + "/demo/").status_code == 404
-    assert httpx.get(base + "/health").status_code == 200
+    served = start("serve", env=demo_env)  # production serving has no demo shop
+    assert httpx.get(served.base + "/demo/").status_code == 404
+    assert httpx.get(served.base + "/health").status_code == 200
