@@ -3,7 +3,8 @@
  * document, in the spec's execution order (Advanced tab): curtain, config, identity, assignment,
  * changes, custom CSS and JS, activation delay, reveal, `page_view`; SPA navigations and
  * `window.Segmently` (README "Runtime"). What can wait until the page is shown (goals, conversion
- * rules, engagement, link decoration, GA4/Mixpanel, triggers) is the `track` chunk's.
+ * rules, engagement, link decoration, GA4/Mixpanel, triggers, the event queue) is the `track`
+ * chunk's; events recorded before it loaded wait in the outbox.
  *
  * Nothing here may break the page: every entry point (start, API methods, callbacks) is guarded,
  * errors go to the console once per message with a "Segmently:" prefix, and the page is revealed.
@@ -13,10 +14,10 @@ import { type Applied, applyChanges } from "./core/changes";
 import { type Curtain, drawCurtain } from "./core/antiflicker";
 import { flagEnabled } from "./core/assign";
 import { INLINE_CONFIG_GLOBAL, loadConfig } from "./core/config";
-import { evaluate, hasTriggers } from "./core/evaluate";
+import { type VisitorContext, evaluate, hasTriggers } from "./core/evaluate";
 import { HOST_GLOBAL, type Assignment, type Emit, type ModuleHost, type Tracker } from "./core/host";
 import { type Identity, documentCookieJar, isOptedOut, loadIdentity, resetIdentity } from "./core/identity";
-import { createEventQueue } from "./core/queue";
+import { createOutbox } from "./core/outbox";
 import { type KeyValueStorage, browserStorage, isRecord, readJson, removeKey, writeJson } from "./core/storage";
 import { RESERVED_ATTRIBUTE_KEYS, deviceForWidth, urlMatches } from "./core/targeting";
 import type { ExperimentConfig, SiteConfig, VariantConfig } from "./core/types";
@@ -179,21 +180,10 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
   };
 
   const identityOptions = { jar, hostname: loc.hostname, secure: loc.protocol === "https:" };
-  const queue = createEventQueue({
-    baseUrl: base,
-    apiKey,
-    storage,
-    isOptedOut: () => isOptedOut(jar),
-    send: (url, body, headers) =>
-      // keepalive lets a batch outlive the page, but browsers refuse keepalive bodies over 64 KB
-      win
-        .fetch(url, { method: "POST", body, headers, credentials: "omit", keepalive: body.length < 60_000 })
-        .then((r) => ({ status: r.status, retryAfter: parseFloat(r.headers.get("Retry-After")!) })),
-    beacon: typeof win.navigator.sendBeacon === "function" ? (url, body) => win.navigator.sendBeacon(url, body) : null,
-  });
+  const outbox = createOutbox(base, apiKey, storage, () => isOptedOut(jar));
 
   const send: Emit = (eventName, data, experimentId, variantId) => {
-    queue.enqueue({
+    const event = outbox.stamp({
       event_name: eventName,
       visitor_id: identity!.visitorId,
       experiment_id: experimentId,
@@ -202,6 +192,9 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
       url: page,
       device_type: deviceForWidth(win.innerWidth),
     });
+    // the track chunk brings the queue; until it registers, the outbox holds and stores the events
+    if (chunks.track) (chunks.track as Tracker).send(event);
+    else outbox.hold(event);
   };
   /** Queues an event; before the visitor is known (first visit from a cross-domain link) it waits. */
   const emit: Emit = (...event) => {
@@ -250,7 +243,16 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
    */
   function plan(): [ExperimentConfig, VariantConfig, boolean][] {
     const now: [ExperimentConfig, VariantConfig, boolean][] = [];
-    const visitorId = identify().visitorId;
+    const visitor: VisitorContext = {
+      visitorId: identify().visitorId,
+      url: page,
+      viewportWidth: win.innerWidth,
+      country: config && config.country,
+      isReturning: identity!.isReturning,
+      attributes,
+      referrer: doc.referrer,
+      classify: chunks.referral ? (chunks.referral as Referral).source : null,
+    };
     const stored = sticky();
     for (const e of experiments()) {
       if (running.has(e.id) || waiting.has(e.id) || !urlRulesMatch(e)) continue;
@@ -266,33 +268,10 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
         now.push([e, kept, false]); // assigned before: page-level URL rules only, no trigger
         continue;
       }
-      const t = e.targeting;
       const a = e.audience;
-      const decision = evaluate(
-        {
-          hashSeed: e.seed,
-          variants: e.variants,
-          trafficPercentage: t.traffic_percentage,
-          urlRules: t.url_rules,
-          devices: t.devices,
-          countries: t.countries,
-          visitorType: a.visitor_type,
-          attributeRules: a.attribute_rules,
-          referralSources: a.referral_sources,
-        },
-        {
-          visitorId,
-          url: page,
-          viewportWidth: win.innerWidth,
-          country: config!.country,
-          isReturning: identity!.isReturning,
-          attributes,
-          referrer: doc.referrer,
-          classify: chunks.referral ? (chunks.referral as Referral).source : null,
-        },
-      );
-      if (!decision.inExperiment) continue;
-      const variant = e.variants[decision.variantIndex]!;
+      const decision = evaluate(e, visitor);
+      if (typeof decision != "number") continue;
+      const variant = e.variants[decision]!;
       if (hasTriggers(a.triggers)) {
         // the track chunk watches the triggers; cancelled before it loaded, it never sets them up
         let cancel: (() => void) | null = null;
@@ -451,7 +430,8 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
       guard(() => {
         const at = Date.now();
         track((t) => t.leave(at)); // only when the chunk is there: else no time_on_page
-        queue.flushOnPageHide();
+        if (chunks.track) (chunks.track as Tracker).flush();
+        else outbox.beacon((url, body) => win.navigator.sendBeacon(url, body));
       }),
     );
   }
@@ -475,6 +455,7 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
       module: (name) => (site.modules || []).find((m) => m.name === name),
       crossDomain,
       early,
+      events: outbox.held,
       register,
     };
   }
@@ -552,10 +533,10 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
     });
     // set before init: custom JS run by init may already ask for flags
     settled = loaded.update.then(
-      guard(({ config: latest, outcome }) => {
+      guard(({ config: latest }) => {
         if (!started) init(latest);
-        // a replaced config is used from the next page view (SPA navigations included), not mid-page
-        else if (outcome === "replaced" || outcome === "gone") config = latest;
+        // a replaced (or gone) config is used from the next page view (SPA navigations included), not mid-page
+        else config = latest;
         return config;
       }, null),
     );

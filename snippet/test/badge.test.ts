@@ -18,6 +18,7 @@ function fakeHost(badge: boolean): ModuleHost & { report: Mock<(message: string,
     module: () => undefined,
     crossDomain: [],
     early: [],
+    events: [],
     register: vi.fn(),
   };
 }

@@ -19,6 +19,7 @@ function fakeHost(base = `${DASHBOARD}/segmently`): ModuleHost {
     module: () => undefined,
     crossDomain: [],
     early: [],
+    events: [],
     register: vi.fn(),
   };
 }

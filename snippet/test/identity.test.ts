@@ -2,13 +2,12 @@ import { describe, expect, test } from "vitest";
 import {
   CROSS_DOMAIN_PARAM,
   type IdentityOptions,
-  cleanUrl,
+  crossDomainParam,
   cookieDomain,
   decorateLink,
   isOptedOut,
   loadIdentity,
   readCookie,
-  readCrossDomainId,
   resetIdentity,
   setOptOut,
 } from "../src/core/identity";
@@ -150,7 +149,6 @@ describe("cross-domain _sgmt_vid", () => {
     const p = page("checkout.example.net");
     const url = `https://checkout.example.net/pay?step=2&_sgmt_vid=${VID}#card`;
     const id = loadIdentity(p, url, domains);
-    expect(id.adopted).toBe(true);
     expect(id.visitorId).toBe(VID);
     expect(readCookie(p.jar, "seg_visitor_id")).toBe(VID);
     expect(id.cleanUrl).toBe("https://checkout.example.net/pay?step=2#card");
@@ -159,7 +157,6 @@ describe("cross-domain _sgmt_vid", () => {
   test("a domain that is not listed does not adopt a shared link's id, but still cleans the URL", () => {
     const p = page("blog.example.org");
     const id = loadIdentity(p, `https://blog.example.org/?_sgmt_vid=${VID}`, domains);
-    expect(id.adopted).toBe(false);
     expect(id.visitorId).not.toBe(VID);
     expect(id.cleanUrl).toBe("https://blog.example.org/");
   });
@@ -167,17 +164,20 @@ describe("cross-domain _sgmt_vid", () => {
   test("an invalid id is ignored", () => {
     const p = page("checkout.example.net");
     const id = loadIdentity(p, "https://checkout.example.net/?_sgmt_vid=%3Cimg%3E", domains);
-    expect(id.adopted).toBe(false);
     expect(id.visitorId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   test("reading and cleaning keep every other parameter byte for byte", () => {
-    expect(readCrossDomainId(`https://a.com/?q=a+b&${CROSS_DOMAIN_PARAM}=${VID}`)).toBe(VID);
-    expect(readCrossDomainId("https://a.com/?q=1")).toBeNull();
-    expect(readCrossDomainId("https://a.com/#_sgmt_vid=x")).toBeNull();
-    expect(cleanUrl("https://a.com/?q=1")).toBeNull();
-    expect(cleanUrl("https://a.com/")).toBeNull();
-    expect(cleanUrl(`https://a.com/p?_sgmt_vid=${VID}`)).toBe("https://a.com/p");
-    expect(cleanUrl(`https://a.com/p?q=a+b&_sgmt_vid=${VID}&r=%2F&_sgmt_vid=x#h`)).toBe("https://a.com/p?q=a+b&r=%2F#h");
+    const read = (href: string) => crossDomainParam(href)[0];
+    const clean = (href: string) => crossDomainParam(href)[1];
+    expect(read(`https://a.com/?q=a+b&${CROSS_DOMAIN_PARAM}=${VID}`)).toBe(VID);
+    expect(read("https://a.com/?q=1")).toBeNull();
+    expect(read("https://a.com/#_sgmt_vid=x")).toBeNull();
+    expect(read("https://a.com/?%5Fsgmt%5Fvid=a+b%2B")).toBe("a b+"); // names and values are decoded
+    expect(crossDomainParam("https://a.com/?_sgmt_vid=%E0%A4&q=1")).toEqual([null, "https://a.com/?q=1"]);
+    expect(clean("https://a.com/?q=1")).toBeNull();
+    expect(clean("https://a.com/")).toBeNull();
+    expect(clean(`https://a.com/p?_sgmt_vid=${VID}`)).toBe("https://a.com/p");
+    expect(clean(`https://a.com/p?q=a+b&_sgmt_vid=${VID}&r=%2F&_sgmt_vid=x#h`)).toBe("https://a.com/p?q=a+b&r=%2F#h");
   });
 });

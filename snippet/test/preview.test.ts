@@ -38,6 +38,7 @@ function fakeHost(experiments: ExperimentConfig[], assignments: Record<string, A
     module: () => undefined,
     crossDomain: [],
     early: [],
+    events: [],
     register: vi.fn(),
   };
 }

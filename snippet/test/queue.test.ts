@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
-import { uuidv7Time } from "../src/core/ids";
+import { uuidv7Generator, uuidv7Time } from "../src/core/ids";
 import {
   type EventQueue,
   type EventQueueOptions,
@@ -48,8 +48,13 @@ function stored(storage: MemoryStorage): QueuedEvent[] {
   return raw === null ? [] : (JSON.parse(raw) as QueuedEvent[]);
 }
 
-function queue(over: Partial<EventQueueOptions> & Pick<EventQueueOptions, "send">): EventQueue {
-  return createEventQueue({ baseUrl: `${BASE}/`, apiKey: KEY, random: () => 0.5, logger: logger(), ...over });
+/** A queue whose `enqueue` stamps each event first, as the core's outbox does when it is recorded. */
+function queue(
+  over: Partial<EventQueueOptions> & Pick<EventQueueOptions, "send">,
+): Omit<EventQueue, "enqueue"> & { enqueue(event: TrackedEvent): string | null } {
+  const q = createEventQueue({ baseUrl: `${BASE}/`, apiKey: KEY, random: () => 0.5, logger: logger(), ...over });
+  const newId = uuidv7Generator();
+  return { ...q, enqueue: (e) => q.enqueue({ ...e, event_id: newId(), timestamp: new Date().toISOString() }) };
 }
 
 beforeEach(() => {

@@ -561,6 +561,35 @@ describe("goals and engagement", () => {
     const sent = (JSON.parse(beacons[0]!.split(" ").slice(1).join(" ")) as { events: Record<string, unknown>[] }).events;
     expect(sent.map((e) => e.event_name)).toEqual(["time_on_page", "bounce"]);
   });
+
+  it("a page left before the track chunk loaded beacons its events; a refused beacon leaves them to the next page", async () => {
+    const beacons: string[] = [];
+    const page = open("https://shop.example.com/", {
+      inline: site(),
+      before: (win) => {
+        win.navigator.sendBeacon = (url: string, body: unknown) => beacons.push(`${url} ${String(body)}`) > 0;
+      },
+    });
+    expect((page.win as unknown as { __segmentlyTrack?: unknown }).__segmentlyTrack).toBeUndefined();
+    (page.win as unknown as EventTarget).dispatchEvent(new (page.win as unknown as typeof globalThis).Event("pagehide"));
+    expect(beacons).toHaveLength(1);
+    const sent = (JSON.parse(beacons[0]!.split(" ").slice(1).join(" ")) as { events: Record<string, unknown>[] }).events;
+    expect(sent.map((e) => e.event_name)).toEqual(["assignment", "page_view"]);
+    const later = await page.events(); // the track chunk's queue, loaded since, does not send them again
+    expect([...named(later, "assignment"), ...named(later, "page_view")]).toEqual([]);
+
+    const refused = open("https://shop.example.com/", {
+      inline: site(),
+      before: (win) => {
+        win.navigator.sendBeacon = () => false;
+      },
+    });
+    (refused.win as unknown as EventTarget).dispatchEvent(new (refused.win as unknown as typeof globalThis).Event("pagehide"));
+    const next = await visit("https://shop.example.com/", { from: refused });
+    const events = await next.events();
+    expect(named(events, "page_view")).toHaveLength(2);
+    expect(named(events, "assignment")).toHaveLength(1);
+  });
 });
 
 describe("opt-out", () => {

@@ -2,7 +2,8 @@
 // server (every case of tests/core/test_targeting.py and more): the snippet must answer alike.
 import { describe, expect, test } from "vitest";
 import casesText from "../../tests/fixtures/targeting_cases.json?raw";
-import { type Decision, type ExperimentRules, type VisitorContext, evaluate } from "../src/core/evaluate";
+import { type ExperimentRules, type Reason, type VisitorContext, evaluate } from "../src/core/evaluate";
+import { hashV2 } from "../src/core/hash";
 import {
   type AttributeRule,
   type Device,
@@ -144,16 +145,21 @@ describe("the shared targeting cases", () => {
   });
 
   test("evaluation, check for check in the spec's order", () => {
+    // the server's experiment as the config serves it
     const experiment = (e: PyExperiment): ExperimentRules => ({
-      hashSeed: e.hash_seed,
-      variants: e.variants,
-      trafficPercentage: e.traffic_percentage,
-      urlRules: e.url_rules,
-      devices: e.devices,
-      countries: e.countries,
-      visitorType: e.visitor_type,
-      attributeRules: e.attribute_rules,
-      referralSources: e.referral_sources,
+      seed: e.hash_seed,
+      variants: e.variants.map((v) => ({ ...v, name: v.key })),
+      targeting: {
+        traffic_percentage: e.traffic_percentage,
+        url_rules: e.url_rules,
+        devices: e.devices,
+        countries: e.countries,
+      },
+      audience: {
+        visitor_type: e.visitor_type,
+        attribute_rules: e.attribute_rules,
+        referral_sources: e.referral_sources,
+      },
     });
     const visitor = (v: PyVisitor): VisitorContext => ({
       visitorId: v.visitor_id,
@@ -166,21 +172,23 @@ describe("the shared targeting cases", () => {
       referrer: v.referrer,
       classify: referralSourceOf,
     });
-    const expected = (d: PyDecision): Decision =>
-      d.in_experiment
+    // evaluate() answers the variant's index or the reason; the rest of the server's decision follows from it
+    const decision = (e: PyExperiment, v: PyVisitor, answer: number | Reason) =>
+      typeof answer == "number"
         ? {
-            inExperiment: true,
-            variantIndex: d.variant_index,
-            variantId: d.variant_id!,
-            variantKey: d.variant_key!,
-            bucket: d.bucket!,
+            in_experiment: true,
+            variant_index: answer,
+            variant_id: e.variants[answer]!.id,
+            variant_key: e.variants[answer]!.key,
+            bucket: hashV2(e.hash_seed, v.visitor_id),
+            reason: null,
           }
-        : ({ inExperiment: false, reason: d.reason } as Decision);
+        : { in_experiment: false, variant_index: -1, variant_id: null, variant_key: null, bucket: null, reason: answer };
     expect(
       disagreements(
         cases.evaluate,
-        (r) => evaluate(experiment(r.experiment), visitor(r.visitor)),
-        (r) => expected(r.decision),
+        (r) => decision(r.experiment, r.visitor, evaluate(experiment(r.experiment), visitor(r.visitor))),
+        (r) => r.decision,
       ),
     ).toEqual([]);
     const reasons = new Set(cases.evaluate.map((r) => r.decision.reason));

@@ -27,14 +27,12 @@ export interface ConfigResponse {
 /** `fetch` for the config; rejects on a network error. */
 export type FetchConfig = (url: string, headers: Record<string, string>) => Promise<ConfigResponse>;
 
-export type ConfigSource = "inline" | "cache" | "none";
-/** What revalidation did: nothing to do (inline), kept (304, or error with a cache), replaced, failed, gone. */
+/** What revalidation did: nothing to do (inline), kept (304), replaced, failed (the cached one kept), gone. */
 export type ConfigOutcome = "inline" | "unchanged" | "replaced" | "failed" | "gone";
 
 export interface ConfigLoad<T> {
-  /** the config to apply now, or null to wait for `update` */
+  /** the config to apply now (inline or stored), or null to wait for `update` */
   config: T | null;
-  source: ConfigSource;
   /** settles (never rejects) once the network answered: the config to use from then on */
   update: Promise<{ outcome: ConfigOutcome; config: T | null }>;
 }
@@ -63,7 +61,7 @@ export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>
   const key = STORAGE_PREFIX + o.apiKey;
   const inline = isRecord(o.inline) ? o.inline.config : undefined;
   if (inline !== undefined && validate(inline)) {
-    return { config: inline, source: "inline", update: Promise.resolve({ outcome: "inline", config: inline }) };
+    return { config: inline, update: Promise.resolve({ outcome: "inline", config: inline }) };
   }
   let stored = readJson(storage, key);
   if (stored !== null && !(isRecord(stored) && typeof stored.etag == "string" && stored.etag && validate(stored.config))) {
@@ -74,11 +72,10 @@ export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>
   const kept = cached && cached.config;
   const done = (outcome: ConfigOutcome, config: T | null, why?: string) => {
     // one console error per page
-    if (why) (o.logger || console).error(`Segmently: ${why}`);
+    if (why) (o.logger || console).error("Segmently: config " + why);
     return { outcome, config };
   };
-  const failed = (why: string) =>
-    done("failed", kept, `could not load the config (${why})${kept ? "; using the cached one" : ""}`);
+  const failed = (why: string) => done("failed", kept, `request failed (${why})${kept ? "; using the cached one" : ""}`);
   const url = `${o.baseUrl.replace(/\/+$/, "")}${CONFIG_PATH}?api_key=${encodeURIComponent(o.apiKey)}`;
   const update = o.fetchConfig(url, cached ? { "If-None-Match": cached.etag } : {}).then(
     (res) => {
@@ -86,21 +83,21 @@ export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>
       if (status == 304 && cached) return done("unchanged", kept);
       if (status == 401 || status == 403 || status == 404) {
         removeKey(storage, key);
-        return done("gone", null, `the config request was refused (HTTP ${status}); no experiment runs`);
+        return done("gone", null, `refused (HTTP ${status}); no experiment runs`);
       }
       if (status != 200) return failed(`HTTP ${status}`);
       let parsed: unknown;
       try {
         parsed = JSON.parse(res.body || "");
       } catch {
-        return failed("the response is not JSON");
+        return failed("not JSON");
       }
-      if (!validate(parsed)) return failed("the response is not a config");
+      if (!validate(parsed)) return failed("not a config");
       if (res.etag) writeJson(storage, key, { etag: res.etag, config: parsed });
       else removeKey(storage, key); // cannot be revalidated: do not keep a copy that may be stale
       return done("replaced", parsed);
     },
-    () => failed("the network request failed"),
+    () => failed("network error"),
   );
-  return { config: kept, source: cached ? "cache" : "none", update };
+  return { config: kept, update };
 }

@@ -3,14 +3,11 @@
  * `segmently.assignment.evaluate`, check for check and in the spec's order.
  */
 
-import { bucketRanges, chooseVariant, type WeightedVariant } from "./assign";
+import { bucketRanges, chooseVariant } from "./assign";
 import { hashV2 } from "./hash";
 import {
-  type AttributeRule,
   type Device,
   type ReferralSource,
-  type UrlRule,
-  type VisitorType,
   attributesMatch,
   countryMatches,
   deviceForWidth,
@@ -19,20 +16,10 @@ import {
   urlMatches,
   visitorTypeMatches,
 } from "./targeting";
-import type { Triggers } from "./types";
+import type { ExperimentConfig, Triggers } from "./types";
 
-/** What evaluation needs of an experiment; empty lists mean no restriction. */
-export interface ExperimentRules {
-  hashSeed: string;
-  variants: readonly WeightedVariant[];
-  trafficPercentage?: number;
-  urlRules?: readonly UrlRule[];
-  devices?: readonly Device[];
-  countries?: readonly string[];
-  visitorType?: VisitorType;
-  attributeRules?: readonly AttributeRule[];
-  referralSources?: readonly ReferralSource[];
-}
+/** What evaluation reads of an experiment of the config; missing lists mean no restriction. */
+export type ExperimentRules = Pick<ExperimentConfig, "seed" | "variants" | "targeting" | "audience">;
 
 /** What evaluation needs of a visitor on a page. */
 export interface VisitorContext {
@@ -53,44 +40,38 @@ export interface VisitorContext {
   classify?: ((url: string, referrer: string | null | undefined) => ReferralSource) | null;
 }
 
+/** Why a visitor is left out. */
 export type Reason = "url" | "device" | "country" | "visitor_type" | "attributes" | "referral" | "traffic";
 
-export type Decision =
-  | { inExperiment: true; variantIndex: number; variantId: string; variantKey: string; bucket: number }
-  | { inExperiment: false; reason: Reason };
-
 /**
+ * The index of the visitor's variant in `experiment.variants`, or the reason they are left out:
  * URL (any rule), device, country, visitor type, attribute rules, referral source gate, then the
  * traffic percentage through the bucket ranges; the first failing check is the reason.
  */
-export function evaluate(experiment: ExperimentRules, visitor: VisitorContext): Decision {
-  const out = (reason: Reason): Decision => ({ inExperiment: false, reason });
+export function evaluate(experiment: ExperimentRules, visitor: VisitorContext): number | Reason {
+  const t = experiment.targeting;
+  const a = experiment.audience;
   const url = visitor.url;
   const width = visitor.viewportWidth;
-  const traffic = experiment.trafficPercentage;
-  const sources = experiment.referralSources || [];
-  // `||` where `??` was meant: esbuild expands `??` for ES2018, and only null/undefined are falsy here
-  if (!urlMatches(experiment.urlRules || [], url)) return out("url");
-  if (!deviceMatches(experiment.devices || [], visitor.device || (width == null ? null : deviceForWidth(width)))) {
-    return out("device");
-  }
-  if (!countryMatches(experiment.countries || [], visitor.country)) return out("country");
-  if (!visitorTypeMatches(experiment.visitorType || "all", !!visitor.isReturning)) return out("visitor_type");
-  if (!attributesMatch(experiment.attributeRules || [], visitor.attributes || {})) return out("attributes");
-  // no page URL: no parameters and no own host
+  const traffic = t.traffic_percentage;
+  const sources = a.referral_sources || [];
   const classify = visitor.classify;
+  // `||` where `??` was meant: esbuild expands `??` for ES2018, and only null/undefined are falsy here
+  if (!urlMatches(t.url_rules || [], url)) return "url";
+  if (!deviceMatches(t.devices || [], visitor.device || (width == null ? null : deviceForWidth(width)))) return "device";
+  if (!countryMatches(t.countries || [], visitor.country)) return "country";
+  if (!visitorTypeMatches(a.visitor_type || "all", !!visitor.isReturning)) return "visitor_type";
+  if (!attributesMatch(a.attribute_rules || [], visitor.attributes || {})) return "attributes";
+  // no page URL: no parameters and no own host
   if (sources.length > 0 && !referralMatches(sources, classify ? classify(url || "", visitor.referrer) : null)) {
-    return out("referral");
+    return "referral";
   }
   const ranges = bucketRanges(
     experiment.variants.map((v) => v.weight / 100),
     (traffic == null ? 100 : traffic) / 100,
   );
-  const bucket = hashV2(experiment.hashSeed, visitor.visitorId);
-  const i = chooseVariant(bucket, ranges);
-  if (i < 0) return out("traffic");
-  const v = experiment.variants[i]!;
-  return { inExperiment: true, variantIndex: i, variantId: v.id, variantKey: v.key, bucket };
+  const i = chooseVariant(hashV2(experiment.seed, visitor.visitorId), ranges);
+  return i < 0 ? "traffic" : i;
 }
 
 /** Whether the experiment waits for a behavioral trigger (any of scroll, time, click set). */

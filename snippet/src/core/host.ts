@@ -4,6 +4,7 @@
  * the core (never bundled into it), so this file holds types and the global's name only.
  */
 
+import type { QueuedEvent } from "./queue";
 import type { ExperimentConfig, Goal, ModuleConfig, SiteConfig, Triggers, VariantConfig } from "./types";
 
 export const HOST_GLOBAL = "__segmentlyHost";
@@ -44,6 +45,10 @@ export interface Tracker {
   decorate(): void;
   /** Calls `fire` once, at the first of the triggers; returns the cancel function. */
   trigger(triggers: Triggers, fire: () => void, since: number): () => void;
+  /** Queues a stamped event (the queue batches, retries and stores it). */
+  send(event: QueuedEvent): void;
+  /** `pagehide`: what is unsent goes by `sendBeacon`. */
+  flush(): void;
 }
 
 export interface ModuleHost {
@@ -65,6 +70,8 @@ export interface ModuleHost {
   crossDomain: string[];
   /** clicks and submits the core saw before the `track` chunk registered (it replays them) */
   early: Event[];
+  /** events recorded before the `track` chunk registered (its queue takes them over) */
+  events: QueuedEvent[];
   /** A kernel chunk hands the core its API (`"track"`: a `Tracker`); calls waiting for it run now. */
   register(name: string, api: unknown): void;
 }

@@ -15,6 +15,7 @@
  */
 
 import { type RandomFill, defaultRandom, isVisitorId, uuidv4 } from "./ids";
+import { partition } from "./targeting";
 
 export const VISITOR_COOKIE = "seg_visitor_id";
 export const RETURNING_COOKIE = "_seg_visitor";
@@ -49,18 +50,22 @@ export function documentCookieJar(doc: Document): CookieJar {
   };
 }
 
+/** `decodeURIComponent(s)`, or null where it throws. */
+function decode(s: string): string | null {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return null;
+  }
+}
+
 /** Every value of cookie `name` (a host-only and a domain cookie may share a name), decoded. */
 export function readCookies(jar: CookieJar, name: string): string[] {
   const out: string[] = [];
   for (const part of jar.get().split(";")) {
-    const eq = part.indexOf("=");
-    if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
-    const raw = part.slice(eq + 1).trim();
-    try {
-      out.push(decodeURIComponent(raw));
-    } catch {
-      out.push(raw);
-    }
+    const [key, found, raw] = partition(part, "=");
+    const value = raw.trim();
+    if (found && key.trim() === name) out.push(decode(value) || value);
   }
   return out;
 }
@@ -71,18 +76,13 @@ export function readCookie(jar: CookieJar, name: string): string | null {
   return value === undefined ? null : value;
 }
 
-interface CookieAttributes {
-  domain: string | null;
-  secure: boolean;
-  maxAgeS: number;
-}
-
-function cookieString(name: string, value: string, a: CookieAttributes): string {
+/** One `Set-Cookie`-like string: `path=/`, `SameSite=Lax`, `Secure` on https, on `domain` (null: host-only). */
+function cookie(name: string, value: string, maxAgeS: number, domain: string | null, secure: boolean): string {
   return (
-    `${name}=${encodeURIComponent(value)}; path=/; max-age=${a.maxAgeS}` +
-    (a.domain === null ? "" : `; domain=.${a.domain}`) +
+    `${name}=${encodeURIComponent(value)}; path=/; max-age=${maxAgeS}` +
+    (domain === null ? "" : `; domain=.${domain}`) +
     "; SameSite=Lax" +
-    (a.secure ? "; Secure" : "")
+    (secure ? "; Secure" : "")
   );
 }
 
@@ -91,8 +91,6 @@ export function normalizeHost(host: string): string {
   return host.trim().toLowerCase().replace(/\.+$/, "");
 }
 
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
-
 /**
  * The widest domain under `hostname` the browser lets us set a cookie on (`example.com` for
  * `www.example.com`; never a public suffix such as `co.uk`, which browsers refuse), or null for a
@@ -100,14 +98,14 @@ const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
  */
 export function cookieDomain(jar: CookieJar, hostname: string, secure: boolean): string | null {
   const host = normalizeHost(hostname);
-  if (!host.includes(".") || IPV4.test(host) || host.includes(":")) return null;
+  if (!host.includes(".") || /^[\d.]+$/.test(host) || host.includes(":")) return null;
   const labels = host.split(".");
   for (let n = 2; n <= labels.length; n++) {
     const candidate = labels.slice(-n).join(".");
     const probe = `${Date.now()}`;
-    jar.set(cookieString(PROBE_COOKIE, probe, { domain: candidate, secure, maxAgeS: 10 }));
+    jar.set(cookie(PROBE_COOKIE, probe, 10, candidate, secure));
     if (readCookie(jar, PROBE_COOKIE) === probe) {
-      jar.set(cookieString(PROBE_COOKIE, "", { domain: candidate, secure, maxAgeS: 0 }));
+      jar.set(cookie(PROBE_COOKIE, "", 0, candidate, secure));
       return candidate;
     }
   }
@@ -132,8 +130,6 @@ export interface Identity {
   isReturning: boolean;
   /** `segmently_opt_out=true`: track nothing, write no cookie. */
   optedOut: boolean;
-  /** the id came from a `_sgmt_vid` link of another listed domain. */
-  adopted: boolean;
   /** the page URL without `_sgmt_vid` (for `history.replaceState`), or null when it had none. */
   cleanUrl: string | null;
   /** the cookie domain in use (null: host-only), for `reset()` and the opt-out helper. */
@@ -159,21 +155,25 @@ export function isListedHost(hostname: string, domains: readonly string[]): bool
  * elsewhere; the parameter is stripped from `cleanUrl` whether adopted or not.
  */
 export function loadIdentity(opts: IdentityOptions, url: string, crossDomain: readonly string[]): Identity {
-  const now = opts.now || Date.now;
-  const optedOut = isOptedOut(opts.jar);
-  const firstSeen = readCookie(opts.jar, RETURNING_COOKIE);
-  const fromLink = readCrossDomainId(url);
-  const adopted = isVisitorId(fromLink) && isListedHost(opts.hostname, crossDomain);
-  const stored = readCookie(opts.jar, VISITOR_COOKIE);
-  const visitorId = adopted ? fromLink! : isVisitorId(stored) ? stored : uuidv4(opts.random || defaultRandom);
+  const jar = opts.jar;
+  const optedOut = isOptedOut(jar);
+  const firstSeen = readCookie(jar, RETURNING_COOKIE);
+  const [fromLink, cleanUrl] = crossDomainParam(url);
+  const stored = readCookie(jar, VISITOR_COOKIE);
+  const visitorId =
+    isVisitorId(fromLink) && isListedHost(opts.hostname, crossDomain)
+      ? fromLink
+      : isVisitorId(stored)
+        ? stored
+        : uuidv4(opts.random || defaultRandom);
   let domain: string | null = null;
   if (!optedOut) {
-    domain = cookieDomain(opts.jar, opts.hostname, opts.secure);
-    const a = { domain, secure: opts.secure, maxAgeS: COOKIE_MAX_AGE_S };
-    opts.jar.set(cookieString(VISITOR_COOKIE, visitorId, a));
-    opts.jar.set(cookieString(RETURNING_COOKIE, firstSeen === null ? String(now()) : firstSeen, a));
+    domain = cookieDomain(jar, opts.hostname, opts.secure);
+    jar.set(cookie(VISITOR_COOKIE, visitorId, COOKIE_MAX_AGE_S, domain, opts.secure));
+    const first = firstSeen === null ? String((opts.now || Date.now)()) : firstSeen;
+    jar.set(cookie(RETURNING_COOKIE, first, COOKIE_MAX_AGE_S, domain, opts.secure));
   }
-  return { visitorId, isReturning: firstSeen !== null, optedOut, adopted, cleanUrl: cleanUrl(url), domain };
+  return { visitorId, isReturning: firstSeen !== null, optedOut, cleanUrl, domain };
 }
 
 /**
@@ -183,86 +183,42 @@ export function loadIdentity(opts: IdentityOptions, url: string, crossDomain: re
 export function resetIdentity(opts: IdentityOptions, identity: Identity): Identity {
   const visitorId = uuidv4(opts.random || defaultRandom);
   if (!identity.optedOut && !isOptedOut(opts.jar)) {
-    const a = { domain: identity.domain, secure: opts.secure, maxAgeS: COOKIE_MAX_AGE_S };
-    opts.jar.set(cookieString(VISITOR_COOKIE, visitorId, a));
+    opts.jar.set(cookie(VISITOR_COOKIE, visitorId, COOKIE_MAX_AGE_S, identity.domain, opts.secure));
   }
-  return { ...identity, visitorId, adopted: false };
+  return { ...identity, visitorId };
 }
 
 /** Sets (`true`) or removes the opt-out cookie, for a consent banner that uses the snippet's helper. */
 export function setOptOut(opts: IdentityOptions, optOut: boolean): void {
   const domain = cookieDomain(opts.jar, opts.hostname, opts.secure);
-  const maxAgeS = optOut ? COOKIE_MAX_AGE_S : 0;
-  opts.jar.set(cookieString(OPT_OUT_COOKIE, optOut ? "true" : "", { domain, secure: opts.secure, maxAgeS }));
+  opts.jar.set(cookie(OPT_OUT_COOKIE, optOut ? "true" : "", optOut ? COOKIE_MAX_AGE_S : 0, domain, opts.secure));
   if (!optOut && domain !== null) {
     // a host-only cookie of the same name (set by the site itself) would keep the opt-out alive
-    opts.jar.set(cookieString(OPT_OUT_COOKIE, "", { domain: null, secure: opts.secure, maxAgeS: 0 }));
+    opts.jar.set(cookie(OPT_OUT_COOKIE, "", 0, null, opts.secure));
   }
 }
 
 // --- the _sgmt_vid parameter (pure string work: other parameters keep their exact encoding) -------
 
-interface UrlParts {
-  /** scheme, authority and path: everything before `?` or `#` */
-  head: string;
-  /** the query without `?`, or null when there is no `?` */
-  query: string | null;
-  /** `#…` or "" */
-  hash: string;
-}
-
-function splitUrl(href: string): UrlParts {
-  const h = href.indexOf("#");
-  const hash = h < 0 ? "" : href.slice(h);
-  const rest = h < 0 ? href : href.slice(0, h);
-  const q = rest.indexOf("?");
-  return q < 0 ? { head: rest, query: null, hash } : { head: rest.slice(0, q), query: rest.slice(q + 1), hash };
-}
-
-function paramName(pair: string): string {
-  const eq = pair.indexOf("=");
-  const raw = (eq < 0 ? pair : pair.slice(0, eq)).replace(/\+/g, " ");
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return raw;
-  }
-}
-
-/** The query without any `_sgmt_vid` pair; null when it had none. */
-function queryWithout(query: string): string | null {
+/**
+ * `[the first _sgmt_vid of href, decoded (null when undecodable), href without any _sgmt_vid pair
+ * (other parameters and the fragment untouched)]`; `[null, null]` when it has none.
+ */
+export function crossDomainParam(href: string): [id: string | null, clean: string | null] {
+  const [rest, hasFragment, fragment] = partition(href, "#");
+  const [head, hasQuery, query] = partition(rest, "?");
+  let id: string | null | undefined;
   const pairs = query.split("&");
-  const kept = pairs.filter((p) => paramName(p) !== CROSS_DOMAIN_PARAM);
-  return kept.length === pairs.length ? null : kept.join("&");
+  const kept = pairs.filter((pair) => {
+    const [name, , value] = partition(pair.replace(/\+/g, " "), "=");
+    if (decode(name) !== CROSS_DOMAIN_PARAM) return true;
+    if (id === undefined) id = decode(value);
+    return false;
+  });
+  if (!hasQuery || id === undefined) return [null, null];
+  const q = kept.join("&");
+  return [id, head + (q ? "?" + q : "") + (hasFragment ? "#" + fragment : "")];
 }
-
-/** The first `_sgmt_vid` of `href`, decoded; null when absent. */
-export function readCrossDomainId(href: string): string | null {
-  const { query } = splitUrl(href);
-  if (query === null) return null;
-  for (const pair of query.split("&")) {
-    if (paramName(pair) !== CROSS_DOMAIN_PARAM) continue;
-    const eq = pair.indexOf("=");
-    const raw = eq < 0 ? "" : pair.slice(eq + 1);
-    try {
-      return decodeURIComponent(raw.replace(/\+/g, " "));
-    } catch {
-      return null;
-    }
-  }
-  return null;
-}
-
-/** `href` without `_sgmt_vid` (other parameters and the fragment untouched); null when it had none. */
-export function cleanUrl(href: string): string | null {
-  const { head, query, hash } = splitUrl(href);
-  if (query === null) return null;
-  const kept = queryWithout(query);
-  if (kept === null) return null;
-  return head + (kept === "" ? "" : `?${kept}`) + hash;
-}
-
-const ABSOLUTE_HTTP = /^(https?):\/\/([^/?#]*)/i;
 
 /**
  * The link to follow so that a listed domain adopts this visitor: `href` with
@@ -275,15 +231,14 @@ export function decorateLink(
   domains: readonly string[],
   currentHost: string,
 ): string | null {
-  const m = ABSOLUTE_HTTP.exec(href.trim());
+  href = href.trim();
+  const m = /^https?:\/\/([^/?#]*)/i.exec(href);
   if (m === null) return null;
-  const authority = m[2]!;
-  const hostPort = authority.slice(authority.lastIndexOf("@") + 1);
+  const hostPort = m[1]!.slice(m[1]!.lastIndexOf("@") + 1);
   const host = hostPort.startsWith("[") ? hostPort.slice(0, hostPort.indexOf("]") + 1) : hostPort.split(":")[0]!;
   if (!isListedHost(host, domains) || normalizeHost(host) === normalizeHost(currentHost)) return null;
-  const { head, query, hash } = splitUrl(href.trim());
-  const without = query === null ? "" : queryWithout(query);
-  const kept = without === null ? query! : without;
+  const [rest, hasFragment, fragment] = partition(crossDomainParam(href)[1] || href, "#");
+  const [head, , query] = partition(rest, "?");
   const param = `${CROSS_DOMAIN_PARAM}=${encodeURIComponent(visitorId)}`;
-  return `${head}?${kept === "" ? param : `${kept}&${param}`}${hash}`;
+  return `${head}?${query ? query + "&" : ""}${param}${hasFragment ? "#" + fragment : ""}`;
 }

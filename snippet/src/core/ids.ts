@@ -9,23 +9,25 @@
 /** Fills `bytes` with random values (the shape of `crypto.getRandomValues`). */
 export type RandomFill = (bytes: Uint8Array<ArrayBuffer>) => void;
 
-/** `crypto.getRandomValues` when the browser has it, else `Math.random` (never throws: the page must not break). */
+/** `crypto.getRandomValues`, else `Math.random` (never throws: the page must not break). */
 export const defaultRandom: RandomFill = (bytes) => {
-  const c = typeof crypto !== "undefined" ? crypto : undefined;
-  if (c !== undefined && typeof c.getRandomValues === "function") {
-    c.getRandomValues(bytes);
-    return;
+  try {
+    crypto.getRandomValues(bytes);
+  } catch {
+    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.random() * 256;
   }
-  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
 };
 
-function hex(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i++) {
-    s += (bytes[i]! + 0x100).toString(16).slice(1);
-    if (i === 3 || i === 5 || i === 7 || i === 9) s += "-";
-  }
-  return s;
+/** Two hex digits per byte. */
+const hex = (bytes: Uint8Array): string => bytes.reduce((s, b) => s + (b + 0x100).toString(16).slice(1), "");
+
+/** 32 hex digits as `8-4-4-4-12`. */
+const dashed = (h: string): string => h.replace(/(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-");
+
+/** `bytes` with the RFC 9562 variant bits (10) in byte 8. */
+function withVariant(bytes: Uint8Array): Uint8Array {
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  return bytes;
 }
 
 /** A random UUIDv4 (RFC 9562 §5.4): the visitor id of `seg_visitor_id`. */
@@ -33,8 +35,7 @@ export function uuidv4(random: RandomFill = defaultRandom): string {
   const b = new Uint8Array(16);
   random(b);
   b[6] = (b[6]! & 0x0f) | 0x40;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  return hex(b);
+  return dashed(hex(withVariant(b)));
 }
 
 /**
@@ -51,29 +52,16 @@ export function uuidv7Generator(now: () => number = Date.now, random: RandomFill
     let ms = Math.max(0, Math.floor(now()));
     if (ms > lastMs) {
       lastMs = ms;
-      counter = ((b[6]! & 0x0f) << 8) | b[7]!; // fresh random start; top bit cleared below leaves room to count
-      counter &= 0x7ff;
+      counter = ((b[6]! & 0x07) << 8) | b[7]!; // a random start below 0x800 leaves room to count
     } else {
       ms = lastMs;
-      counter++;
-      if (counter > 0xfff) {
+      if (++counter > 0xfff) {
         lastMs = ms = lastMs + 1; // counter exhausted: borrow the next millisecond
         counter = 0;
       }
     }
-    // 48-bit milliseconds, big-endian (no 64-bit shifts: split into high 16 and low 32 bits)
-    const high = Math.floor(ms / 0x100000000);
-    const low = ms >>> 0;
-    b[0] = (high >>> 8) & 0xff;
-    b[1] = high & 0xff;
-    b[2] = (low >>> 24) & 0xff;
-    b[3] = (low >>> 16) & 0xff;
-    b[4] = (low >>> 8) & 0xff;
-    b[5] = low & 0xff;
-    b[6] = 0x70 | (counter >>> 8);
-    b[7] = counter & 0xff;
-    b[8] = (b[8]! & 0x3f) | 0x80;
-    return hex(b);
+    // 12 hex digits of milliseconds, "7" and the counter, then the variant and 62 random bits
+    return dashed(ms.toString(16).padStart(12, "0") + (0x7000 | counter).toString(16) + hex(withVariant(b)).slice(16));
   };
 }
 

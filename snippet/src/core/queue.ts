@@ -2,8 +2,9 @@
  * The event queue: what the snippet records reaches `POST /api/v1/events/batch` once, even across
  * network failures, server errors and page reloads (docs/events.md is the server's side).
  *
- * - Every event gets its `event_id` (UUIDv7) and `timestamp` when it is queued, so a retry or a
- *   re-send after a reload carries the same id and the server stores it once.
+ * - Every event comes with its `event_id` (UUIDv7) and `timestamp`, given when it was recorded
+ *   (src/core/outbox.ts), so a retry or a re-send after a reload carries the same id and the server
+ *   stores it once.
  * - Batches of at most 100 events and under 1 MB; a flush timer gathers events first.
  * - Unsent events (in flight included, until the server answered 2xx) are kept in storage, bounded,
  *   and sent by the next page load.
@@ -14,12 +15,15 @@
  *   `text/plain` JSON body); events the browser would not take stay stored for the next load.
  * - `segmently_opt_out`: nothing is queued, sent or kept.
  *
+ * The queue is the `track` chunk's; events recorded before it loaded were held by the core's outbox
+ * (src/core/outbox.ts), stamped and stored, and the queue starts with them (`held`).
+ *
  * Not handled here: two tabs of one site share the stored events; each tab merges its own into the
  * stored list (neither overwrites the other's), but a page load may re-send events another open tab
  * is also sending. The server's event-id de-duplication makes that harmless, so no cross-tab lock.
  */
 
-import { uuidv7Generator } from "./ids";
+import { BATCH_PATH, EVENTS_KEY } from "./outbox";
 import { type KeyValueStorage, isRecord, readJson, removeKey, writeJson } from "./storage";
 
 /** An event as the snippet records it (docs/events.md, without `event_id` and `timestamp`). */
@@ -62,7 +66,8 @@ export interface EventQueueOptions {
   now?: () => number;
   /** in [0, 1), for the back-off jitter */
   random?: () => number;
-  newEventId?: () => string;
+  /** events stamped before the queue existed (the core's outbox): sent with the stored ones */
+  held?: QueuedEvent[];
   logger?: { error(message: string): void; warn(message: string): void };
   /** wait this long after the first queued event, gathering others (default 1 s) */
   flushDelayMs?: number;
@@ -75,8 +80,6 @@ export interface EventQueueOptions {
   retryMaxMs?: number;
 }
 
-export const BATCH_PATH = "/api/v1/events/batch";
-const STORAGE_PREFIX = "seg_events:";
 const BODY_OVERHEAD = '{"events":[]}'.length;
 const DAY_MS = 86_400_000;
 
@@ -113,8 +116,11 @@ function retryable(status: number): boolean {
 
 /** The events queue of one page (one instance per page load). */
 export interface EventQueue {
-  /** Queues an event; its `event_id`, or null when nothing is recorded (opt-out, stopped, too big). */
-  enqueue(event: TrackedEvent): string | null;
+  /**
+   * Queues an event stamped when it was recorded (the core's outbox gives it its `event_id` and
+   * `timestamp`); its `event_id`, or null when nothing is recorded (opt-out, stopped, too big).
+   */
+  enqueue(event: QueuedEvent): string | null;
   /** Hands every unsent event to `beacon` (call on `pagehide`); what it refuses stays stored. */
   flushOnPageHide(): void;
   /** Events waiting (in flight included), sent and dropped so far on this page. */
@@ -140,9 +146,8 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
     maxStoredBytes = 500_000,
     retryMaxMs = 300_000,
   } = options;
-  const newEventId = options.newEventId || uuidv7Generator(now);
   const url = options.baseUrl.replace(/\/+$/, "") + BATCH_PATH;
-  const key = STORAGE_PREFIX + apiKey;
+  const key = EVENTS_KEY + apiKey;
   let pending: QueuedEvent[] = [];
   const sizes = new Map<string, number>();
   const inFlight = new Set<string>();
@@ -321,10 +326,38 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
     }
   }
 
+  /** Adds a stamped event (bounded, stored, scheduled); null when it is larger than a batch may be. */
+  function add(queued: QueuedEvent): string | null {
+    if (size(queued) + BODY_OVERHEAD > maxBatchBytes) {
+      dropped++;
+      reportRefusal(1, "larger than a batch may be");
+      return null;
+    }
+    pending.push(queued);
+    // memory holds at most maxStoredEvents too: when the server stays away, the oldest unsent go
+    const over = pending.length - maxStoredEvents;
+    if (over > 0) {
+      finish(unsent().slice(0, over), false);
+      warnOverflow();
+    }
+    persist();
+    schedule(unsent().length >= maxBatchEvents ? 0 : flushDelayMs);
+    return queued.event_id;
+  }
+
   if (isOptedOut()) purge();
   else {
     const oldest = now() - 29 * DAY_MS;
     pending = readStored().filter((e) => !(Date.parse(e.timestamp) < oldest));
+    const known = new Set(pending.map((e) => e.event_id));
+    pending.push(...(options.held || []).filter((e) => !known.has(e.event_id))); // storage refused them
+    // the core's outbox keeps events unchecked: one no batch can hold would block the queue
+    const big = pending.filter((e) => size(e) + BODY_OVERHEAD > maxBatchBytes);
+    if (big.length > 0) {
+      finish(big, false);
+      reportRefusal(big.length, "larger than a batch may be");
+      persist();
+    }
     if (pending.length > 0) schedule(flushDelayMs); // with this page's first events
   }
 
@@ -338,22 +371,7 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
         dropped++;
         return null;
       }
-      const queued: QueuedEvent = { ...event, event_id: newEventId(), timestamp: new Date(now()).toISOString() };
-      if (size(queued) + BODY_OVERHEAD > maxBatchBytes) {
-        dropped++;
-        reportRefusal(1, "larger than a batch may be");
-        return null;
-      }
-      pending.push(queued);
-      // memory holds at most maxStoredEvents too: when the server stays away, the oldest unsent go
-      const over = pending.length - maxStoredEvents;
-      if (over > 0) {
-        finish(unsent().slice(0, over), false);
-        warnOverflow();
-      }
-      persist();
-      schedule(unsent().length >= maxBatchEvents ? 0 : flushDelayMs);
-      return queued.event_id;
+      return add(event);
     },
 
     flushOnPageHide() {

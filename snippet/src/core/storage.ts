@@ -19,38 +19,31 @@ export function browserStorage(win: { localStorage?: KeyValueStorage }): KeyValu
   }
 }
 
+// `storage` may be null (none, or not to be used): the TypeError is caught like a blocked storage's
+
 /** The parsed JSON under `key`, or null; a value that is not JSON is removed. */
 export function readJson(storage: KeyValueStorage | null, key: string): unknown {
-  if (storage === null) return null;
-  let raw: string | null;
   try {
-    raw = storage.getItem(key);
-  } catch {
-    return null;
-  }
-  if (raw === null) return null;
-  try {
-    return JSON.parse(raw) as unknown;
+    const raw = storage!.getItem(key);
+    return raw === null ? null : (JSON.parse(raw) as unknown);
   } catch {
     removeKey(storage, key);
     return null;
   }
 }
 
-/** Writes `value` as JSON; false when storage refused it (quota, blocked). */
-export function writeJson(storage: KeyValueStorage | null, key: string, value: unknown): boolean {
-  if (storage === null) return false;
+/** Writes `value` as JSON; nothing when storage refuses it (quota, blocked) or it is not JSON. */
+export function writeJson(storage: KeyValueStorage | null, key: string, value: unknown): void {
   try {
-    storage.setItem(key, JSON.stringify(value));
-    return true;
+    storage!.setItem(key, JSON.stringify(value));
   } catch {
-    return false;
+    // the value lives for this page only
   }
 }
 
 export function removeKey(storage: KeyValueStorage | null, key: string): void {
   try {
-    if (storage) storage.removeItem(key);
+    storage!.removeItem(key);
   } catch {
     // nothing to do: storage is unusable
   }

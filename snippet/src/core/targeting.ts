@@ -45,8 +45,8 @@ const ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
 /** `[lower-cased scheme://host or null, path without trailing slashes]` of a URL without query. */
 function splitOrigin(base: string): [string | null, string] {
   const m = ORIGIN.exec(base);
-  if (m === null) return [null, base.replace(/\/+$/, "")];
-  return [m[0].toLowerCase(), base.slice(m[0].length).replace(/\/+$/, "")];
+  const origin = m && m[0];
+  return [origin && origin.toLowerCase(), base.slice(origin ? origin.length : 0).replace(/\/+$/, "")];
 }
 
 /** Everything before the first `sep` (all of `s` without one), whether there was one, and the rest. */
@@ -55,46 +55,31 @@ export function partition(s: string, sep: string): [string, boolean, string] {
   return i < 0 ? [s, false, ""] : [s.slice(0, i), true, s.slice(i + sep.length)];
 }
 
-/** The parts of one visitor URL the rule types compare. */
-export interface UrlView {
-  full: string;
-  withoutFragment: string;
-  base: string;
-  origin: string | null;
-  exactPath: string;
-  exactQuery: string;
-}
-
-export function urlView(full: string): UrlView {
-  const withoutFragment = partition(full, "#")[0];
-  const [base, , exactQuery] = partition(withoutFragment, "?");
-  const [origin, exactPath] = splitOrigin(base);
-  return { full, withoutFragment, base, origin, exactPath, exactQuery };
-}
-
 /**
- * Whether one rule matches. `exact` compares scheme and host case-insensitively and the path
- * case-sensitively, ignoring the fragment and trailing slashes, the query only if the rule has one,
- * and a rule without scheme and host compares the path alone; `contains`, `starts_with` and
+ * Whether one URL rule matches `url`. `exact` compares scheme and host case-insensitively and the
+ * path case-sensitively, ignoring the fragment and trailing slashes, the query only if the rule has
+ * one, and a rule without scheme and host compares the path alone; `contains`, `starts_with` and
  * `regex` see the whole URL; `ends_with` sees it without fragment and query unless the rule names
  * them (`?`: the query counts, `#`: the whole URL). An unknown type or an invalid regex never matches.
  */
-function ruleMatches(rule: UrlRule, u: UrlView): boolean {
-  const value = rule.value;
-  const type = rule.type;
+export function urlRuleMatches(rule: UrlRule, url: string): boolean {
+  const { type, value } = rule;
+  const withoutFragment = partition(url, "#")[0];
+  const [base, , query] = partition(withoutFragment, "?");
   if (type == "exact") {
-    const [base, hasQuery, query] = partition(partition(value, "#")[0], "?");
-    const [origin, path] = splitOrigin(base);
-    return u.exactPath === path && (origin === null || u.origin === origin) && (!hasQuery || u.exactQuery === query);
+    const [ruleBase, hasQuery, ruleQuery] = partition(partition(value, "#")[0], "?");
+    const [origin, path] = splitOrigin(ruleBase);
+    const [urlOrigin, urlPath] = splitOrigin(base);
+    return urlPath === path && (origin === null || urlOrigin === origin) && (!hasQuery || query === ruleQuery);
   }
-  if (type == "contains") return u.full.includes(value);
-  if (type == "starts_with") return u.full.startsWith(value);
+  if (type == "contains") return url.includes(value);
+  if (type == "starts_with") return url.startsWith(value);
   if (type == "ends_with") {
-    return (value.includes("#") ? u.full : value.includes("?") ? u.withoutFragment : u.base).endsWith(value);
+    return (value.includes("#") ? url : value.includes("?") ? withoutFragment : base).endsWith(value);
   }
   if (type == "regex") {
     try {
-      return new RegExp(value).test(u.full);
+      return new RegExp(value).test(url);
     } catch {
       // an invalid regex never matches
     }
@@ -102,17 +87,9 @@ function ruleMatches(rule: UrlRule, u: UrlView): boolean {
   return false;
 }
 
-/** Whether one URL rule matches `url`. */
-export function urlRuleMatches(rule: UrlRule, url: string): boolean {
-  return ruleMatches(rule, urlView(url));
-}
-
 /** Whether any rule matches `url`; no rules match every URL, an unknown URL matches no rule. */
 export function urlMatches(rules: readonly UrlRule[], url: string | null | undefined): boolean {
-  if (rules.length === 0) return true;
-  if (url == null) return false;
-  const view = urlView(url);
-  return rules.some((rule) => ruleMatches(rule, view));
+  return rules.length === 0 || (url != null && rules.some((rule) => urlRuleMatches(rule, url)));
 }
 
 // --- device, country, visitor type ---------------------------------------------------------------
@@ -131,14 +108,12 @@ export function deviceMatches(devices: readonly Device[], device: Device | null 
 }
 
 // Python's str.strip() whitespace (str.isspace), which differs from String.prototype.trim()'s
-const PY_SPACE = "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000";
+const PY_STRIP =
+  /^[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
 
+/** `s.strip()` as Python answers it. */
 export function pyStrip(s: string): string {
-  let start = 0;
-  let end = s.length;
-  while (start < end && PY_SPACE.includes(s[start]!)) start++;
-  while (end > start && PY_SPACE.includes(s[end - 1]!)) end--;
-  return s.slice(start, end);
+  return s.replace(PY_STRIP, "");
 }
 
 /** Upper-cased ISO 3166-1 alpha-2 code, or null when not detected (missing, empty or `XX`). */

@@ -1,7 +1,7 @@
 /**
  * The `track` chunk (`dist/track.js`): what the core leaves until after the page is shown —
  * experiment goals, site conversion rules, engagement (time_on_page, bounce), cross-domain link
- * decoration, GA4 / Mixpanel impressions and behavioral triggers (README "Chunks").
+ * decoration, GA4 / Mixpanel impressions, behavioral triggers and the event queue (README "Chunks").
  *
  * The core loads it on every tracked page (not opted out, not in the visual editor). It registers
  * a `Tracker` with the host; the core's calls made while it loaded run then, in order, and the
@@ -9,7 +9,8 @@
  */
 
 import type { ModuleHost, Tracker } from "../../core/host";
-import { decorateLink, readCrossDomainId } from "../../core/identity";
+import { crossDomainParam, decorateLink, documentCookieJar, isOptedOut } from "../../core/identity";
+import { createEventQueue } from "../../core/queue";
 import { browserStorage } from "../../core/storage";
 import { trackEngagement } from "./engagement";
 import { watchGoals } from "./goals";
@@ -29,8 +30,9 @@ export function startTrack(host: ModuleHost, win: Window): Tracker {
   const doc = win.document;
   const emit = host.track;
   const crossDomain = host.crossDomain;
+  const storage = browserStorage(win);
   const goals = watchGoals(doc, emit);
-  const rules = watchRules(doc, browserStorage(win), (host.config && host.config.conversion_rules) || [], emit);
+  const rules = watchRules(doc, storage, (host.config && host.config.conversion_rules) || [], emit);
   const engagement = trackEngagement(win, doc, emit);
   // what the core saw before this chunk ran: replayed to click triggers set up now, then to goals
   let early = host.early.splice(0);
@@ -43,7 +45,7 @@ export function startTrack(host: ModuleHost, win: Window): Tracker {
     if (root.tagName === "A") links.push(root);
     for (const link of links as HTMLAnchorElement[]) {
       const id = host.visitorId();
-      if (readCrossDomainId(link.href) === id) continue; // also ends the observer's echo
+      if (crossDomainParam(link.href)[0] === id) continue; // also ends the observer's echo
       const next = decorateLink(link.href, id, crossDomain, win.location.hostname);
       if (next !== null) link.href = next;
     }
@@ -62,6 +64,21 @@ export function startTrack(host: ModuleHost, win: Window): Tracker {
     }).observe(doc, { childList: true, subtree: true, attributes: true, attributeFilter: ["href"] });
   }
 
+  // created just before registering: from then on the core sends every event here, none in between
+  const jar = documentCookieJar(doc);
+  const queue = createEventQueue({
+    baseUrl: host.base,
+    apiKey: host.apiKey,
+    storage,
+    isOptedOut: () => isOptedOut(jar),
+    send: (url, body, headers) =>
+      // keepalive lets a batch outlive the page, but browsers refuse keepalive bodies over 64 KB
+      win
+        .fetch(url, { method: "POST", body, headers, credentials: "omit", keepalive: body.length < 60_000 })
+        .then((r) => ({ status: r.status, retryAfter: parseFloat(r.headers.get("Retry-After")!) })),
+    beacon: typeof win.navigator.sendBeacon === "function" ? (url, body) => win.navigator.sendBeacon(url, body) : null,
+    held: host.events.splice(0),
+  });
   const tracker: Tracker = {
     page: goals.pageView,
     targets: goals.setTargets,
@@ -94,6 +111,8 @@ export function startTrack(host: ModuleHost, win: Window): Tracker {
     leave: engagement.leave,
     decorate: () => decorate(doc),
     trigger: (t, fire, since) => onTrigger(win, t, fire, since, early),
+    send: queue.enqueue,
+    flush: queue.flushOnPageHide,
   };
   w.__segmentlyTrack = tracker;
   host.register("track", tracker);

@@ -1,0 +1,73 @@
+/**
+ * The core's end of the event queue: events recorded before the `track` chunk, which brings the
+ * queue itself (src/core/queue.ts: batching, retries, bounds), has loaded.
+ *
+ * Each event gets its `event_id` (UUIDv7) and `timestamp` when it is recorded and is kept in memory
+ * (`held`, which the queue takes over) and in storage (`seg_events:{key}`, the list the queue sends
+ * from), so a page closed before the chunk ran loses none: `beacon()` on `pagehide` sends them, and
+ * what the browser refuses is sent by the next page load. Nothing is kept for an opted-out visitor.
+ */
+
+import { uuidv7Generator } from "./ids";
+import type { Beacon, QueuedEvent, TrackedEvent } from "./queue";
+import { type KeyValueStorage, readJson, removeKey, writeJson } from "./storage";
+
+export const BATCH_PATH = "/api/v1/events/batch";
+export const EVENTS_KEY = "seg_events:";
+/** the stored list's bound here; the queue bounds it in bytes too */
+const MAX_STORED = 1_000;
+
+export interface Outbox {
+  /** Gives the event its id and time (the ids of a page increase, even within a millisecond). */
+  stamp(event: TrackedEvent): QueuedEvent;
+  /** Keeps a stamped event until the queue takes it over. */
+  hold(event: QueuedEvent): void;
+  /** The held events, oldest first; the queue empties it when it takes them. */
+  held: QueuedEvent[];
+  /** `pagehide` before the queue came: the held events in one beacon (what it refuses stays stored). */
+  beacon(send: Beacon): void;
+}
+
+/** The outbox of one page load; `isOptedOut` is asked at each write (an opt-out mid-page deletes the list). */
+export function createOutbox(
+  baseUrl: string,
+  apiKey: string,
+  storage: KeyValueStorage | null,
+  isOptedOut: () => boolean,
+): Outbox {
+  const key = EVENTS_KEY + apiKey;
+  const newId = uuidv7Generator();
+  const held: QueuedEvent[] = [];
+  /** Rewrites the stored list (another tab may have added to it meanwhile); opted out, deletes it. */
+  const store = (change: (list: QueuedEvent[]) => QueuedEvent[]): void => {
+    if (isOptedOut()) {
+      held.length = 0;
+      return removeKey(storage, key);
+    }
+    const stored = readJson(storage, key);
+    writeJson(storage, key, change(Array.isArray(stored) ? stored : []).slice(-MAX_STORED));
+  };
+  return {
+    stamp: (event) => ({ ...event, event_id: newId(), timestamp: new Date().toISOString() }),
+    hold(event) {
+      held.push(event);
+      store((list) => list.concat(event));
+    },
+    held,
+    beacon(send) {
+      if (held.length === 0) return;
+      store((list) => {
+        let sent = false;
+        try {
+          const url = `${baseUrl}${BATCH_PATH}?api_key=${encodeURIComponent(apiKey)}`;
+          sent = send(url, JSON.stringify({ events: held }));
+        } catch {
+          // no sendBeacon, or it threw: they stay stored
+        }
+        if (!sent) return list;
+        const ids = held.splice(0).map((e) => e.event_id);
+        return list.filter((e) => !ids.includes(e.event_id));
+      });
+    },
+  };
+}
