@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import segmently.db.models  # noqa: F401  (kernel tables on the metadata)
 from segmently import __version__
+from segmently.dashboard import dashboard_routes, dashboard_templates
 from segmently.db.base import utcnow
 from segmently.db.engine import Database
 from segmently.db.migrate import ensure_migrated
@@ -173,6 +174,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         LiveEventsController,
         AlertsController,
         *plugin_routers(host.routes()),
+        *dashboard_routes(),  # server-rendered pages (docs/dashboard.md)
         *demo_routes(),  # the demo shop, only under `segmently demo` (SEGMENTLY_DEMO=1)
     ]
     return Litestar(
@@ -183,6 +185,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
             "kernel": Provide(provide_kernel, sync_to_thread=False),
         },
         exception_handlers={**EXCEPTION_HANDLERS, **VERSION_HANDLERS},
+        template_config=dashboard_templates(host),
         guards=[access_guard],
         lifespan=[lifespan],
         middleware=[

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 
 from segmently.db.models import Alert
+from segmently.domain.alerts import services
 from segmently.http.deps import CurrentActor, DbSession
 
 MAX_ALERTS = 200
@@ -58,15 +58,6 @@ def alert_out(a: Alert) -> AlertOut:
     )
 
 
-async def _unread(db_session: DbSession, organization_id: str) -> int:
-    return int(
-        await db_session.scalar(
-            select(func.count()).where(Alert.organization_id == organization_id, Alert.read.is_(False))
-        )
-        or 0
-    )
-
-
 class AlertsController(Controller):
     """Alerts of the caller's organization; every member sees and reads them."""
 
@@ -88,30 +79,16 @@ class AlertsController(Controller):
         rows = (
             await db_session.scalars(query.order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit))
         ).all()
-        return AlertsOut(
-            unread=await _unread(db_session, actor.organization_id), alerts=[alert_out(a) for a in rows]
-        )
+        unread = await services.unread_count(db_session, actor.organization_id)
+        return AlertsOut(unread=unread, alerts=[alert_out(a) for a in rows])
 
     @post("/{alert_id:str}/read", operation_id="markAlertRead", status_code=200)
     async def mark_read(self, alert_id: FromPath[str], actor: CurrentActor, db_session: DbSession) -> ReadOut:
         """Mark one alert read (another organization's alert is 404)."""
-        result = await db_session.execute(
-            update(Alert)
-            .where(Alert.id == alert_id, Alert.organization_id == actor.organization_id)
-            .values(read=True)
-            .execution_options(synchronize_session=False)
-        )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            raise NotFoundException("No such alert")
-        return ReadOut(marked=1, unread=await _unread(db_session, actor.organization_id))
+        await services.mark_read(db_session, actor.organization_id, alert_id)
+        return ReadOut(marked=1, unread=await services.unread_count(db_session, actor.organization_id))
 
     @post("/read-all", operation_id="markAllAlertsRead", status_code=200)
     async def mark_all_read(self, actor: CurrentActor, db_session: DbSession) -> ReadOut:
         """Mark every alert of the organization read."""
-        result = await db_session.execute(
-            update(Alert)
-            .where(Alert.organization_id == actor.organization_id, Alert.read.is_(False))
-            .values(read=True)
-            .execution_options(synchronize_session=False)
-        )
-        return ReadOut(marked=int(result.rowcount or 0), unread=0)  # type: ignore[attr-defined]
+        return ReadOut(marked=await services.mark_all_read(db_session, actor.organization_id), unread=0)
