@@ -23,7 +23,9 @@ monthly visitor cap), creates a site and one live A/B experiment (control and on
    ``j`` is due at ``start + j / rate`` on one of 16 keep-alive sockets (threads), and its latency
    runs from that due time, so waiting behind a slow answer counts (wrk2 is not available; plain
    wrk is closed loop and its latency would hide queueing);
-5. ``POST /events/track`` at saturation, closed loop on ``--connections`` connections.
+5. ``POST /events/track`` at saturation, closed loop on ``--track-connections`` connections (32 by
+   default: single events need more in flight than batches to saturate two workers; with 8 the
+   server waits on the database between requests and is far from busy).
 
 Every event carries a unique ``event_id`` (and visitors are unique per request): in each request the
 ids start with 16 fresh hex digits (wrk: 8 random, then a counter; the Python client: 16 random), so
@@ -561,8 +563,9 @@ def report(
         if name != "raw COPY"
     }
     print(
-        f"\nPostgreSQL, segmently serve --workers 2, load by {tool} ({args.connections} connections; "
-        f"/events/track paced by the socket client on {TRACK_SOCKETS} sockets); {args.rounds} rounds of "
+        f"\nPostgreSQL, segmently serve --workers 2, load by {tool} ({args.connections} connections, "
+        f"{args.track_connections} for /events/track saturation; /events/track paced by the socket "
+        f"client on {TRACK_SOCKETS} sockets); {args.rounds} rounds of "
         f"{args.warmup:g} s warm-up + {args.duration:g} s, medians over rounds ({elapsed:.0f} s in all); "
         f"1-min load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}; "
         f"{'no ANALYZE' if args.no_analyze else 'ANALYZE before each measured span'}\n"
@@ -624,6 +627,12 @@ def main() -> None:
         "--track-rate", type=float, default=500.0, help="paced /events/track req/s (default 500)"
     )
     parser.add_argument("--track-seconds", type=float, default=10.0, help="paced phase length (default 10)")
+    parser.add_argument(
+        "--track-connections",
+        type=int,
+        default=32,
+        help="client connections of the /events/track saturation phase (default 32)",
+    )
     parser.add_argument(
         "--client",
         choices=["auto", "wrk", "python"],
@@ -705,7 +714,7 @@ def main() -> None:
             ):
                 paced = paced_track(server, api_key, track, args, meter, ready)
             with plan.phase("/events/track saturation", span):
-                http("track saturation", "/api/v1/events/track", track, 1, args.connections)()
+                http("track saturation", "/api/v1/events/track", track, 1, args.track_connections)()
         with psycopg.connect(server.env["SEGMENTLY_DATABASE_URL"].replace("+psycopg", "")) as conn:
             stored = {}
             for table in ("events", "event_keys", "experiment_visitors", "experiment_conversions"):
