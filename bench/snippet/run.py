@@ -320,7 +320,17 @@ INIT_SCRIPT = r"""
       return e !== null && e.textContent === t;
     })) b.changes = t;
   };
-  new MutationObserver(check).observe(document, {
+  // ours may draw and lift the curtain within one script run (a stored config, no delay): the
+  // records still hold both, though the page never showed the curtain between two callbacks
+  const curtain = (n) => n.nodeType === 1 && n.id === "segmently-curtain";
+  const watch = (records) => {
+    for (const r of records) {
+      for (const n of r.addedNodes) if (curtain(n) && b.hidden === null) { b.hidden = now(); wasHidden = true; }
+      for (const n of r.removedNodes) if (curtain(n) && wasHidden) { b.shownAt = now(); wasHidden = false; }
+    }
+    check();
+  };
+  new MutationObserver(watch).observe(document, {
     childList: true, subtree: true, attributes: true, attributeFilter: ["class"], characterData: true,
   });
   document.addEventListener("DOMContentLoaded", () => { b.dcl = now(); });
