@@ -24,6 +24,7 @@ from segmently.demo import (
     DEMO_ENV,
     DEMO_PASSWORD,
     dependencies_need_install,
+    ensure_dashboard_assets,
     ensure_snippet,
     seed_demo,
     snippet_needs_build,
@@ -92,8 +93,12 @@ echo "$*" >> "{log}"
 case "$1" in
   ci) mkdir -p node_modules && echo '{{}}' > node_modules/.package-lock.json ;;
   run) {"echo 'src/index.ts: error: boom' >&2; exit 1" if build_fails else ""}
-       mkdir -p "$SNIPPET_OUTDIR" && echo 'new core' > "$SNIPPET_OUTDIR/segmently.js" \\
-       && echo 'new chunk' > "$SNIPPET_OUTDIR/preview.js" ;;
+       if [ -n "$DASHBOARD_ASSETS_OUTDIR" ]; then
+         mkdir -p "$DASHBOARD_ASSETS_OUTDIR" && echo 'htmx' > "$DASHBOARD_ASSETS_OUTDIR/htmx.min.js"
+       else
+         mkdir -p "$SNIPPET_OUTDIR" && echo 'new core' > "$SNIPPET_OUTDIR/segmently.js" \\
+         && echo 'new chunk' > "$SNIPPET_OUTDIR/preview.js"
+       fi ;;
 esac
 """
     for name, body in (("npm", npm), ("node", "#!/bin/sh\necho v20.19.0\n")):
@@ -131,6 +136,27 @@ def test_stale_snippet_is_installed_and_built_then_left_alone(
     _age(root / "dist" / "segmently.js", 10)
     assert ensure_snippet(root, console) is True  # a changed source builds again, without `npm ci`
     assert calls.read_text().splitlines()[2:] == ["run build"]
+
+
+def test_the_dashboards_front_end_files_are_built_when_missing_or_older_than_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web, dist = tmp_path / "web", tmp_path / "static" / "dist"
+    web.mkdir()
+    (web / "package-lock.json").write_text("{}\n")
+    calls = _fake_node(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    console, output = _console()
+    assert ensure_dashboard_assets(web, dist, console) is True
+    assert calls.read_text().splitlines() == ["ci --no-audit --no-fund", "run build"]
+    assert (dist / "htmx.min.js").read_text() == "htmx\n"
+    assert "built the dashboard's front-end files" in output.getvalue()
+    assert ensure_dashboard_assets(web, dist, console) is True  # fresh: npm is not run again
+    assert len(calls.read_text().splitlines()) == 2
+    _age(dist / "htmx.min.js", 10)
+    (web / "package-lock.json").touch()  # a new lock file: installed and built again
+    assert ensure_dashboard_assets(web, dist, console) is True
+    assert calls.read_text().splitlines()[2:] == ["ci --no-audit --no-fund", "run build"]
 
 
 def test_failed_build_warns_and_keeps_the_previous_build(

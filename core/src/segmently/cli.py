@@ -97,13 +97,23 @@ def demo(ctx: click.Context, host: str, port: int) -> None:
     """Build the snippet, migrate, seed a demo site with a live experiment, and serve it with a demo shop."""
     import os
 
-    from segmently.demo import DEMO_EMAIL, DEMO_ENV, DEMO_PASSWORD, DemoSeed, ensure_snippet, seed_demo
+    from segmently.dashboard.frame import STATIC
+    from segmently.demo import (
+        DEMO_EMAIL,
+        DEMO_ENV,
+        DEMO_PASSWORD,
+        DemoSeed,
+        ensure_dashboard_assets,
+        ensure_snippet,
+        seed_demo,
+    )
     from segmently.settings import SNIPPET_DIST
 
     settings = _settings()
     out = Console(highlight=False, soft_wrap=True)
     if settings.snippet_dir == SNIPPET_DIST:  # a SEGMENTLY_SNIPPET_DIR of one's own is left alone
         ensure_snippet(SNIPPET_DIST.parent, out)
+        ensure_dashboard_assets(SNIPPET_DIST.parents[1] / "web", STATIC / "dist", out)
     ctx.invoke(migrate)
     base = f"http://{host}:{port}"
 

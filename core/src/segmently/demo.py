@@ -227,6 +227,37 @@ def ensure_snippet(root: Path, console: Console) -> bool:
     return have_old
 
 
+def ensure_dashboard_assets(web: Path, dist: Path, console: Console) -> bool:
+    """Build the dashboard's front-end files (``web/`` → ``dist``) when missing or older than the lock.
+
+    Returns whether htmx is there afterwards; like :func:`ensure_snippet` it never raises (the
+    pages work without htmx, only less smoothly).
+    """
+    target = dist / "htmx.min.js"
+    lock = web / "package-lock.json"
+    if not lock.is_file() or (target.is_file() and target.stat().st_mtime >= lock.stat().st_mtime):
+        return target.is_file()
+    problem = _node_problem()
+    failure = f"{problem}" if problem is not None else None
+    if failure is None:
+        with _npm_lock(web):
+            if dependencies_need_install(web):
+                with console.status("Installing the dashboard's front-end files (npm ci in web/) …"):
+                    failure = _npm(web, ["ci", "--no-audit", "--no-fund"], timeout=600)
+            if failure is None:
+                failure = _npm(web, ["run", "build"], timeout=300, env={"DASHBOARD_ASSETS_OUTDIR": str(dist)})
+    if failure is None and target.is_file():
+        console.print(f"[green]✓[/] built the dashboard's front-end files into {dist}", highlight=False)
+        return True
+    console.print(
+        f"[bold yellow]warning:[/] the dashboard's front-end files could not be built: {failure}; "
+        "its pages work without htmx, only with full page loads.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return target.is_file()
+
+
 # ------------------------------------------------------------------ seeding ---
 
 
