@@ -123,7 +123,7 @@ def demo(ctx: click.Context, host: str, port: int) -> None:
     seeded = _with_kernel(settings, seed)
     done = "Seeded" if seeded.created else "Found"
     out.print(f"{done} the demo organization (Enterprise plan) in {settings.data_dir}")
-    out.print(f"  sign in:    {DEMO_EMAIL} / {DEMO_PASSWORD}  (POST {base}/api/v1/auth/login)")
+    out.print(f"  sign in:    {DEMO_EMAIL} / {DEMO_PASSWORD}  (the dashboard: {base}/login)")
     out.print(f'  demo shop:  {base}/demo/  (the live experiment "Homepage headline")')
     out.print(f"  API docs:   {base}/schema")
     os.environ[DEMO_ENV] = "1"  # the app mounts the demo shop only in this process
