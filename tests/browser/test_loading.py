@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from tests.browser.conftest import BROWSER, Shop, snippet_tag
+from tests.browser.support import CHANGED, HERO, experiment, revealed, shop_site, wait_rows
+from tests.core.events.test_ingest import rows
 from tests.core.experiments.test_experiments import owner_site
 
 pytestmark = BROWSER
@@ -19,3 +23,26 @@ async def test_the_script_tag_defines_the_api(
     await page.goto(url)
     assert await page.evaluate("typeof window.Segmently.getVisitorId") == "function"
     assert page.console_errors == []  # type: ignore[attr-defined]
+
+
+async def test_the_tag_before_the_end_of_body_applies_the_variant_and_a_second_copy_changes_nothing(
+    page: Page, shop: Shop, segmently: str, api: httpx.AsyncClient, database_url: str
+) -> None:
+    h, site = await shop_site(api, database_url)
+    exp = await experiment(api, h, site)
+    tag = snippet_tag(segmently, site["api_key"])
+    url = shop.add("/", HERO + tag + tag)  # at the end of <body>, and included twice by mistake
+    await page.goto(url)
+    await expect(page.locator("h1.hero")).to_have_text(CHANGED)
+    await revealed(page)
+    assert await page.evaluate("Segmently.getVariant('hero-test')") == "variant_b"
+    views = await wait_rows(
+        database_url,
+        "SELECT url FROM events WHERE site_id = :s AND event_name IN ('page_view', 'assignment')",
+        2,
+        s=site["id"],
+    )
+    assert sorted(v[0] for v in views) == [url, url]
+    await asyncio.sleep(1.5)  # a second instance would have sent its own by now
+    assert len(await rows(database_url, "SELECT id FROM events WHERE site_id = :s", s=site["id"])) == 2
+    assert exp["status"] == "live" and page.console_errors == []  # type: ignore[attr-defined]
