@@ -81,7 +81,8 @@ async def test_wrong_password_is_refused_without_a_cookie(client: httpx.AsyncCli
 async def test_login_never_redirects_off_the_server(client: httpx.AsyncClient) -> None:
     await sign_up(client, "dan")
     client.cookies.delete(SESSION)
-    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+    targets = ("//evil.example/", "https://evil.example/", "/\\evil.example", "/\t/evil.example", "/./\\evil")
+    for target in targets:
         r = await log_in(client, "dan@example.com", next_=target)
         assert r.headers["location"] == "/sites", target
 

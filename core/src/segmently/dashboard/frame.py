@@ -65,7 +65,7 @@ def asset_urls(static: Path = STATIC) -> dict[str, str | None]:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         return f"{STATIC_PATH}/{name}?v={digest}"
 
-    return {"css": url("dashboard.css"), "htmx": url("dist/htmx.min.js")}
+    return {"css": url("dashboard.css"), "htmx": url("dist/htmx.min.js"), "js": url("dashboard.js")}
 
 
 def dashboard_templates(plugins: PluginHost) -> TemplateConfig[JinjaTemplateEngine]:
@@ -93,6 +93,8 @@ def safe_next(target: str | None) -> str:
     """Where to go after signing in: a path on this server only (never ``//evil`` or a URL)."""
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return HOME
+    if "\\" in target or any(c <= " " or c == "\x7f" for c in target):
+        return HOME  # browsers drop tabs and newlines and read \ as /: "/\t/evil" would be "//evil"
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
         return HOME
