@@ -501,6 +501,33 @@ async def test_concurrent_single_events_each_get_their_own_answer(
     assert dummy is not None
 
 
+async def test_a_failed_transaction_fails_its_requests_only_and_their_retry_stores_once(
+    client: httpx.AsyncClient, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segmently.domain.events.ingest import Ingestor
+
+    _h, site = await owner_site(client, database_url)
+    real, calls = Ingestor.commit, []
+
+    async def first_fails(self: Ingestor, *args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("could not write to the disk")
+        return await real(self, *args)
+
+    monkeypatch.setattr(Ingestor, "commit", first_fails)
+    key = {"X-API-Key": site["api_key"]}
+    bodies = [{"event_name": "page_view", "visitor_id": f"v{i}", "event_id": f"e{i}"} for i in range(4)]
+    track = "/api/v1/events/track"
+    answers = await asyncio.gather(*(client.post(track, json=b, headers=key) for b in bodies))
+    failed = [b for b, a in zip(bodies, answers, strict=True) if a.status_code == 500]
+    assert len(failed) >= 1 and all(a.status_code in (202, 500) for a in answers)
+    assert await count(database_url, "events", site["id"]) == 4 - len(failed)
+    for body in failed + bodies:  # the client resends what failed (and, to be sure, everything)
+        await client.post(track, json=body, headers=key)
+    assert await count(database_url, "events", site["id"]) == 4
+
+
 async def test_old_timestamps_are_refused_and_future_ones_clamped(
     client: httpx.AsyncClient, database_url: str
 ) -> None:

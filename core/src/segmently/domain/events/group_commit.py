@@ -82,24 +82,33 @@ class GroupCommit:
                     del self._queues[site.site_id]
 
     async def _commit(self, site: SiteKey, now: dt.datetime, group: list[_Waiting]) -> None:
+        try:
+            answers = await self._store(site, now, group)
+        except BaseException as exc:  # every request of the failed transaction fails with it
+            failure = exc if isinstance(exc, Exception) else RuntimeError("the server is stopping")
+            for item in group:
+                if not item.done.done():
+                    item.done.set_exception(failure)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for item, answer in zip(group, answers, strict=True):
+            if not item.done.done():
+                item.done.set_result(answer)
+
+    async def _store(
+        self, site: SiteKey, now: dt.datetime, group: list[_Waiting]
+    ) -> list[tuple[IngestOut, list[IngestedEvent]]]:
         accepted: list[Accepted] = []
         for owner, item in enumerate(group):
             for a in item.accepted:
                 a.owner, a.index = owner, len(accepted)  # index: the order within the transaction
                 accepted.append(a)
-        try:
-            tallies, stored = await self.ingestor.commit(site, now, accepted, [w.rejected for w in group])
-        except Exception as exc:  # every request of the failed transaction fails with it
-            for item in group:
-                if not item.done.done():
-                    item.done.set_exception(exc)
-            return
+        tallies, stored = await self.ingestor.commit(site, now, accepted, [w.rejected for w in group])
         ingested: list[list[IngestedEvent]] = [[] for _ in group]
         for a, event_id in stored:
             ingested[a.owner].append(ingested_event(site.site_id, a, event_id))
-        for item, tally, events in zip(group, tallies, ingested, strict=True):
-            if not item.done.done():
-                item.done.set_result((_out(tally), events))
+        return [(_out(tally), events) for tally, events in zip(tallies, ingested, strict=True)]
 
 
 def _out(tally: Tally) -> IngestOut:
