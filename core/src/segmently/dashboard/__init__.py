@@ -14,8 +14,11 @@ from litestar.static_files import create_static_files_router
 
 from segmently.dashboard.account_pages import AccountPages
 from segmently.dashboard.alert_pages import AlertPages
+from segmently.dashboard.flag_pages import FlagPages
 from segmently.dashboard.frame import STATIC, STATIC_PATH, dashboard_templates
+from segmently.dashboard.live_pages import LivePages
 from segmently.dashboard.org_pages import OrganizationPages
+from segmently.dashboard.site_detail import SiteDetailPages
 from segmently.dashboard.site_pages import SitePages
 from segmently.http.access import PUBLIC
 from segmently.http.protection import CSRF_EXEMPT_OPT
@@ -33,4 +36,13 @@ def dashboard_routes() -> list[Any]:
         opt={**PUBLIC, CSRF_EXEMPT_OPT: True},
         cache_control=CacheControlHeader(public=True, max_age=31_536_000),  # URLs carry a content hash
     )
-    return [AccountPages, OrganizationPages, SitePages, AlertPages, static]
+    return [
+        AccountPages,
+        OrganizationPages,
+        SitePages,
+        SiteDetailPages,
+        AlertPages,
+        LivePages,
+        FlagPages,
+        static,
+    ]

@@ -52,7 +52,7 @@ KERNEL_NAV: tuple[tuple[str, str, str], ...] = (
 
 
 def asset_urls(static: Path = STATIC) -> dict[str, str | None]:
-    """URLs of the stylesheet and htmx, each with a content hash that busts caches.
+    """URLs of the stylesheet, htmx and ``dashboard.js``, each with a content hash that busts caches.
 
     htmx is None while ``web/`` has not been built: pages then work without it (plain
     links and form posts), the bell's panel is the Alerts page.

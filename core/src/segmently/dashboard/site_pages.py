@@ -1,4 +1,4 @@
-"""The Sites page (list and "+ New Site") and one site's page with its API key and snippet."""
+"""The Sites page: the list and "+ New Site" (one site's page is ``site_detail``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.exceptions import HTTPException
-from litestar.params import FromPath, Parameter
+from litestar.params import Parameter
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
@@ -26,7 +26,7 @@ from segmently.tiers.guards import check_limit_for, plan_of
 from segmently.tiers.limits import LimitExceeded
 
 MAX_LISTED = 500
-NOTICES = {"joined": "You joined {organization}.", "created": "Site created."}
+NOTICES = {"joined": "You joined {organization}.", "created": "Site created.", "deleted": "Site deleted."}
 
 
 class SitePages(Controller):
@@ -168,27 +168,3 @@ class SitePages(Controller):
                 problem=unplaced,
             )
         return redirect(f"/sites/{out.id}?notice=created")
-
-    @get("/{site_id:str}", name="dashboard:site")
-    async def show_site(
-        self,
-        request: Request[Any, Any, Any],
-        site_id: FromPath[str],
-        actor: CurrentActor,
-        db_session: DbSession,
-        kernel: KernelState,
-        notice: Annotated[str | None, Parameter(required=False)] = None,
-    ) -> Template:
-        """One site: its URL, API key and the snippet to install (another organization's site is 404)."""
-        site = await services.get_site(db_session, actor, site_id)
-        return await page(
-            request,
-            "site.html",
-            actor,
-            db_session,
-            kernel,
-            "sites",
-            site=site,
-            base_url=kernel.settings.base_url,
-            notice=NOTICES.get(notice or ""),
-        )
