@@ -103,6 +103,17 @@ async def segmently(
 
 
 @pytest.fixture
+async def dashboard(database_url: str, tmp_path: Path, plugins: object) -> AsyncIterator[str]:
+    """The server with the dashboard's front-end files built; yields its base URL."""
+    from segmently.app import create_app
+    from tests.dashboard import assets
+
+    assets.build()
+    async with serve_app(create_app(make_settings(database_url, tmp_path), plugins)) as base:  # type: ignore[arg-type]
+        yield base
+
+
+@pytest.fixture
 async def api(segmently: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=segmently, timeout=10) as c:
         yield c

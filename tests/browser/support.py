@@ -15,6 +15,7 @@ from playwright.async_api import Browser, Page
 from tests.core.events.test_ingest import rows
 from tests.core.experiments.test_experiments import owner_site
 
+PASSWORD = "correct horse battery staple"  # dashboard sign-ups
 ORIGINAL, CHANGED = "Original headline", "Variant headline"
 HERO = f"<h1 class='hero'>{ORIGINAL}</h1><p class='lead'>Welcome</p><button class='cta'>Buy</button>"
 
@@ -117,3 +118,17 @@ async def revealed(page: Page) -> None:
 def data(value: Any) -> dict[str, Any]:
     """``event_data`` as stored: JSON text on SQLite, a decoded value on PostgreSQL."""
     return json.loads(value) if isinstance(value, str) else (value or {})
+
+
+def unexpected_errors(page: Page) -> list[str]:
+    """Console errors besides Chromium's note on the 400 of a form shown again with its field errors."""
+    errors: list[str] = page.console_errors  # type: ignore[attr-defined]
+    return [e for e in errors if not ("Failed to load resource" in e and "status of 400 (Bad Request)" in e)]
+
+
+async def shot(page: Page, name: str) -> None:
+    """A full-page screenshot ``test-artifacts/browser/dashboard-{name}.png``."""
+    from tests.browser.conftest import ARTIFACTS
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)

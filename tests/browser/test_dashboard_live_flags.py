@@ -15,13 +15,12 @@ from playwright.async_api import Page, Request, expect
 
 from segmently.domain.events import live
 from tests.browser.conftest import BROWSER
-from tests.browser.test_dashboard_pages import dashboard, shot, unexpected_errors
+from tests.browser.support import shot, unexpected_errors
 from tests.core.accounts.test_auth import bearer, signup
 from tests.core.accounts.test_team import set_plan
 from tests.dashboard.support import SESSION
 
 pytestmark = BROWSER
-__all__ = ["dashboard"]
 
 
 async def send(api: httpx.AsyncClient, key: str, *visitors: str) -> None:

@@ -5,46 +5,15 @@ Screenshots of each page go to ``test-artifacts/browser/dashboard-*.png``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import insert
 
 from segmently.db.models import Alert
-from tests.browser.conftest import ARTIFACTS, BROWSER
-from tests.conftest import make_settings, serve_app
+from tests.browser.conftest import BROWSER
+from tests.browser.support import PASSWORD, shot, unexpected_errors
 from tests.core.accounts.test_team import db_update
-from tests.dashboard import assets
 
 pytestmark = BROWSER
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-async def dashboard(database_url: str, tmp_path: Path, plugins: object) -> AsyncIterator[str]:
-    """The server with the dashboard's assets built; yields its base URL."""
-    from segmently.app import create_app
-
-    assets.build()
-    async with serve_app(create_app(make_settings(database_url, tmp_path), plugins)) as base:  # type: ignore[arg-type]
-        yield base
-
-
-def unexpected_errors(page: Page) -> list[str]:
-    """Console errors besides Chromium's note on the 400 of a form shown again with its field errors."""
-    errors: list[str] = page.console_errors  # type: ignore[attr-defined]
-    return [
-        e
-        for e in errors
-        if e != "Failed to load resource: the server responded with a status of 400 (Bad Request)"
-    ]
-
-
-async def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
 
 
 async def sign_up(page: Page, base: str, name: str, email: str) -> None:

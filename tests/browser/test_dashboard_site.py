@@ -6,44 +6,17 @@ Screenshots go to ``test-artifacts/browser/dashboard-site-*.png``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
-import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser.conftest import ARTIFACTS, BROWSER
-from tests.conftest import make_settings, serve_app
+from tests.browser.support import PASSWORD, shot, unexpected_errors
 from tests.core.accounts.test_auth import bearer
 from tests.core.accounts.test_team import set_plan
 from tests.core.experiments.test_experiments import hero
-from tests.dashboard import assets
 from tests.dashboard.support import SESSION
 
 pytestmark = BROWSER
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-async def dashboard(database_url: str, tmp_path: Path, plugins: object) -> AsyncIterator[str]:
-    """The server with the dashboard's assets built; yields its base URL."""
-    from segmently.app import create_app
-
-    assets.build()
-    async with serve_app(create_app(make_settings(database_url, tmp_path), plugins)) as base:  # type: ignore[arg-type]
-        yield base
-
-
-async def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"dashboard-site-{name}.png"), full_page=True)
-
-
-def unexpected_errors(page: Page) -> list[str]:
-    """Console errors besides Chromium's note on the 400 of a form shown again with its field errors."""
-    errors: list[str] = page.console_errors  # type: ignore[attr-defined]
-    return [e for e in errors if "status of 400 (Bad Request)" not in e]
 
 
 async def session_token(page: Page) -> str:
@@ -85,7 +58,7 @@ async def test_run_an_experiment_copy_the_tag_test_a_rule_and_delete_the_site(
     archived = page.locator("#group-archived")
     await expect(draft.locator(".experiment-name")).to_have_text(["Hero test"])
     await expect(live.get_by_text("No live experiments.")).to_be_visible()
-    await shot(page, "draft")
+    await shot(page, "site-draft")
 
     await draft.get_by_role("button", name="Start Hero test").click()
     await expect(
@@ -95,7 +68,7 @@ async def test_run_an_experiment_copy_the_tag_test_a_rule_and_delete_the_site(
     await expect(live.get_by_role("link", name="Results of Hero test")).to_have_attribute(
         "href", f"/experiments/{made.json()['id']}"
     )
-    await shot(page, "live")
+    await shot(page, "site-live")
     await live.get_by_role("button", name="Pause Hero test").click()
     await expect(page.get_by_text("Experiment paused. Its data is kept.")).to_be_visible()
     await expect(paused.locator(".experiment-name")).to_have_text(["Hero test"])
@@ -104,7 +77,7 @@ async def test_run_an_experiment_copy_the_tag_test_a_rule_and_delete_the_site(
     await expect(archived.get_by_role("button", name="Reinstate Hero test")).to_be_hidden()  # collapsed
     await archived.locator("summary").click()
     await expect(archived.locator("summary")).to_have_text("Archived (1)")
-    await shot(page, "archived")
+    await shot(page, "site-archived")
     await archived.get_by_role("button", name="Reinstate Hero test").click()
     await expect(page.get_by_text("Experiment reinstated as a draft.")).to_be_visible()
     await expect(draft.locator(".experiment-name")).to_have_text(["Hero test"])
@@ -120,7 +93,7 @@ async def test_run_an_experiment_copy_the_tag_test_a_rule_and_delete_the_site(
     await expect(copy).to_have_text("Copied the install tag")
     assert await page.evaluate("() => navigator.clipboard.readText()") == tag
     await expect(page.locator("#copy-status")).to_have_text("Copied to the clipboard.")
-    await shot(page, "copied")
+    await shot(page, "site-copied")
 
     # the tester with htmx: the answer replaces the tester, the page stays
     tester = page.locator("#rule-tester")
@@ -133,7 +106,7 @@ async def test_run_an_experiment_copy_the_tag_test_a_rule_and_delete_the_site(
     await page.locator("#rule-tester").get_by_label("Test URL").fill("/cart")
     await page.locator("#rule-tester").get_by_role("button", name="Test").click()
     await expect(page.locator("#rule-tester .fire-result")).to_have_text("Would not fire")
-    await shot(page, "tester-htmx")
+    await shot(page, "site-tester-htmx")
 
     # the same form without JavaScript: a normal post that answers with the whole page
     plain = await browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 800})
@@ -162,13 +135,13 @@ async def test_run_an_experiment_copy_the_tag_test_a_rule_and_delete_the_site(
         "Type the site's name (Ann's shop) to confirm deleting it and all its data"
     )
     await expect(confirm).to_have_attribute("aria-invalid", "true")
-    await shot(page, "delete-refused")
+    await shot(page, "site-delete-refused")
     await confirm.fill("Ann's shop")
     await page.get_by_role("button", name="Delete Site").click()
     await page.wait_for_url(f"{dashboard}/sites?notice=deleted")
     await expect(page.get_by_text("Site deleted.")).to_be_visible()
     await expect(page.get_by_text("No sites yet")).to_be_visible()
-    await shot(page, "deleted")
+    await shot(page, "site-deleted")
     assert unexpected_errors(page) == []
 
 
