@@ -14,10 +14,14 @@ from litestar.static_files import create_static_files_router
 
 from segmently.dashboard.account_pages import AccountPages
 from segmently.dashboard.alert_pages import AlertPages
+from segmently.dashboard.editor_pages import EditorPages
+from segmently.dashboard.experiment_pages import ExperimentPages
 from segmently.dashboard.flag_pages import FlagPages
 from segmently.dashboard.frame import STATIC, STATIC_PATH, dashboard_templates
 from segmently.dashboard.live_pages import LivePages
 from segmently.dashboard.org_pages import OrganizationPages
+from segmently.dashboard.results_pages import ResultsPages
+from segmently.dashboard.settings_pages import SettingsPages
 from segmently.dashboard.site_detail import SiteDetailPages
 from segmently.dashboard.site_pages import SitePages
 from segmently.http.access import PUBLIC
@@ -44,5 +48,9 @@ def dashboard_routes() -> list[Any]:
         AlertPages,
         LivePages,
         FlagPages,
+        ExperimentPages,
+        EditorPages,
+        ResultsPages,
+        SettingsPages,
         static,
     ]

@@ -1,23 +1,16 @@
-"""Session and organization pages: sign out, switch organization, Settings, API keys, Analytics."""
+"""Session and organization pages: sign out, switch organization."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, get, post
+from litestar import Controller, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
-from litestar.response import Redirect, Template
-from sqlalchemy import select
+from litestar.response import Redirect
 
 from segmently.dashboard.errors import PAGE_ERRORS
-from segmently.dashboard.frame import HOME, page, redirect, signed_out
-from segmently.db.models import Site
-from segmently.domain.accounts import services, team
-from segmently.domain.sites.services import count_sites
-from segmently.http.deps import CurrentActor, DbSession, KernelState
-from segmently.tiers import usage
-from segmently.tiers.guards import plan_of
+from segmently.dashboard.frame import HOME, redirect, signed_out
+from segmently.domain.accounts import services
+from segmently.http.deps import CurrentActor, DbSession
 
 
 class OrganizationPages(Controller):
@@ -45,42 +38,3 @@ class OrganizationPages(Controller):
                 db_session.add(user)
                 return redirect(HOME)
         raise NotFoundException("You are not a member of this organization")
-
-    @get("/settings", name="dashboard:settings")
-    async def settings(
-        self, request: Request[Any, Any, Any], actor: CurrentActor, db_session: DbSession, kernel: KernelState
-    ) -> Template:
-        """The organization, your role, the plan and its usage badges."""
-        plan = await plan_of(kernel, actor.organization)
-        counts = {
-            "sites": await count_sites(db_session, actor.organization_id),
-            "members": await team.seats_used(db_session, actor.organization_id),
-        }
-        return await page(
-            request,
-            "settings.html",
-            actor,
-            db_session,
-            kernel,
-            "settings",
-            badges=usage(kernel.plans, plan, counts),
-        )
-
-    @get("/api-keys", name="dashboard:api-keys")
-    async def api_keys(
-        self, request: Request[Any, Any, Any], actor: CurrentActor, db_session: DbSession, kernel: KernelState
-    ) -> Template:
-        """Each site's public API key (what its snippet tag carries)."""
-        sites = (
-            await db_session.scalars(
-                select(Site).where(Site.organization_id == actor.organization_id).order_by(Site.name)
-            )
-        ).all()
-        return await page(request, "api_keys.html", actor, db_session, kernel, "api-keys", sites=sites)
-
-    @get("/analytics", name="dashboard:analytics")
-    async def analytics(
-        self, request: Request[Any, Any, Any], actor: CurrentActor, db_session: DbSession, kernel: KernelState
-    ) -> Template:
-        """Where experiment results will be; says so until those pages exist."""
-        return await page(request, "analytics.html", actor, db_session, kernel, "analytics")
