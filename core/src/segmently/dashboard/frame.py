@@ -68,6 +68,12 @@ def asset_urls(static: Path = STATIC) -> dict[str, str | None]:
     return {"css": url("dashboard.css"), "htmx": url("dist/htmx.min.js"), "js": url("dashboard.js")}
 
 
+def static_url(name: str) -> str:
+    """The URL of a file of ``static/`` (a page's own script or stylesheet), with a content hash."""
+    digest = hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
+    return f"{STATIC_PATH}/{name}?v={digest}"
+
+
 def dashboard_templates(plugins: PluginHost) -> TemplateConfig[JinjaTemplateEngine]:
     """Litestar's template config: the dashboard's templates first, then the plugins' directories."""
     if not (STATIC / "dist" / "htmx.min.js").is_file():

@@ -9,7 +9,6 @@ Pause/Resume: while paused, the poll is cancelled before any request is made.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -18,7 +17,7 @@ from litestar.params import FromPath, Parameter, QueryParameter
 from litestar.response import Template
 
 from segmently.dashboard.errors import PAGE_ERRORS
-from segmently.dashboard.frame import STATIC, STATIC_PATH, page
+from segmently.dashboard.frame import page, static_url
 from segmently.db.base import utcnow
 from segmently.domain.events.live import LiveFeed, LiveQuery, live_feed, parse_query
 from segmently.domain.sites.services import get_site
@@ -36,12 +35,6 @@ RANGE_LABELS = {
     "7d": "Last 7 days",
 }
 """The date range's choices in the order of ``live.RANGES``."""
-
-
-def script_url(name: str = "live.js") -> str:
-    """The URL of a page script of this folder, with a content hash that busts caches."""
-    digest = hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
-    return f"{STATIC_PATH}/{name}?v={digest}"
 
 
 def ago(at: dt.datetime, now: dt.datetime) -> str:
@@ -127,7 +120,7 @@ class LivePages(Controller):
             pills=[(name, pill_href(site.id, filters, name)) for name in ("all", *feed.event_types)],
             poll_url=poll_url(site.id, query, feed),
             poll_trigger=POLL,
-            live_js=script_url(),
+            live_js=static_url("live.js"),
         )
 
     @get("/rows", name="dashboard:live-rows")
