@@ -137,6 +137,12 @@ async def test_navigation_lists_kernel_pages_and_the_dummy_plugins_entry(client:
     ]
     assert 'href="/sites" aria-current="page"' in nav.group(1)
 
+    dummy = await client.get("/dashboard/dummy")  # the plugin's page, inside the frame
+    assert dummy.status_code == 200, dummy.text
+    assert '<p id="dummy-notes">Notes: 0</p>' in dummy.text
+    assert 'href="/dashboard/dummy" aria-current="page"' in dummy.text
+    assert "<title>Dummy · fay org · Segmently</title>" in dummy.text
+
 
 async def test_every_page_labels_every_form_control(client: httpx.AsyncClient) -> None:
     pages = ["/login", "/signup", "/forgot-password", "/reset-password?token=t"]
