@@ -42,5 +42,6 @@ def build() -> Path:
             _npm("run", "build")
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-    assert (DIST / "htmx.min.js").is_file()
+    for name in ("htmx.min.js", "uPlot.iife.min.js", "uPlot.min.css"):
+        assert (DIST / name).is_file(), f"the build left out {name}"
     return DIST

@@ -61,3 +61,16 @@ def field_error(html: str, field: str) -> str | None:
 def text(html: str) -> str:
     """The page's visible words, roughly (tags dropped, blanks collapsed)."""
     return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def assert_labelled(url: str, html: str) -> int:
+    """Fail on a visible form control without a ``<label for>``; returns how many were checked."""
+    labels = set(re.findall(r'<label for="([^"]+)"', html))
+    checked = 0
+    for control in re.findall(r"<(?:input|select|textarea)\b[^>]*>", html):
+        if 'type="hidden"' in control:
+            continue
+        match = re.search(r'id="([^"]+)"', control)
+        assert match and match.group(1) in labels, f"{url}: unlabelled {control}"
+        checked += 1
+    return checked

@@ -15,7 +15,7 @@ from segmently.http.access import access_of
 from tests.conftest import Inbox
 from tests.core.accounts.test_auth import bearer
 from tests.core.accounts.test_team import db_update, set_plan, token_from
-from tests.dashboard.support import SESSION, post_form, sign_up, text
+from tests.dashboard.support import SESSION, assert_labelled, post_form, sign_up, text
 
 pytestmark = pytest.mark.usefixtures("backend")
 PAGES = ("/sites", "/alerts", "/settings", "/api-keys", "/analytics")
@@ -151,19 +151,6 @@ async def test_every_page_labels_every_form_control(client: httpx.AsyncClient) -
     await sign_up(client, "gus")
     checked = [assert_labelled(url, (await client.get(url)).text) for url in PAGES]
     assert sum(checked) > 0  # the signed-in pages hold forms too (new site, org switcher)
-
-
-def assert_labelled(url: str, html: str) -> int:
-    """Fail on a visible form control without a ``<label for>``; returns how many were checked."""
-    labels = set(re.findall(r'<label for="([^"]+)"', html))
-    checked = 0
-    for control in re.findall(r"<(?:input|select|textarea)\b[^>]*>", html):
-        if 'type="hidden"' in control:
-            continue
-        match = re.search(r'id="([^"]+)"', control)
-        assert match and match.group(1) in labels, f"{url}: unlabelled {control}"
-        checked += 1
-    return checked
 
 
 async def test_each_page_needs_at_most_100_kb_of_gzipped_js_and_css(client: httpx.AsyncClient) -> None:
