@@ -272,10 +272,14 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: Litestar) -> AsyncIterator[str]:
-    """Serve ``app`` over real HTTP on loopback in this event loop; yields the base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+async def serve_app(app: Litestar, sock: socket.socket | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` over real HTTP on loopback in this event loop; yields the base URL.
+
+    ``sock``: a socket already bound on loopback (when the app's settings must know the port).
+    """
+    if sock is None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = _InLoopServer(uvicorn.Config(app, lifespan="on", log_config=None, access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
