@@ -197,6 +197,18 @@ async def test_both_install_tags_and_the_api_key_have_copy_buttons(
     assert served.status_code == 200 and "navigator.clipboard" in served.text
 
 
+async def test_integration_guides_fold_one_platform_each(
+    client: httpx.AsyncClient, api: httpx.AsyncClient, database_url: str
+) -> None:
+    o = await owner(client, api, database_url, "guy")
+    html = (await client.get(o.page)).text
+    guides = re.findall(r'<details class="guide" id="guide-([\w-]+)">\s*<summary>(.*?)</summary>', html)
+    assert [name for name, _ in guides] == ["html", "wordpress", "shopify", "webflow", "spa", "gtm", "events"]
+    assert "Shopify" in dict(guides)["shopify"] and "Google Tag Manager" in dict(guides)["gtm"]
+    assert '<details class="guide" id="guide-html" open' not in html  # folded until opened
+    assert "checkout.total_price" in html  # Liquid shown literally, not run by Jinja
+
+
 async def test_the_site_page_links_to_its_live_events_and_flags(
     client: httpx.AsyncClient, api: httpx.AsyncClient, database_url: str
 ) -> None:
