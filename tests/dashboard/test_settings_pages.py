@@ -369,6 +369,13 @@ async def test_the_owner_changes_roles_suspends_activates_and_removes_members(
     assert r.headers["location"] == "/settings/team?notice=suspended"
     html = (await client.get(r.headers["location"])).text
     assert "Suspended" in text(row(html, carl_id)) and button(row(html, carl_id), "Activate") == (False, None)
+    assert button(row(html, carl_id), "Transfer ownership") == (
+        True,
+        "Only an active member can become the owner",
+    )
+    forged = await post_form(client, f"/settings/team/members/{carl_id}/transfer", {})
+    assert forged.status_code == 400
+    assert problem(forged.text) == "Only an active member can become the owner"
     refused = await api.get("/api/v1/projects", headers=bearer(carl["token"]))
     assert refused.status_code == 403 and "suspended" in refused.json()["detail"]
     await post_form(client, f"/settings/team/members/{carl_id}/activate", {})

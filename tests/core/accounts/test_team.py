@@ -12,7 +12,9 @@ from segmently_dummy import plugin as dummy
 from sqlalchemy import update
 
 from segmently.db.engine import Database
-from segmently.db.models import Invitation, Organization
+from segmently.db.models import Invitation, Membership, Organization, User
+from segmently.domain.accounts import team as rules
+from segmently.domain.accounts.auth import Actor, Role
 from tests.conftest import Inbox
 from tests.core.accounts.test_auth import PASSWORD, bearer, signup
 
@@ -232,6 +234,87 @@ async def test_removal_rules_and_suspension(
     assert login.status_code == 200
     assert login.json()["organization"]["name"] == "Carl's organization"
     assert login.json()["organization"]["role"] == "owner"
+
+
+@pytest.mark.one_backend  # no database: the rules are plain functions
+def test_role_status_and_transfer_blockers_give_the_reason_an_action_is_refused() -> None:
+    org = Organization(id="org", name="Alpha", plan="enterprise")
+    users = {tag: User(id=tag, email=f"{tag}@example.com", name=tag.title()) for tag in ("ann", "bob", "cy")}
+    ann = Membership(id="m-ann", organization_id="org", user_id="ann", role="owner", status="active")
+    bob = Membership(id="m-bob", organization_id="org", user_id="bob", role="admin", status="active")
+    cy = Membership(id="m-cy", organization_id="org", user_id="cy", role="member", status="suspended")
+
+    def actor(tag: str, role: Role) -> Actor:
+        return Actor(user=users[tag], organization=org, role=role, via="token")
+
+    owner, admin = actor("ann", "owner"), actor("bob", "admin")
+    assert [rules.role_blocker(owner, m) for m in (ann, bob, cy)] == [
+        "Transfer ownership to change the owner's role",
+        None,
+        None,
+    ]
+    assert [rules.status_blocker(owner, m) for m in (ann, bob, cy)] == [
+        "You cannot suspend yourself",
+        None,
+        None,  # a suspended member can be activated
+    ]
+    assert [rules.transfer_blocker(owner, m) for m in (ann, bob, cy)] == [
+        "You already own this organization",
+        None,
+        "Only an active member can become the owner",
+    ]
+    for blocker in (rules.role_blocker, rules.status_blocker, rules.transfer_blocker):
+        assert [blocker(admin, m) for m in (ann, bob, cy)] == ["Owner only"] * 3, blocker.__name__
+    assert rules.status_blocker(actor("bob", "owner"), ann) == "The owner cannot be suspended"
+    assert rules.role_blocker(actor("cy", "member"), bob) == "Owner only"
+
+
+async def test_the_api_refuses_roles_suspensions_and_transfers_with_the_blockers_reasons(
+    client: httpx.AsyncClient, smtp: tuple[Inbox, int], database_url: str
+) -> None:
+    inbox, _ = smtp
+    owner = await signup(client, "alice")
+    h = bearer(owner["token"])
+    await set_plan(database_url, owner["organization"]["id"], "enterprise")
+    bob = await join(client, inbox, owner["token"], "bob", "admin")
+    await join(client, inbox, owner["token"], "carl")
+    team = {m["email"]: m for m in (await client.get("/api/v1/organization/members", headers=h)).json()}
+    alice_id, carl_id = team["alice@example.com"]["id"], team["carl@example.com"]["id"]
+
+    own_role = await client.patch(
+        f"/api/v1/organization/members/{alice_id}", json={"role": "admin"}, headers=h
+    )
+    assert own_role.status_code == 403
+    assert own_role.json()["detail"] == "Transfer ownership to change the owner's role"
+    own_status = await client.post(f"/api/v1/organization/members/{alice_id}/suspend", headers=h)
+    assert own_status.status_code == 403 and own_status.json()["detail"] == "You cannot suspend yourself"
+    to_self = await client.post(
+        "/api/v1/organization/transfer-ownership", json={"membership_id": alice_id}, headers=h
+    )
+    assert to_self.status_code == 400
+    assert to_self.json()["errors"] == [
+        {"field": "membership_id", "message": "You already own this organization"}
+    ]
+    await client.post(f"/api/v1/organization/members/{carl_id}/suspend", headers=h)
+    to_suspended = await client.post(
+        "/api/v1/organization/transfer-ownership", json={"membership_id": carl_id}, headers=h
+    )
+    assert to_suspended.status_code == 400
+    assert to_suspended.json()["detail"] == "membership_id: Only an active member can become the owner"
+    by_admin = await client.patch(
+        f"/api/v1/organization/members/{carl_id}", json={"role": "admin"}, headers=bearer(bob["token"])
+    )
+    assert by_admin.status_code == 403
+    assert by_admin.json()["detail"] == "Only the owner of alice org can do this"  # the route guard
+    roles = {
+        m["email"]: (m["role"], m["status"])
+        for m in (await client.get("/api/v1/organization/members", headers=h)).json()
+    }
+    assert roles == {
+        "alice@example.com": ("owner", "active"),
+        "bob@example.com": ("admin", "active"),
+        "carl@example.com": ("member", "suspended"),
+    }
 
 
 async def test_transfer_ownership(

@@ -18,12 +18,14 @@ from segmently.dashboard.editor_pages import EditorPages
 from segmently.dashboard.experiment_pages import ExperimentPages
 from segmently.dashboard.flag_pages import FlagPages
 from segmently.dashboard.frame import STATIC, STATIC_PATH, dashboard_templates
+from segmently.dashboard.key_pages import KeyPages
 from segmently.dashboard.live_pages import LivePages
 from segmently.dashboard.org_pages import OrganizationPages
 from segmently.dashboard.results_pages import ResultsPages
 from segmently.dashboard.settings_pages import SettingsPages
 from segmently.dashboard.site_detail import SiteDetailPages
 from segmently.dashboard.site_pages import SitePages
+from segmently.dashboard.team_pages import TeamPages
 from segmently.http.access import PUBLIC
 from segmently.http.protection import CSRF_EXEMPT_OPT
 
@@ -52,5 +54,7 @@ def dashboard_routes() -> list[Any]:
         EditorPages,
         ResultsPages,
         SettingsPages,
+        TeamPages,
+        KeyPages,
         static,
     ]

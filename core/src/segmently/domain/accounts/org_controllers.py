@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
 from litestar import Controller, delete, get, patch, post
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy import select
@@ -18,11 +16,8 @@ from segmently.domain.sites.services import count_sites
 from segmently.http.access import ADMIN, OWNER, PUBLIC
 from segmently.http.deps import CurrentActor, DbSession, KernelState
 from segmently.kernel import Kernel
-from segmently.mail import MailError, invitation_mail
 from segmently.tiers import usage
 from segmently.tiers.guards import check_limit_for, plan_of, require_feature_for
-
-log = logging.getLogger(__name__)
 
 
 class OrganizationsController(Controller):
@@ -87,27 +82,6 @@ async def _detail(kernel: Kernel, actor: Actor, db_session: DbSession) -> schema
             k: schemas.UsageOut(used=u.used, allowed=u.allowed, label=u.label, at_limit=u.at_limit)
             for k, u in badges.items()
         },
-    )
-
-
-def _invitation_out(invitation: Invitation) -> schemas.InvitationOut:
-    now = utcnow()
-    status = (
-        "accepted"
-        if invitation.accepted_at
-        else "cancelled"
-        if invitation.cancelled_at
-        else "expired"
-        if invitation.expires_at <= now
-        else "pending"
-    )
-    return schemas.InvitationOut(
-        id=invitation.id,
-        email=invitation.email,
-        role=invitation.role,
-        status=status,
-        expires_at=invitation.expires_at,
-        created_at=invitation.created_at,
     )
 
 
@@ -223,7 +197,7 @@ class TeamController(Controller):
             .where(Invitation.organization_id == actor.organization_id)
             .order_by(Invitation.created_at.desc())
         )
-        return [_invitation_out(i) for i in rows]
+        return [team.invitation_out(i) for i in rows]
 
     @post("/invitations", operation_id="inviteMember", opt=ADMIN, status_code=HTTP_201_CREATED)
     async def invite(
@@ -239,23 +213,9 @@ class TeamController(Controller):
             kernel, actor.organization, "members", await team.seats_used(db_session, actor.organization_id)
         )
         invitation, token = await team.invite(db_session, actor, data)
-        inviter = actor.user.name if actor.user else actor.organization.name
-        mail = invitation_mail(
-            invitation.email,
-            actor.organization.name,
-            inviter,
-            invitation.role,
-            f"{kernel.settings.base_url}/invitations/{token}",
-            invitation.expires_at,
-        )
-        try:
-            await kernel.mailer.send(mail)
-        except MailError as exc:  # nothing is saved: the inviter sees the failure and can retry
-            log.error("invitation mail to %s failed: %s", invitation.email, exc)
-            raise HTTPException(
-                status_code=502, detail=f"The invitation mail could not be sent: {exc}"
-            ) from exc
-        return _invitation_out(invitation)
+        out = team.invitation_out(invitation)
+        await team.send_invitation(kernel, actor, out, token)  # a 502 here saves nothing
+        return out
 
     @delete(
         "/invitations/{invitation_id:str}",

@@ -1,10 +1,15 @@
-"""Team rules: invitations, roles, suspension, removal, ownership and seats."""
+"""Team rules: invitations, roles, suspension, removal, ownership and seats.
+
+Each rule on a member has a ``*_blocker`` function (the reason an action is refused, or None)
+that both the service refusing it and the dashboard's disabled buttons use.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
-from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,9 +20,14 @@ from segmently.domain.accounts.auth import Actor
 from segmently.domain.accounts.security import random_token, sha256
 from segmently.domain.accounts.services import Conflict, normalise_email
 from segmently.http.errors import field_error
+from segmently.kernel import Kernel
+from segmently.mail import MailError, invitation_mail
 from segmently.outbox import emit
 
+log = logging.getLogger(__name__)
+
 INVITATION_DAYS = 7
+OWNER_ONLY = "Owner only"
 
 
 async def seats_used(session: AsyncSession, organization_id: str) -> int:
@@ -79,6 +89,52 @@ async def invite(session: AsyncSession, actor: Actor, data: schemas.InvitationIn
         {"invitation_id": invitation.id, "email": email, "role": data.role},
     )
     return invitation, token
+
+
+def invitation_out(invitation: Invitation) -> schemas.InvitationOut:
+    """An invitation as the API answers it, with its status (pending, accepted, cancelled, expired)."""
+    status = (
+        "accepted"
+        if invitation.accepted_at
+        else "cancelled"
+        if invitation.cancelled_at
+        else "expired"
+        if invitation.expires_at <= utcnow()
+        else "pending"
+    )
+    return schemas.InvitationOut(
+        id=invitation.id,
+        email=invitation.email,
+        role=invitation.role,
+        status=status,
+        expires_at=invitation.expires_at,
+        created_at=invitation.created_at,
+    )
+
+
+async def send_invitation(
+    kernel: Kernel, actor: Actor, invitation: schemas.InvitationOut, token: str
+) -> None:
+    """Mail the invitation link made with ``token`` to the invited address.
+
+    Raises:
+        HTTPException: 502 when the mail cannot be sent; the caller saves nothing, so the
+            inviter sees the failure and can try again.
+    """
+    inviter = actor.user.name if actor.user else actor.organization.name
+    mail = invitation_mail(
+        invitation.email,
+        actor.organization.name,
+        inviter,
+        invitation.role,
+        f"{kernel.settings.base_url}/invitations/{token}",
+        invitation.expires_at,
+    )
+    try:
+        await kernel.mailer.send(mail)
+    except MailError as exc:
+        log.error("invitation mail to %s failed: %s", invitation.email, exc)
+        raise HTTPException(status_code=502, detail=f"The invitation mail could not be sent: {exc}") from exc
 
 
 async def open_invitation(session: AsyncSession, token: str) -> tuple[Invitation, Organization]:
@@ -143,11 +199,15 @@ async def members(session: AsyncSession, organization_id: str) -> list[tuple[Mem
     return sorted(((m, u) for m, u in rows), key=lambda mu: order.get(mu[0].role, 3))
 
 
+def _is_self(actor: Actor, target: Membership) -> bool:
+    return actor.user is not None and target.user_id == actor.user.id
+
+
 def removal_blocker(actor: Actor, target: Membership, team: list[tuple[Membership, User]]) -> str | None:
     """Why ``actor`` may not remove ``target`` (a short reason the UI shows), or None."""
     if actor.role != "owner":
-        return "Owner only"
-    if actor.user is not None and target.user_id == actor.user.id:
+        return OWNER_ONLY
+    if _is_self(actor, target):
         return "You"
     active = [m for m, _ in team if m.status == "active"]
     if target.status == "active" and len(active) <= 1:
@@ -157,6 +217,37 @@ def removal_blocker(actor: Actor, target: Membership, team: list[tuple[Membershi
         return "Last admin"
     if target.role == "owner":
         return "Owner: transfer ownership first"
+    return None
+
+
+def role_blocker(actor: Actor, target: Membership) -> str | None:
+    """Why ``actor`` may not make ``target`` an admin or a plain member, or None."""
+    if actor.role != "owner":
+        return OWNER_ONLY
+    if target.role == "owner":
+        return "Transfer ownership to change the owner's role"
+    return None
+
+
+def status_blocker(actor: Actor, target: Membership) -> str | None:
+    """Why ``actor`` may not suspend or reactivate ``target``, or None."""
+    if actor.role != "owner":
+        return OWNER_ONLY
+    if _is_self(actor, target):
+        return "You cannot suspend yourself"
+    if target.role == "owner":
+        return "The owner cannot be suspended"
+    return None
+
+
+def transfer_blocker(actor: Actor, target: Membership) -> str | None:
+    """Why ``actor`` may not make ``target`` the owner, or None."""
+    if actor.role != "owner":
+        return OWNER_ONLY
+    if _is_self(actor, target):
+        return "You already own this organization"
+    if target.status != "active":
+        return "Only an active member can become the owner"
     return None
 
 
@@ -209,10 +300,8 @@ async def set_status(session: AsyncSession, actor: Actor, membership_id: str, st
     """Suspend or reactivate a member (owner only; never yourself or the owner)."""
     actor.require("owner", "suspend or activate members")
     target = await membership_of(session, actor, membership_id)
-    if actor.user is not None and target.user_id == actor.user.id:
-        raise PermissionDeniedException("You cannot suspend yourself")
-    if target.role == "owner":
-        raise PermissionDeniedException("The owner cannot be suspended")
+    if (reason := status_blocker(actor, target)) is not None:
+        raise PermissionDeniedException(reason)
     target.status = status
     await session.flush()
     return target
@@ -222,8 +311,8 @@ async def set_role(session: AsyncSession, actor: Actor, membership_id: str, role
     """Make a member an admin or a plain member (owner only; ownership moves by transfer)."""
     actor.require("owner", "change roles")
     target = await membership_of(session, actor, membership_id)
-    if target.role == "owner":
-        raise PermissionDeniedException("Transfer ownership to change the owner's role")
+    if (reason := role_blocker(actor, target)) is not None:
+        raise PermissionDeniedException(reason)
     target.role = role
     await session.flush()
     return target
@@ -234,10 +323,8 @@ async def transfer_ownership(session: AsyncSession, actor: Actor, membership_id:
     actor.require("owner", "transfer ownership")
     user = actor.require_user()
     target = await membership_of(session, actor, membership_id)
-    if target.user_id == user.id:
-        raise field_error("membership_id", "You already own this organization")
-    if target.status != "active":
-        raise field_error("membership_id", "Only an active member can become the owner")
+    if (reason := transfer_blocker(actor, target)) is not None:
+        raise field_error("membership_id", reason)
     mine = await session.scalar(
         select(Membership).where(
             Membership.organization_id == actor.organization_id, Membership.user_id == user.id
