@@ -4,6 +4,7 @@ reasons per role, management keys shown once, tenancy."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from html import unescape
@@ -11,11 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+from litestar import Litestar
 
+from segmently.domain.alerts.jobs import kernel_jobs
 from tests.conftest import Inbox
 from tests.core.accounts.test_auth import PASSWORD, bearer, signup
 from tests.core.accounts.test_team import join, set_plan, token_from
-from tests.dashboard.support import SESSION, field_error, post_form, text
+from tests.dashboard.support import SESSION, assert_labelled, field_error, post_form, text
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -110,8 +113,8 @@ async def test_notifications_and_billing_tabs_say_what_exists(
 ) -> None:
     as_user(client, await account(api, database_url, "ann", plan="professional"))
     words = text((await client.get("/settings/notifications")).text)
-    assert "Winner found a variant reaches 95% confidence over the control Yes: the alert bell" in words
-    assert "Weekly reports Not available yet" in words
+    assert "Weekly reports Not available yet: Segmently sends no weekly reports." in words
+    assert "password reset links are not notifications: they always go" in words
     billing = text((await client.get("/settings/billing")).text)
     assert "Current plan Professional" in billing
     assert "0/1 team members" in billing
@@ -210,6 +213,105 @@ async def test_password_change_needs_the_current_one_ends_other_sessions_and_kee
         "/api/v1/auth/login", json={"email": "ann@example.com", "password": "a much longer one"}
     )
     assert login.status_code == 200
+
+
+# ---------------------------------------------------------------- notifications ---
+
+CHOICES = ("email_enabled", "experiment_results", "weekly_reports", "security_alerts")
+
+
+def boxes(html: str) -> dict[str, str]:
+    """Each notification checkbox: "on", "off" or "disabled", with its label checked."""
+    out = {}
+    for name in CHOICES:
+        match = re.search(rf'<input type="checkbox" id="f-{name}"([^>]*)><label for="f-{name}">', html)
+        assert match, f"no labelled checkbox {name}"
+        attrs = match.group(1)
+        out[name] = "disabled" if " disabled" in attrs else "on" if " checked" in attrs else "off"
+    return out
+
+
+async def test_notifications_are_each_persons_own_choice_saved_and_shown(
+    client: httpx.AsyncClient, api: httpx.AsyncClient, database_url: str, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, _ = smtp
+    ann = await account(api, database_url, "ann")
+    bob = await join(api, inbox, ann["token"], "bob")
+    as_user(client, ann)
+    page = (await client.get("/settings/notifications")).text
+    assert boxes(page) == {
+        "email_enabled": "on",
+        "experiment_results": "on",
+        "weekly_reports": "disabled",
+        "security_alerts": "on",
+    }
+    assert assert_labelled("/settings/notifications", page) >= 4
+    assert "Your own choices, for ann@example.com" in text(page)
+
+    saved = await post_form(client, "/settings/notifications", {"experiment_results": "on"})
+    assert saved.status_code == 303
+    assert saved.headers["location"] == "/settings/notifications?notice=notifications"
+    after = (await client.get(saved.headers["location"])).text
+    assert notice(after) == "Notification settings saved."
+    assert boxes(after) == {
+        "email_enabled": "off",
+        "experiment_results": "on",
+        "weekly_reports": "disabled",
+        "security_alerts": "off",
+    }
+    forged = await post_form(client, "/settings/notifications", {"weekly_reports": "on"})
+    assert forged.status_code == 303  # a box that is not offered changes nothing
+    assert boxes((await client.get("/settings/notifications")).text)["weekly_reports"] == "disabled"
+    no_csrf = await client.post("/settings/notifications", data={"security_alerts": "on"})
+    assert no_csrf.status_code == 403
+    assert boxes((await client.get("/settings/notifications")).text)["security_alerts"] == "off"
+
+    as_user(client, bob)  # a member of the same organization keeps their own (default) choices
+    assert set(boxes((await client.get("/settings/notifications")).text).values()) == {"on", "disabled"}
+    await post_form(client, "/settings/notifications", {"email_enabled": "on", "security_alerts": "on"})
+    as_user(client, ann)  # and saving them changed nothing of ann's
+    assert boxes((await client.get("/settings/notifications")).text)["email_enabled"] == "off"
+
+
+async def test_a_password_change_in_security_mails_the_person_only_with_security_alerts_on(
+    app: Litestar,
+    client: httpx.AsyncClient,
+    api: httpx.AsyncClient,
+    database_url: str,
+    smtp: tuple[Inbox, int],
+) -> None:
+    inbox, _ = smtp
+    kernel_jobs(app.state.kernel)  # as on a node running the scheduler: its outbox sends the mail
+    ann = await account(api, database_url, "ann")
+    as_user(client, ann)
+    off = await post_form(
+        client, "/settings/notifications", {"email_enabled": "on", "experiment_results": "on"}
+    )
+    assert off.status_code == 303
+    changed = await post_form(
+        client, "/settings/password", {"current_password": PASSWORD, "new_password": "a much longer one"}
+    )
+    assert changed.status_code == 303
+    as_user(client, {"token": changed.cookies[SESSION]})
+    await post_form(
+        client,
+        "/settings/notifications",
+        {"email_enabled": "on", "experiment_results": "on", "security_alerts": "on"},
+    )
+    again = await post_form(
+        client,
+        "/settings/password",
+        {"current_password": "a much longer one", "new_password": "another long one"},
+    )
+    assert again.status_code == 303
+    for _ in range(200):
+        if inbox.to("ann@example.com"):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # the first change's mail, had it been written, would be here too
+    (mail,) = inbox.to("ann@example.com")
+    assert mail["Subject"] == "Your Segmently password was changed"
+    assert "The password of the Segmently account for ann@example.com was changed" in Inbox.body(mail)
 
 
 # ------------------------------------------------------------------------- team ---

@@ -94,13 +94,14 @@ def make_kernel(settings: Settings, plugins: PluginHost | None = None) -> Kernel
     host = plugins or PluginHost.load(settings.disabled_plugins)
     host.models()  # plugin tables join the shared metadata before anything uses it
     db = Database(settings.database_url)
+    mailer = mailer_from_settings(settings.mail)
     kernel = Kernel(
         settings=settings,
         db=db,
         plugins=host,
-        outbox=OutboxDispatcher(db, host, settings.outbox_poll_seconds),
+        outbox=OutboxDispatcher(db, host, settings.outbox_poll_seconds, mailer=mailer),
         plans=load_plans(host.features(), settings.plans_file),
-        mailer=mailer_from_settings(settings.mail),
+        mailer=mailer,
         site_keys=SiteKeys(db),
         countries=Countries(settings.country_header, settings.geoip_db),
     )

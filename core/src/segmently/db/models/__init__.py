@@ -19,6 +19,7 @@ from segmently.db.models.experiments import (
     SiteSettings,
     Variant,
 )
+from segmently.db.models.notifications import NotificationPreference, OutboxMail
 from segmently.db.models.outbox import OutboxEvent
 
 __all__ = [
@@ -35,8 +36,10 @@ __all__ = [
     "ManagementKey",
     "Membership",
     "MonthlyVisitor",
+    "NotificationPreference",
     "Organization",
     "OutboxEvent",
+    "OutboxMail",
     "PasswordReset",
     "Site",
     "SiteSettings",

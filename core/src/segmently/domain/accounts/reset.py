@@ -27,6 +27,7 @@ from segmently.db.base import utcnow
 from segmently.db.models import PasswordReset, User
 from segmently.domain.accounts import schemas, services
 from segmently.domain.accounts.security import hash_password, random_token, sha256
+from segmently.domain.alerts.mails import queue_password_changed_mail
 from segmently.http.access import PUBLIC
 from segmently.http.deps import DbSession, KernelState
 from segmently.http.errors import field_error
@@ -159,6 +160,7 @@ async def complete_reset(session: AsyncSession, settings: Settings, data: Passwo
     user.password_hash = password_hash
     user.token_version += 1  # every session issued so far ends
     await session.flush()
+    await queue_password_changed_mail(session, settings.base_url, user)
     return services.token_for(settings, user)
 
 

@@ -18,6 +18,7 @@ from segmently.domain.accounts.security import (
     issue_token,
     verify_password_async,
 )
+from segmently.domain.alerts.mails import queue_password_changed_mail
 from segmently.http.errors import field_error
 from segmently.settings import Settings
 
@@ -150,6 +151,8 @@ async def change_password(
     user.token_version += 1
     session.add(user)
     await session.flush()
+    # the security alert, in this transaction: sent after the commit, never for a refused change
+    await queue_password_changed_mail(session, settings.base_url, user)
     return token_for(settings, user)
 
 

@@ -5,6 +5,8 @@ Each takes the kernel's clock as "now" and is idempotent. Exactly-once effects
 the job lock alone: the alert row is written in the same transaction as a
 conditional ``UPDATE … SET winner_alert_sent = true WHERE winner_alert_sent = false``,
 so two writers (two nodes, or the CLI beside a running server) can never both alert.
+The alert mails (one per opted-in active member) are queued in that same transaction
+(:mod:`segmently.domain.alerts.mails`) and sent by the outbox dispatcher after the commit.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from segmently.db.models import (
     Organization,
     Variant,
 )
+from segmently.domain.alerts.mails import queue_alert_mails
 from segmently.domain.analytics.results import decide_on, store_minima
 from segmently.domain.events.ingest import primary_goal_id
 from segmently.domain.events.partitions import ensure_partitions
@@ -230,9 +233,10 @@ async def _look_and_alert(
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             return 0  # another writer alerted first
         message, data = winner_message(Look(exp, variants, decision, counts))
+        alert_id = new_id()
         session.add(
             Alert(
-                id=new_id(),
+                id=alert_id,
                 organization_id=exp.organization_id,
                 experiment_id=exp.id,
                 alert_type="winner_detected",
@@ -246,6 +250,16 @@ async def _look_and_alert(
             "significance.reached",
             exp.organization_id,
             {"experiment_id": exp.id, "experiment_name": exp.name, "project_id": exp.site_id, **data},
+        )
+        await queue_alert_mails(
+            session,
+            kernel.settings.base_url,
+            alert_id=alert_id,
+            alert_type="winner_detected",
+            organization_id=exp.organization_id,
+            experiment_id=exp.id,
+            experiment_name=exp.name,
+            message=message,
         )
         if (exp.advanced or {}).get("auto_pause_at_significance"):
             live = await session.get(Experiment, exp.id)
@@ -286,6 +300,7 @@ async def run_duration_alerts(kernel: Kernel) -> int:
             )
             if unclaimed.rowcount != 1:  # type: ignore[attr-defined]
                 continue
+            message = f"{exp.name} has run {days} days without a clear winner"
             result = await session.execute(
                 insert(Alert)
                 .values(
@@ -293,7 +308,7 @@ async def run_duration_alerts(kernel: Kernel) -> int:
                     organization_id=exp.organization_id,
                     experiment_id=exp.id,
                     alert_type="max_duration_exceeded",
-                    message=f"{exp.name} has run {days} days without a clear winner",
+                    message=message,
                     data={"max_duration_days": days, "activated_at": exp.activated_at.isoformat()},
                     read=False,
                     created_at=now,
@@ -301,7 +316,18 @@ async def run_duration_alerts(kernel: Kernel) -> int:
                 .on_conflict_do_nothing(index_elements=["experiment_id", "alert_type"])
                 .returning(Alert.id)
             )
-            raised += len(result.all())
+            for (alert_id,) in result.all():  # none when another writer inserted it first
+                raised += 1
+                await queue_alert_mails(
+                    session,
+                    kernel.settings.base_url,
+                    alert_id=alert_id,
+                    alert_type="max_duration_exceeded",
+                    organization_id=exp.organization_id,
+                    experiment_id=exp.id,
+                    experiment_name=exp.name,
+                    message=message,
+                )
     return raised
 
 
@@ -309,7 +335,12 @@ async def run_duration_alerts(kernel: Kernel) -> int:
 
 
 def kernel_jobs(kernel: Kernel) -> list[JobSpec]:
-    """The kernel's jobs, bound to ``kernel``."""
+    """The kernel's jobs, bound to ``kernel``.
+
+    A node that runs them also sends the queued notification mails: its outbox dispatcher
+    gets the kernel's mailer (when it has none yet).
+    """
+    kernel.outbox.use_mailer(kernel.mailer)
 
     async def experiment_schedule() -> None:
         await run_experiment_schedule(kernel)
