@@ -2,9 +2,12 @@
 // <script>) and, beside it, one file per lazily loaded chunk found in src/modules/
 // (src/modules/<name>.ts or src/modules/<name>/index.ts → dist/<name>.js).
 // SNIPPET_OUTDIR=<dir> builds there instead of dist/ (the Python tests build into their own folder).
-import { existsSync, readdirSync, rmSync } from "node:fs";
+// esbuild bundles and minifies; terser then minifies its output once more (about 5 % less gzip:
+// its name mangling and repeated compress passes do better than esbuild's single pass).
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as esbuild from "esbuild";
+import { minify } from "terser";
 
 const common = {
   bundle: true,
@@ -13,7 +16,20 @@ const common = {
   platform: "browser",
   legalComments: "none",
   logLevel: "warning",
+  write: false,
 };
+
+// safe options only: no `unsafe*`, no `pure_getters` (a getter such as document.cookie may throw)
+const TERSER = { ecma: 2018, compress: { passes: 3 }, mangle: true, format: { comments: false } };
+
+async function build(options) {
+  const result = await esbuild.build(options);
+  mkdirSync(outdir, { recursive: true });
+  for (const file of result.outputFiles) {
+    const min = await minify(file.text, TERSER);
+    writeFileSync(file.path, min.code);
+  }
+}
 
 function chunkEntries() {
   const dir = "src/modules";
@@ -31,9 +47,9 @@ function chunkEntries() {
 
 const outdir = process.env.SNIPPET_OUTDIR || "dist";
 rmSync(outdir, { recursive: true, force: true });
-await esbuild.build({ ...common, entryPoints: { segmently: "src/index.ts" }, outdir, format: "iife" });
+await build({ ...common, entryPoints: { segmently: "src/index.ts" }, outdir, format: "iife" });
 const chunks = chunkEntries();
 if (Object.keys(chunks).length > 0) {
   // each chunk is self-contained: the core never includes it, and it never pulls the core in twice
-  await esbuild.build({ ...common, entryPoints: chunks, outdir, format: "iife" });
+  await build({ ...common, entryPoints: chunks, outdir, format: "iife" });
 }

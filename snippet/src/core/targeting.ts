@@ -107,13 +107,13 @@ export function deviceMatches(devices: readonly Device[], device: Device | null 
   return device != null && devices.includes(device);
 }
 
-// Python's str.strip() whitespace (str.isspace), which differs from String.prototype.trim()'s
-const PY_STRIP =
-  /^[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
+// Python's str.strip() whitespace (str.isspace): JavaScript's \s (whose only extra is U+FEFF) plus
+// U+001C–U+001F and U+0085; String.prototype.trim() would answer differently
+const PY_SPACE = "(?:(?!\ufeff)[\\s\x1c-\x1f\x85])+";
 
 /** `s.strip()` as Python answers it. */
 export function pyStrip(s: string): string {
-  return s.replace(PY_STRIP, "");
+  return s.replace(new RegExp(`^${PY_SPACE}|${PY_SPACE}$`, "g"), "");
 }
 
 /** Upper-cased ISO 3166-1 alpha-2 code, or null when not detected (missing, empty or `XX`). */
