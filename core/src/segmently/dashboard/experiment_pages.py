@@ -23,6 +23,7 @@ from segmently.dashboard import wizard_tabs as tabs
 from segmently.dashboard.errors import PAGE_ERRORS
 from segmently.dashboard.frame import page, redirect, static_url
 from segmently.dashboard.wizard_forms import Checker, names, one, read, read_form, shown
+from segmently.dashboard.wizard_patch import patch_of
 from segmently.dashboard.wizard_review import FEATURES, locked_features, review
 from segmently.db.models import Experiment, Site
 from segmently.domain.accounts.auth import Actor
@@ -325,7 +326,7 @@ class ExperimentPages(Controller):
             return await self._tab(request, actor, db_session, kernel, experiment, tab, **show)
         cfg = services.config_of(experiment, await services.variants_of(db_session, experiment.id))
         c = Checker()
-        patch = tabs.patch_of(tab, state, cfg, c)
+        patch = patch_of(tab, state, cfg, c)
         if not c.errors:
             try:
                 data = msgspec.convert(patch, schemas.ExperimentPatch)
