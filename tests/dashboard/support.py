@@ -65,7 +65,7 @@ def text(html: str) -> str:
 
 def assert_labelled(url: str, html: str) -> int:
     """Fail on a visible form control without a ``<label for>``; returns how many were checked."""
-    labels = set(re.findall(r'<label for="([^"]+)"', html))
+    labels = set(re.findall(r'<label\b[^>]*\bfor="([^"]+)"', html))
     checked = 0
     for control in re.findall(r"<(?:input|select|textarea)\b[^>]*>", html):
         if 'type="hidden"' in control:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from collections.abc import AsyncIterator
 from html import unescape
 from typing import Any
 
@@ -62,13 +61,6 @@ class Org:
             **fields,
         }
         return await post_form(self.client, self.editor, data)
-
-
-@pytest.fixture
-async def api(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    """A second client for the JSON API with a Bearer token (no session cookie, so no CSRF)."""
-    async with httpx.AsyncClient(base_url=client.base_url, timeout=10) as c:
-        yield c
 
 
 async def org(

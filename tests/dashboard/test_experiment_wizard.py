@@ -4,7 +4,6 @@ next to their inputs, add/remove without JavaScript, versions, tenancy, plans an
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -54,13 +53,6 @@ class Owner:
         return await post_form(
             self.client, f"/experiments/{experiment_id}/edit/{tab}", {"version": version, **data}, **kw
         )
-
-
-@pytest.fixture
-async def api(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    """A second client for the JSON API (a Bearer token, no cookie)."""
-    async with httpx.AsyncClient(base_url=client.base_url, timeout=10) as c:
-        yield c
 
 
 async def owner(

@@ -9,10 +9,9 @@ import httpx
 import pytest
 
 from tests.dashboard.support import field_error, post_form, text
-from tests.dashboard.test_site_detail_page import Owner, api, owner
+from tests.dashboard.test_site_detail_page import Owner, owner
 
 pytestmark = pytest.mark.usefixtures("backend")
-__all__ = ["api"]
 
 
 def new_flag(

@@ -10,12 +10,15 @@ import pytest
 from litestar import Litestar
 from sqlalchemy import insert
 
+from segmently.dashboard.wizard_tabs import TABS
 from segmently.db.models import Alert
 from segmently.http.access import access_of
 from tests.conftest import Inbox
 from tests.core.accounts.test_auth import bearer
 from tests.core.accounts.test_team import db_update, set_plan, token_from
+from tests.core.experiments.test_experiments import hero
 from tests.dashboard.support import SESSION, assert_labelled, post_form, sign_up, text
+from tests.dashboard.test_site_detail_page import owner
 
 pytestmark = pytest.mark.usefixtures("backend")
 PAGES = ("/sites", "/alerts", "/settings", "/api-keys", "/analytics")
@@ -171,6 +174,37 @@ async def test_each_page_needs_at_most_100_kb_of_gzipped_js_and_css(client: http
             total += len(gzip.compress(r.content, 9))
         weights[url] = total
     assert all(w <= 100 * 1024 for w in weights.values()), weights
+
+
+async def test_every_page_with_a_site_and_an_experiment_labels_its_controls_and_stays_light(
+    client: httpx.AsyncClient, api: httpx.AsyncClient, database_url: str
+) -> None:
+    o = await owner(client, api, database_url, "ida")
+    made = await api.post(f"/api/v1/projects/{o.site['id']}/experiments", json=hero(), headers=o.h)
+    assert made.status_code == 201, made.text
+    site, exp = o.site["id"], made.json()["id"]
+    pages = [
+        *PAGES,
+        *(f"/settings/{tab}" for tab in ("profile", "security", "team", "notifications", "billing")),
+        f"/sites/{site}",
+        f"/sites/{site}/experiments/new",
+        f"/sites/{site}/live",
+        f"/sites/{site}/flags",
+        *(f"/experiments/{exp}/edit/{tab}" for tab in TABS),
+        f"/experiments/{exp}",
+        f"/experiments/{exp}/editor?variant=variant_b",
+    ]
+    labelled = 0
+    for url in pages:
+        r = await client.get(url)
+        assert r.status_code == 200, (url, r.status_code)
+        labelled += assert_labelled(url, r.text)
+        assets = re.findall(r'<script src="([^"]+)"', r.text) + re.findall(
+            r'<link rel="stylesheet" href="([^"]+)"', r.text
+        )
+        weight = sum([len(gzip.compress((await client.get(a)).content, 9)) for a in assets])
+        assert weight <= 100 * 1024, (url, weight)
+    assert labelled > 100  # the wizard's tabs, the editor and the settings hold many controls
 
 
 async def test_every_dashboard_page_sends_anonymous_visitors_to_login(

@@ -13,10 +13,9 @@ import pytest
 
 from segmently.domain.events import live
 from tests.dashboard.support import text
-from tests.dashboard.test_site_detail_page import Owner, api, owner
+from tests.dashboard.test_site_detail_page import Owner, owner
 
 pytestmark = pytest.mark.usefixtures("backend")
-__all__ = ["api"]
 
 
 @pytest.fixture(autouse=True)

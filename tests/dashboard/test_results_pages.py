@@ -8,7 +8,6 @@ import datetime as dt
 import gzip
 import io
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,13 +21,6 @@ from tests.core.experiments.test_experiments import hero
 from tests.dashboard.support import SESSION, assert_labelled, text
 
 pytestmark = pytest.mark.usefixtures("backend")
-
-
-@pytest.fixture
-async def api(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for the JSON API with a Bearer token (no session cookie, so no CSRF)."""
-    async with httpx.AsyncClient(base_url=client.base_url, timeout=30) as c:
-        yield c
 
 
 class Org:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from html import unescape
 from typing import Any
 
@@ -21,13 +20,6 @@ from tests.core.accounts.test_team import join, set_plan, token_from
 from tests.dashboard.support import SESSION, assert_labelled, field_error, post_form, text
 
 pytestmark = pytest.mark.usefixtures("backend")
-
-
-@pytest.fixture
-async def api(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    """A second client for the JSON API with Bearer tokens (no session cookie, so no CSRF)."""
-    async with httpx.AsyncClient(base_url=client.base_url, timeout=10) as c:
-        yield c
 
 
 async def account(

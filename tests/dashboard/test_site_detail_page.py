@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -46,13 +45,6 @@ class Owner:
     async def read(self, experiment_id: str) -> dict[str, Any]:
         r = await self.api.get(f"/api/v1/experiments/{experiment_id}", headers=self.h)
         return r.json()  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-async def api(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    """A second client for the JSON API with a Bearer token (no session cookie, so no CSRF)."""
-    async with httpx.AsyncClient(base_url=client.base_url, timeout=10) as c:
-        yield c
 
 
 async def owner(
