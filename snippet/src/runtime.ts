@@ -26,6 +26,8 @@ import type { Referral } from "./modules/referral";
 export const VERSION = "0.1.0";
 /** sessionStorage key of the preview (`slug:variantKey`); the preview panel removes it for "View Original". */
 export const PREVIEW_KEY = "segmently_preview";
+/** query parameter, and the name of the dashboard's iframe, of the visual editor's frame mode */
+const EDITOR_KEY = "segmently_editor";
 const ASSIGNMENTS_KEY = "seg_assignments";
 const ATTRIBUTES_KEY = "seg_attributes";
 const FIRST_VISIT_TIMEOUT_MS = 5_000;
@@ -120,16 +122,17 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
   const optedOut = isOptedOut(jar);
   const storage = optedOut ? null : browserStorage(win); // opted out: nothing kept either
   const query = new URLSearchParams(loc.search);
-  const editor = win.parent !== win && query.get("segmently_editor") === "1";
-  const tracking = !optedOut && !editor;
-
-  // preview: `?segmently_preview=slug:variantKey`, remembered for the browser session (empty ends it)
   let session: KeyValueStorage | null = null;
   try {
     session = win.sessionStorage;
   } catch {
     // blocked: the preview lasts one page
   }
+  // the visual editor's frame: `?segmently_editor=1`, or the frame's name (kept when a link in it is followed)
+  const editor = win.parent !== win && (query.get(EDITOR_KEY) === "1" || win.name === EDITOR_KEY);
+  const tracking = !optedOut && !editor;
+
+  // preview: `?segmently_preview=slug:variantKey`, remembered for the browser session (empty ends it)
   const asked = query.get(PREVIEW_KEY);
   if (asked) writeJson(session, PREVIEW_KEY, asked);
   else if (asked !== null) removeKey(session, PREVIEW_KEY);

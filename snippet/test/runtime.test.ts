@@ -667,6 +667,19 @@ describe("chunks", () => {
     expect(await page.events()).toEqual([]);
   });
 
+  it("is in editor mode in a frame named segmently_editor (pages a link leads to), never at the top", async () => {
+    const framed = (win: Page["win"]) => {
+      Object.defineProperty(win, "parent", { value: {} });
+      win.name = "segmently_editor"; // the dashboard's iframe is named so; its name outlives navigations
+    };
+    const next = await visit("https://shop.example.com/about", { before: framed });
+    const scripts = [...next.doc.querySelectorAll("script[src]")].map((s) => (s as HTMLScriptElement).src);
+    expect(scripts).toContain(`${BASE}/snippet/editor.js`);
+    expect(headline(next)).toBe("Old headline");
+    const top = await visit("https://shop.example.com/about", { before: (win) => (win.name = "segmently_editor") });
+    expect(headline(top)).toBe("New headline"); // a top-level page is a visit, whatever its name
+  });
+
   it("sets window.__segmentlyHost and loads the badge and plugin modules from the base", async () => {
     serve(site({ badge: true, modules: [{ name: "heatmaps", src: "plugins/heatmaps.js" }] }));
     const page = await visit("https://shop.example.com/");

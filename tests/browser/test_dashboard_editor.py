@@ -148,6 +148,11 @@ async def test_point_at_a_heading_change_its_text_save_and_a_visitor_sees_it(
     await frame.locator("a.more").click()
     await expect(frame.locator("h1")).to_have_text("About")
     assert "/about" in shop.hits
+    # the page the link led to is in editor mode too: back to Select, its heading can be picked
+    await expect(page.locator("#frame-status")).to_have_text("Navigate: links and buttons of the page work.")
+    await page.get_by_role("button", name="Select", exact=True).click()
+    await frame.locator("h1").click()
+    await expect(page.locator("#selected-facts")).to_contain_text("About")
 
     # a visitor previewing the variant gets the new text
     async with fresh_page(browser) as visitor:
