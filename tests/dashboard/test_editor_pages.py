@@ -82,7 +82,8 @@ async def org(
 
 
 def iframe_src(html: str) -> str:
-    match = re.search(r'<iframe id="editor-frame" src="([^"]*)"', html)
+    """The frame's address (the frame is named so that the snippet knows it on every page in it)."""
+    match = re.search(r'<iframe id="editor-frame" name="segmently_editor" src="([^"]*)"', html)
     assert match, html
     return unescape(match.group(1))
 
