@@ -305,6 +305,9 @@ async def test_demo_shop_pages_load_the_seeded_site_snippet(demo_server: tuple[L
             # the default CSP allows only same-origin script files: the pages have no inline script
             assert "script-src 'self'" in page.headers["content-security-policy"]
             assert re.findall(r"<script[^>]*>", page.text) == [tag.removesuffix("</script>")]
+            # the dashboard's visual editor can frame the shop (a customer's site allows it too)
+            assert "x-frame-options" not in page.headers
+            assert "frame-ancestors" not in page.headers["content-security-policy"]
         home = (await client.get("/demo/")).text
         assert '<h1 class="hero-title">' in home
         assert re.search(r'<form action="/demo/checkout/success"[^>]*><button class="cta"', home)

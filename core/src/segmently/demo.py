@@ -38,6 +38,7 @@ from segmently.domain.sites import schemas as site_schemas
 from segmently.domain.sites import services as sites
 from segmently.http.access import PUBLIC
 from segmently.http.deps import DbSession
+from segmently.http.protection import EMBEDDABLE_OPT
 from segmently.kernel import Kernel
 from segmently.tiers.guards import require_feature_for
 
@@ -376,7 +377,7 @@ class DemoShopController(Controller):
 
     path = "/demo"
     include_in_schema = False
-    opt = PUBLIC
+    opt = {**PUBLIC, EMBEDDABLE_OPT: True}  # the visual editor frames the shop, as it frames customer sites
 
     @get("/", operation_id="demoHome")
     async def home(self, db_session: DbSession) -> Response[str]:
