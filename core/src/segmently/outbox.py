@@ -181,11 +181,6 @@ class OutboxDispatcher:
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
             self._wake.clear()
 
-    def use_mailer(self, mailer: Mailer) -> None:
-        """Send queued notification mails with ``mailer`` (when none was given at construction)."""
-        if self.mailer is None:
-            self.mailer = mailer
-
     async def dispatch_pending(self) -> int:
         """Deliver every due event and send every due mail once; returns how many went out."""
         async with try_lock(self.db, "outbox") as held:

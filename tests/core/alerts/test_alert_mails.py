@@ -33,7 +33,7 @@ WINNER = {"control": (1000, 50), "variant_b": (1000, 120)}
 
 
 def mailing_kernel(app: Litestar) -> Kernel:
-    """The app's kernel, set up as on a node that runs the scheduler (its dispatcher sends mail)."""
+    """The app's kernel, its jobs bound as on a node that runs the scheduler."""
     kernel: Kernel = app.state.kernel
     kernel_jobs(kernel)
     return kernel

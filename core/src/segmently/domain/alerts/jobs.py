@@ -335,12 +335,7 @@ async def run_duration_alerts(kernel: Kernel) -> int:
 
 
 def kernel_jobs(kernel: Kernel) -> list[JobSpec]:
-    """The kernel's jobs, bound to ``kernel``.
-
-    A node that runs them also sends the queued notification mails: its outbox dispatcher
-    gets the kernel's mailer (when it has none yet).
-    """
-    kernel.outbox.use_mailer(kernel.mailer)
+    """The kernel's jobs, bound to ``kernel``."""
 
     async def experiment_schedule() -> None:
         await run_experiment_schedule(kernel)
