@@ -19,7 +19,7 @@ from litestar.params import FromPath, Parameter
 from litestar.response import Redirect, Template
 
 from segmently.dashboard.errors import PAGE_ERRORS
-from segmently.dashboard.forms import form_values, humanise
+from segmently.dashboard.forms import form_values, humanise, if_match
 from segmently.dashboard.frame import page, redirect, static_url
 from segmently.db.models import Experiment, Site, Variant
 from segmently.domain.accounts.auth import Actor
@@ -363,9 +363,7 @@ class EditorPages(Controller):
         version = form["version"]
         try:
             patch = msgspec.convert({"variants": data}, schemas.ExperimentPatch)
-            await experiments.update(
-                db_session, kernel, actor, experiment, patch, f'"{version}"' if version.isdigit() else None
-            )
+            await experiments.update(db_session, kernel, actor, experiment, patch, if_match(version))
         except msgspec.ValidationError as exc:
             failure: HTTPException = from_msgspec(exc)
         except PreconditionFailed as exc:

@@ -21,6 +21,7 @@ from litestar.response import Redirect, Template
 
 from segmently.dashboard import wizard_tabs as tabs
 from segmently.dashboard.errors import PAGE_ERRORS
+from segmently.dashboard.forms import if_match
 from segmently.dashboard.frame import page, redirect, static_url
 from segmently.dashboard.wizard_forms import Checker, names, one, read, read_form, shown
 from segmently.dashboard.wizard_patch import patch_of
@@ -38,11 +39,6 @@ from segmently.tiers.limits import FeatureNotIncluded, LimitExceeded
 
 NEW_FIELDS = ("name", "description", "hypothesis", "type", "idempotency_key")
 _MSGSPEC_AT = re.compile(r"^(?P<message>.*?) - at `(?P<path>[^`]*)`$", re.S)
-
-
-def if_match(version: str) -> str | None:
-    """The form's version as the API's ``If-Match``."""
-    return f'"{version}"' if version.isdigit() else None
 
 
 def record(c: Checker, exc: HTTPException) -> str | None:

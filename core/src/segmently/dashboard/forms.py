@@ -93,3 +93,8 @@ def api_errors(exc: HTTPException, fields: Iterable[str] = ()) -> tuple[dict[str
     if others or not errors:
         return errors, "; ".join(others) or exc.detail
     return errors, None
+
+
+def if_match(version: str) -> str | None:
+    """A form's hidden ``version`` as the API's ``If-Match`` (None when the form sent none)."""
+    return f'"{version}"' if version.isdigit() else None

@@ -19,7 +19,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 
 from segmently.dashboard.errors import PAGE_ERRORS
-from segmently.dashboard.forms import api_errors, build, field_problems, form_values, humanise
+from segmently.dashboard.forms import api_errors, build, field_problems, form_values, humanise, if_match
 from segmently.dashboard.frame import page, redirect, render
 from segmently.db.models import Experiment, Site
 from segmently.domain.accounts.auth import ROLE_RANK, Actor
@@ -174,9 +174,7 @@ class SiteDetailPages(Controller):
             raise NotFoundException("No such experiment")
         version = (await form_values(request, ("version",)))["version"]
         try:
-            await experiments.transition(
-                db_session, kernel, actor, experiment, action, f'"{version}"' if version.isdigit() else None
-            )
+            await experiments.transition(db_session, kernel, actor, experiment, action, if_match(version))
         except (LimitExceeded, HTTPException) as exc:
             status = exc.status_code
             if isinstance(exc, HTTPException) and status not in (400, 409, 412):
