@@ -27,7 +27,8 @@ class Server:
 
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start ``segmently ARGS --port <free port>`` and wait for ``/health``; stopped at the end."""
+    """Start ``segmently ARGS --port <free port>`` and wait until it logs its start-up and answers
+    ``/health``; stopped at the end."""
     procs: list[subprocess.Popen[bytes]] = []
 
     def _start(*args: str, env: dict[str, str]) -> Server:
@@ -46,7 +47,9 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         for _ in range(600):
             assert proc.poll() is None, log.read_text()[-3000:]
             try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
+                # /health alone could be another test's server that took the same free port first
+                ours = "Application startup complete" in log.read_text(errors="replace")
+                if ours and httpx.get(base + "/health", timeout=2).status_code == 200:
                     return Server(proc, base, log)
             except httpx.TransportError:
                 pass
