@@ -36,6 +36,7 @@ from segmently.domain.alerts.controllers import AlertsController
 from segmently.domain.alerts.jobs import kernel_jobs
 from segmently.domain.analytics.controllers import AnalyticsController, ResultsController
 from segmently.domain.events.controllers import EventsController
+from segmently.domain.events.lane import EventsLane
 from segmently.domain.events.live_controllers import LiveEventsController
 from segmently.domain.events.partitions import ensure_partitions
 from segmently.domain.events.visitors_controllers import VisitorController
@@ -87,6 +88,24 @@ class MetricsController(PrometheusController):
     path = "/metrics"
     include_in_schema = False
     opt = {"access": "public"}
+
+
+class SegmentlyApp(Litestar):
+    """Litestar, with the events lane in front of it (:mod:`segmently.domain.events.lane`)."""
+
+    events_lane: EventsLane | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """The events routes' common case in the lane; everything else as Litestar serves it."""
+        lane = self.events_lane
+        if lane is not None and lane.serves(scope):
+            await lane(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def framework(self, scope: Any, receive: Any, send: Any) -> None:
+        """Litestar's own handling of a request, past the lane."""
+        await super().__call__(scope, receive, send)
 
 
 def make_kernel(settings: Settings, plugins: PluginHost | None = None) -> Kernel:
@@ -178,7 +197,8 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         *dashboard_routes(),  # server-rendered pages (docs/dashboard.md)
         *demo_routes(),  # the demo shop, only under `segmently demo` (SEGMENTLY_DEMO=1)
     ]
-    return Litestar(
+    security = security_headers(settings.base_url)
+    app = SegmentlyApp(
         route_handlers=route_handlers,
         dependencies={
             "db_session": Provide(provide_session),
@@ -194,7 +214,7 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
             csrf_middleware(settings.secret_key, secure=settings.base_url.startswith("https")),
         ],
         plugins=[RateLimits.from_env(redis_url=settings.redis_url)],
-        before_send=[security_headers(settings.base_url)],
+        before_send=[security],
         compression_config=CompressionConfig(
             backend="gzip", minimum_size=1024, exclude_opt_key="no_compression"
         ),
@@ -230,3 +250,5 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         logging_config=None,
         debug=False,
     )
+    app.events_lane = EventsLane(app, app.framework, metrics=metrics, security=security)
+    return app

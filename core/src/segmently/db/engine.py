@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -42,6 +44,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
+AUTOCOMMIT_POOL_SIZE = 4
+"""Connections per process of :meth:`Database.autocommit` at most (beside the engine's pool)."""
+
+
 class Database:
     """One engine and its session factory; a session commits before a response is sent."""
 
@@ -49,6 +55,8 @@ class Database:
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._autocommit: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+        self._opening: asyncio.Future[None] | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -70,6 +78,34 @@ class Database:
             return False
         return True
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """PostgreSQL only: a pooled psycopg connection in autocommit mode, for one-statement writes.
+
+        A statement alone is atomic; without ``BEGIN`` and ``COMMIT`` it costs one round trip
+        instead of three, and psycopg's pool hands it out for a fraction of the engine's
+        checkout (``bench/ingest.py``, docs/benchmarks.md). The pool opens on first use.
+        """
+        pool = self._autocommit
+        if pool is None:
+            conninfo = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+            pool = self._autocommit = AsyncConnectionPool(
+                conninfo,
+                min_size=1,
+                max_size=AUTOCOMMIT_POOL_SIZE,
+                kwargs={"autocommit": True, "connect_timeout": 5},
+                open=False,
+            )
+            self._opening = asyncio.ensure_future(pool.open(wait=False))
+        if self._opening is not None:  # every first user waits for the one opening
+            await asyncio.shield(self._opening)
+            self._opening = None
+        async with pool.connection() as conn:
+            yield conn
+
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        if self._autocommit is not None:
+            pool, self._autocommit, self._opening = self._autocommit, None, None
+            await pool.close()
         await self.engine.dispose()

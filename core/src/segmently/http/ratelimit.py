@@ -452,8 +452,12 @@ class RateLimits(InitPlugin):
         """Release the Redis connections (done on shutdown when installed as a plugin)."""
         await self._counter.close()
 
+    def subject(self, scope: Scope) -> str:
+        """What the middleware counts a request as: :meth:`client_ip`, IPv6 by its /64."""
+        return _subject(self.client_ip(scope))
+
     def _identify(self, request: Request[Any, Any, Any]) -> str:
-        return _subject(self.client_ip(request.scope))
+        return self.subject(request.scope)
 
     def _provide(self) -> RateLimits:
         return self

@@ -3,6 +3,8 @@
 The site key comes in ``X-API-Key``, or (``sendBeacon`` cannot set headers) as
 ``api_key`` in the query or the body; ``text/plain`` bodies holding JSON are accepted.
 The 202 answer is sent after the commit; plugins hear of the events afterwards.
+Most requests never reach these handlers: the events lane (:mod:`segmently.domain.events.lane`)
+answers the well-formed ones with the same rules, and hands the rest to them.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from litestar import Controller, Request, Response, post
 from litestar.background_tasks import BackgroundTask
 
 from segmently.db.base import utcnow
-from segmently.domain.events.group_commit import GroupCommit
 from segmently.domain.events.ingest import Ingestor
+from segmently.domain.events.lane import group_commit_of, ingestor_of
 from segmently.domain.events.schemas import (
     MAX_BATCH_BYTES,
     MAX_TRACK_BYTES,
@@ -40,24 +42,6 @@ _TRACK = msgspec.json.Decoder(TrackIn)
 _ENCODE = msgspec.json.Encoder()
 
 
-def ingestor_of(request: Request[Any, Any, Any]) -> Ingestor:
-    """The app's ingestor (built on first use: plugin event types are known by then)."""
-    state = request.app.state
-    found: Ingestor | None = state.get("ingestor")
-    if found is None:
-        found = state["ingestor"] = Ingestor(request.app.state.kernel)
-    return found
-
-
-def group_commit_of(request: Request[Any, Any, Any]) -> GroupCommit:
-    """The app's group commit for ``/events/track``."""
-    state = request.app.state
-    found: GroupCommit | None = state.get("group_commit")
-    if found is None:
-        found = state["group_commit"] = GroupCommit(ingestor_of(request))
-    return found
-
-
 def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
     """The body, or a 400 naming the field (``body`` for JSON that does not parse)."""
     try:
@@ -73,9 +57,9 @@ async def _ingest(
 ) -> Response[bytes]:
     kernel: Kernel = request.app.state.kernel
     site = await kernel.site_keys.require(key_from(request) or body_key)
-    ingestor = ingestor_of(request)
+    ingestor = ingestor_of(request.app)
     accepted, rejected = ingestor.validate(events, utcnow(), maybe_nul)  # 400 for this request only
-    out, stored = await group_commit_of(request).submit(site, accepted, rejected)
+    out, stored = await group_commit_of(request.app).submit(site, accepted, rejected)
     return _answer(ingestor, site, out, stored)
 
 

@@ -389,13 +389,37 @@ class Ingestor:
                 kept.append(a)
         offered = kept  # from here on, whatever is not stored nor refused was a duplicate
         kept = _dedupe_in_batch(kept)
+        cap = plans.plan(plan).limits.get("monthly_visitors")
+        with_funnels = plans.includes(plan, EXPERIMENTS_FUNNELS.key)
+        known = self._remembered(site.site_id, with_funnels, kept) if len(kept) <= SMALL_BATCH else None
+        if self.postgres and cap is None and known is not None and kept and _attributes_nothing(known, kept):
+            stored = await self._store_alone(site.site_id, now, kept)
+        elif kept:
+            stored = await self._store_in_transaction(site, now, kept, tallies, cap, with_funnels)
+        else:
+            stored = []
+        for a, _ in stored:
+            tallies[a.owner].stored += 1
+        for a in offered:
+            tallies[a.owner].duplicates += 1
+        for t in tallies:
+            t.duplicates -= t.stored + t.refused_later
+        return tallies, (stored if self._has_listeners else [])
+
+    async def _store_in_transaction(
+        self,
+        site: SiteKey,
+        now: dt.datetime,
+        kept: list[Accepted],
+        tallies: list[Tally],
+        cap: int | None,
+        with_funnels: bool,
+    ) -> list[tuple[Accepted, str]]:
+        """The events checked against the running experiments and the visitor cap, stored and attributed."""
         stored: list[tuple[Accepted, str]] = []
         async with self.kernel.db.engine.begin() as conn:
-            experiments = await self._experiments_of(
-                conn, site.site_id, plans.includes(plan, EXPERIMENTS_FUNNELS.key), kept
-            )
+            experiments = await self._experiments_of(conn, site.site_id, with_funnels, kept)
             kept = _refuse_missing(kept, _check_assignments(kept, experiments), tallies, "unknown_experiment")
-            cap = plans.plan(plan).limits.get("monthly_visitors")
             if cap is not None and kept:
                 admitted = await self._visitor_cap(conn, site, cap, now, kept)
                 kept = _refuse_missing(kept, admitted, tallies, "visitor_limit")
@@ -404,13 +428,22 @@ class Ingestor:
                 kept = [a for a, _ in stored]
             if kept and experiments:
                 await self._attribute(conn, site.site_id, experiments, kept, {i for _, i in stored})
-        for a, _ in stored:
-            tallies[a.owner].stored += 1
-        for a in offered:
-            tallies[a.owner].duplicates += 1
-        for t in tallies:
-            t.duplicates -= t.stored + t.refused_later
-        return tallies, (stored if self._has_listeners else [])
+        return stored
+
+    async def _store_alone(
+        self, site_id: str, now: dt.datetime, kept: list[Accepted]
+    ) -> list[tuple[Accepted, str]]:
+        """A few events that no experiment attributes: one autocommitted statement (PostgreSQL).
+
+        The statement claims the client event ids and inserts the new events at once, so it
+        is as all-or-nothing as a transaction, without ``BEGIN`` and ``COMMIT`` round trips.
+        """
+        ids = [new_id() for _ in kept]
+        columns = _store_columns(kept, ids)
+        async with self.kernel.db.autocommit() as conn:
+            cur = await conn.execute(_PG_STORE, (*columns, site_id, now, site_id))
+            written = {row[0] for row in await cur.fetchall()}
+        return [(a, event_id) for a, event_id in zip(kept, ids, strict=True) if event_id in written]
 
     async def notify(self, site: SiteKey, events: list[IngestedEvent]) -> None:
         """After the commit: ``on_events_ingested`` for the plugins switched on for the site."""
@@ -430,22 +463,31 @@ class Ingestor:
         An event naming an experiment or variant the remembered answer lacks (one launched
         a moment ago) reads them again, so a fresh launch never loses its first assignments.
         """
-        key = (site_id, with_funnels)
-        now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
-            known = hit[1]
-            if all(
-                a.event.experiment_id in known and a.event.variant_id in known[a.event.experiment_id].variants
-                for a in kept
-                if a.event.experiment_id is not None and a.event.variant_id is not None
-            ):
-                return known
+        known = self._remembered(site_id, with_funnels, kept)
+        if known is not None:
+            return known
+        key, now = (site_id, with_funnels), time.monotonic()
         fresh = await self._running_experiments(conn, site_id, with_funnels)
         if len(self._cache) >= MAX_CACHED_SITES:
             self._cache.clear()
         self._cache[key] = (now + EXPERIMENTS_TTL, fresh)
         return fresh
+
+    def _remembered(
+        self, site_id: str, with_funnels: bool, kept: list[Accepted]
+    ) -> dict[str, RunningExperiment] | None:
+        """The remembered running experiments, unless stale or lacking one that ``kept`` names."""
+        hit = self._cache.get((site_id, with_funnels))
+        if hit is None or hit[0] <= time.monotonic():
+            return None
+        known = hit[1]
+        for a in kept:
+            e = a.event
+            if e.experiment_id is not None and e.variant_id is not None:
+                exp = known.get(e.experiment_id)
+                if exp is None or e.variant_id not in exp.variants:
+                    return None
+        return known
 
     async def _running_experiments(
         self, conn: AsyncConnection, site_id: str, with_funnels: bool
@@ -523,10 +565,7 @@ class Ingestor:
                 await self._insert_events(conn, site_id, stored)
             return stored
         ids = [new_id() for _ in kept]
-        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [], [], [])
-        for a, event_id in zip(kept, ids, strict=True):
-            for column, value in zip(columns, _row(a, event_id, None), strict=True):
-                column.append(value)
+        columns = _store_columns(kept, ids)
         written = {row[0] for row in await _pg_fetch(conn, _PG_STORE, (*columns, site_id, now, site_id))}
         return [(a, event_id) for a, event_id in zip(kept, ids, strict=True) if event_id in written]
 
@@ -940,6 +979,25 @@ def _row(a: Accepted, event_id: str, site_id: str | None) -> tuple[Any, ...]:
         e.device_type,
         e.event_id,
     )
+
+
+def _store_columns(kept: list[Accepted], ids: list[str]) -> tuple[list[Any], ...]:
+    """The events as one list per column of :data:`_PG_STORE`."""
+    columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [], [], [])
+    for a, event_id in zip(kept, ids, strict=True):
+        for column, value in zip(columns, _row(a, event_id, None), strict=True):
+            column.append(value)
+    return columns
+
+
+def _attributes_nothing(experiments: dict[str, RunningExperiment], kept: list[Accepted]) -> bool:
+    """Whether none of ``kept`` is an assignment or an event the running experiments credit."""
+    if not experiments:
+        return True
+    relevant = _relevant_names(experiments.values())
+    if any(s.url is not None for e in experiments.values() for _, f in e.funnels for s in f):
+        relevant.add("page_view")
+    return not any(a.event.event_name == "assignment" or a.event.event_name in relevant for a in kept)
 
 
 def _dedupe_in_batch(kept: list[Accepted]) -> list[Accepted]:
