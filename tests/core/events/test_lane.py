@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -9,7 +11,7 @@ import pytest
 
 from segmently.app import create_app
 from tests.conftest import serve_app
-from tests.core.events.test_ingest import count
+from tests.core.events.test_ingest import count, rows
 from tests.core.experiments.test_experiments import owner_site
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -110,3 +112,33 @@ def tracked(metrics: httpx.Response) -> float:
         ):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+async def test_a_lone_event_is_stored_exactly_as_sent(client: httpx.AsyncClient, database_url: str) -> None:
+    _h, site = await owner_site(client, database_url)
+    sent_at = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).replace(microsecond=678000)
+    data = {"title": 'Café "Zürich" \\ ✓', "nested": {"n": [1, 2.5, None, True]}, "hidden_ms": 12}
+    event = {
+        "event_name": "page_view",
+        "visitor_id": "visitor-ü",
+        "event_id": "e-1",
+        "session_id": "s-1",
+        "url": "https://shop.example.com/p?q=a%20b&utm_source=x",
+        "device_type": "mobile",
+        "timestamp": sent_at.isoformat(),
+        "event_data": data,
+    }
+    r = await client.post(TRACK, json=event, headers={"X-API-Key": site["api_key"]})
+    assert r.json() == {"accepted": 1, "duplicates": 0, "rejected": {}}
+    (row,) = await rows(
+        database_url,
+        "SELECT event_name, visitor_id, client_event_id, session_id, url, device_type, created_at, "
+        "event_data FROM events WHERE site_id = :s",
+        s=site["id"],
+    )
+    stored = row[7] if isinstance(row[7], dict) else json.loads(row[7])
+    assert list(row[:6]) == ["page_view", "visitor-ü", "e-1", "s-1", event["url"], "mobile"]
+    at = row[6] if isinstance(row[6], dt.datetime) else dt.datetime.fromisoformat(row[6])  # SQLite: text
+    at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    assert at == sent_at
+    assert stored == data
