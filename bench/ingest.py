@@ -26,6 +26,11 @@ monthly visitor cap), creates a site and one live A/B experiment (control and on
 5. ``POST /events/track`` at saturation, closed loop on ``--track-connections`` connections (32 by
    default: single events need more in flight than batches to saturate two workers; with 8 the
    server waits on the database between requests and is far from busy).
+6. the peer of phases 4 and 5: ``bench/bare_track.py``, a bare ASGI track endpoint (uvicorn with
+   uvloop and httptools, 2 workers on ``SO_REUSEPORT`` sockets, one key compared, msgspec decoding,
+   the server's own one-statement insert from a psycopg pool, the same ``202``) on the same
+   database, under the same paced and saturating load: the least a track request costs on this
+   machine and stack, so the track rows also print ours / bare.
 
 Every event carries a unique ``event_id`` (and visitors are unique per request): in each request the
 ids start with 16 fresh hex digits (wrk: 8 random, then a counter; the Python client: 16 random), so
@@ -61,11 +66,15 @@ import contextlib
 import datetime as dt
 import os
 import random
+import signal
+import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -74,9 +83,11 @@ import psycopg
 from _harness import (
     CHECKOUT_EXPERIMENT,
     CLI,
+    HOST,
     PASSWORD,
     CpuMeter,
     Server,
+    free_port,
     parse_args,
     run_wrk,
     served,
@@ -541,17 +552,49 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+@contextlib.contextmanager
+def bare_server(server: Server, site_id: str, api_key: str, workers: int = 2) -> Iterator[Server]:
+    """``bench/bare_track.py`` on the same database with ``workers`` workers, until exit."""
+    port = free_port()
+    url = server.env["SEGMENTLY_DATABASE_URL"]
+    script = Path(__file__).with_name("bare_track.py")
+    with (server.tmp / "bare.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(port), str(workers), url, site_id, api_key],
+            env=server.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its workers go with it
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"bare_track.py did not start:\n{(server.tmp / 'bare.log').read_text()}")
+            time.sleep(0.1)
+        time.sleep(0.5)  # the second worker binds its socket too
+        yield Server(base=f"http://{HOST}:{port}", env=server.env, tmp=server.tmp, pid=proc.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+
+
 def report(
     args: argparse.Namespace,
     tool: str,
     samples: dict[str, list[dict[str, Any]]],
     paced: dict[str, Any],
+    bare_paced: dict[str, Any],
     elapsed: float,
     load_before: float,
     stored: dict[str, int],
 ) -> None:
     med = {name: statistics.median(s["events"] for s in rows) for name, rows in samples.items()}
     pv, mix, raw, sat = med["page views"], med["mix"], med["raw COPY"], med["track saturation"]
+    bare_sat = med["bare saturation"]
     p50 = {
         name: statistics.median(s["p50"] for s in rows)
         for name, rows in samples.items()
@@ -596,15 +639,24 @@ def report(
         f"   send lag p99 {paced['lag_p99']:.2f} ms"
     )
     print(
+        f"{'  bare endpoint, same pacing':34}{'':10}{bare_paced['rps']:9.0f}{bare_paced['p50']:9.2f}"
+        f"{bare_paced['p99']:9.2f}   p99 ours / bare {paced['p99'] / bare_paced['p99']:.2f}"
+    )
+    print(
         f"{'/events/track saturation':34}{'':10}{sat:9.0f}{p50['track saturation']:9.1f}"
         f"{p99['track saturation']:9.1f}   {GOALS['track saturation'][0]}: "
         f"{verdict(sat >= GOALS['track saturation'][1])}"
+    )
+    print(
+        f"{'  bare endpoint, saturation':34}{'':10}{bare_sat:9.0f}{p50['bare saturation']:9.1f}"
+        f"{p99['bare saturation']:9.1f}   ours / bare {sat / bare_sat:.2f}"
     )
     print("\nwhere the CPU went: cores used, then CPU µs per event (track: per request); medians")
     print(f"{'':34}" + "".join(f"{g:>9}" for g in CPU_GROUPS) + f"{'µs app':>9}{'µs pg':>9}")
     for name, rows in samples.items():
         print(cpu_line(name, rows))
     print(cpu_line(f"track paced {args.track_rate:g}/s", [paced]))
+    print(cpu_line(f"bare paced {args.track_rate:g}/s", [bare_paced]))
     per_round = {name: [round(s["events"]) for s in rows] for name, rows in samples.items()}
     print(f"\nevents/s (track: requests/s) per round: {per_round}")
 
@@ -669,12 +721,13 @@ def main() -> None:
         )
 
         span = args.warmup + args.duration
-        plan = Plan(console, args.rounds * 3 * span + args.warmup + args.track_seconds + span)
+        plan = Plan(console, args.rounds * 3 * span + 2 * (args.warmup + args.track_seconds + span))
         samples: dict[str, list[dict[str, Any]]] = {
             "page views": [],
             "mix": [],
             "raw COPY": [],
             "track saturation": [],
+            "bare saturation": [],
         }
 
         def ready() -> None:
@@ -715,6 +768,18 @@ def main() -> None:
                 paced = paced_track(server, api_key, track, args, meter, ready)
             with plan.phase("/events/track saturation", span):
                 http("track saturation", "/api/v1/events/track", track, 1, args.track_connections)()
+            with bare_server(server, site_id, api_key) as bare:
+                bare_meter = CpuMeter(bare.pid, args.pg_url, database)
+                with plan.phase(
+                    f"bare endpoint paced at {args.track_rate:g}/s", args.warmup + args.track_seconds
+                ):
+                    bare_paced = paced_track(bare, api_key, track, args, bare_meter, ready)
+                with plan.phase("bare endpoint saturation", span):
+                    path, n = "/api/v1/events/track", args.track_connections
+                    http_phase(tool, bare, path, api_key, track, 1, args.warmup, n)
+                    ready()
+                    result = http_phase(tool, bare, path, api_key, track, 1, args.duration, n, bare_meter)
+                    samples["bare saturation"].append(result)
         with psycopg.connect(server.env["SEGMENTLY_DATABASE_URL"].replace("+psycopg", "")) as conn:
             stored = {}
             for table in ("events", "event_keys", "experiment_visitors", "experiment_conversions"):
@@ -723,7 +788,7 @@ def main() -> None:
         log = (server.tmp / "server.log").read_text()
         if "Traceback" in log or " ERROR " in log:
             console.print(f"[red]the server logged errors:[/red]\n{log[-3000:]}")
-    report(args, tool, samples, paced, time.monotonic() - started, load_before, stored)
+    report(args, tool, samples, paced, bare_paced, time.monotonic() - started, load_before, stored)
 
 
 if __name__ == "__main__":
