@@ -39,7 +39,7 @@ class Event(msgspec.Struct):
     session_id: str | None = None
     experiment_id: str | None = None
     variant_id: str | None = None
-    event_data: msgspec.Raw | None = None
+    event_data: msgspec.Raw = msgspec.Raw(b"")
     url: str | None = None
     device_type: str | None = None
     timestamp: dt.datetime | None = None
@@ -96,7 +96,7 @@ def make_app(url: str, site_id: str, api_key: str) -> Any:
                 e.session_id,
                 e.experiment_id,
                 e.variant_id,
-                e.event_data,
+                e.event_data if e.event_data else None,
                 e.url,
                 e.device_type,
                 e.event_id,
