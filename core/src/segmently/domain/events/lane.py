@@ -7,7 +7,8 @@ The lane serves the common case, a well-formed request with a known key under th
 limit, straight from the ASGI scope with the same rules and the same answer: the public
 rate limit counted in the same bucket, the key from ``X-API-Key``, ``?api_key=`` or the
 body, the same decoding, validation and group commit, the same CORS and security headers,
-the same Prometheus series, and plugins told after the answer is sent.
+the same Prometheus counts and durations (not the in-progress gauge), and plugins told
+after the answer is sent.
 
 Anything else goes to Litestar as if the lane were not there: a body over the route's
 limit, a request over the rate limit, JSON that does not decode, a missing or unknown key,
@@ -136,7 +137,7 @@ class EventsLane:
         length = -1
         for name, value in scope["headers"]:
             if name == b"x-api-key":
-                api_key = value.decode("latin-1")
+                api_key = api_key or value.decode("latin-1") or None  # the first one, as Litestar reads
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else limit + 1
             elif name == b"origin":
@@ -198,13 +199,14 @@ class EventsLane:
         self, scope: HTTPScope, path: str, body: bytes, api_key: str | None
     ) -> tuple[bytes, Callable[[], Awaitable[None]] | None]:
         app = self.app
-        limits = RateLimits.of(app)
-        usage = await limits.consume("public", f"{path} {limits.subject(scope)}")
-        if not usage.allowed:
-            raise _Fallback
-        if api_key is None and scope["query_string"]:
-            api_key = dict(parse_qsl(scope["query_string"].decode("latin-1"))).get("api_key")
         try:
+            limits = RateLimits.of(app)
+            usage = await limits.consume("public", f"{path} {limits.subject(scope)}")
+            if not usage.allowed:
+                raise _Fallback
+            if api_key is None and scope["query_string"]:
+                query = parse_qsl(scope["query_string"].decode("latin-1"))
+                api_key = next((v for k, v in query if k == "api_key" and v), None)
             if path == TRACK_PATH:
                 one = _TRACK.decode(body)
                 events = [EventIn(**{f: getattr(one, f) for f in _TRACK_FIELDS})]
