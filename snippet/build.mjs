@@ -9,9 +9,18 @@ import { join } from "node:path";
 import * as esbuild from "esbuild";
 import { minify } from "terser";
 
+// Property mangling only for the internal naming scheme: a property whose name is `_` followed by
+// a letter (`identity._visitorId`, `outbox._hold`) is renamed. Nothing outside the snippet's own
+// objects has such a name: config and event fields are snake_case words, DOM and JavaScript names
+// never start with a single `_`, the globals start with `__` (`__segmentlyHost`), and quoted
+// names are never mangled. Objects that cross between bundles (the host, the Tracker, the config,
+// events) have no such property, so each bundle renaming its own is consistent.
+const MANGLED = /^_[A-Za-z]/;
+
 const common = {
   bundle: true,
   minify: true,
+  mangleProps: MANGLED,
   target: ["es2018"],
   platform: "browser",
   legalComments: "none",

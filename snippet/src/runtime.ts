@@ -10,15 +10,15 @@
  * errors go to the console once per message with a "Segmently:" prefix, and the page is revealed.
  */
 
-import { type Applied, applyChanges } from "./core/changes";
-import { type Curtain, drawCurtain } from "./core/antiflicker";
-import { flagEnabled } from "./core/assign";
+import { applyChanges } from "./core/changes";
+import { drawCurtain } from "./core/antiflicker";
+import { hashV2 } from "./core/hash";
 import { INLINE_CONFIG_GLOBAL, loadConfig } from "./core/config";
 import { type VisitorContext, evaluate, hasTriggers } from "./core/evaluate";
-import { HOST_GLOBAL, type Assignment, type Emit, type ModuleHost, type Tracker } from "./core/host";
+import { HOST_GLOBAL, type Assignment, type Emit, type ModuleHost, type Running, type Tracker } from "./core/host";
 import { type Identity, documentCookieJar, isOptedOut, loadIdentity, resetIdentity } from "./core/identity";
 import { createOutbox } from "./core/outbox";
-import { type KeyValueStorage, browserStorage, isRecord, readJson, removeKey, writeJson } from "./core/storage";
+import { browserStorage, isRecord, readJson, removeKey, writeJson } from "./core/storage";
 import { RESERVED_ATTRIBUTE_KEYS, deviceForWidth, urlMatches } from "./core/targeting";
 import type { ExperimentConfig, SiteConfig, VariantConfig } from "./core/types";
 import type { Referral } from "./modules/referral";
@@ -47,27 +47,11 @@ export interface SegmentlyApi {
   getAllFlags(): Promise<Record<string, boolean>>;
 }
 
-/** Where the snippet came from: the API key and the server's base URL (no trailing slash). */
-export interface Boot {
-  apiKey: string;
-  base: string;
-  /** `window.__segmentlyConfig` of `/s/{api_key}.js` */
-  inline?: unknown;
-}
-
 type Integrations = {
   [INLINE_CONFIG_GLOBAL]?: unknown;
   Segmently?: SegmentlyApi;
 };
 
-/** One experiment running on this page: its variant and what applying it did. */
-interface Running {
-  experiment: ExperimentConfig;
-  variant: VariantConfig;
-  applied: Applied;
-  /** forced by `?segmently_preview`: no events, no goals */
-  preview: boolean;
-}
 
 /**
  * Reads the `<script>` that loaded the core (or the inline config of `/s/{api_key}.js`) and starts
@@ -79,26 +63,29 @@ export function boot(win: Window, script: HTMLOrSVGScriptElement | null): void {
   try {
     const inline = w[INLINE_CONFIG_GLOBAL];
     const given = isRecord(inline) ? inline : {};
-    const src = script && script.getAttribute("src");
+    const attribute = (name: string) => script && script.getAttribute(name);
+    const src = attribute("src");
     const url = src ? new URL(src, win.location.href) : null;
-    const apiKey = given.apiKey || (script && script.getAttribute("data-api-key"));
+    const apiKey = given.apiKey || attribute("data-api-key");
     // `{base}/segmently.js` or `{base}/s/{key}.js`: the base is the path before them
     const base = given.base || (url ? url.origin + url.pathname.replace(/(\/s)?\/[^/]*$/, "") : "");
-    if (typeof apiKey !== "string" || !apiKey || typeof base !== "string") {
-      console.error("Segmently: the script tag needs data-api-key");
-      return;
-    }
-    start(win, { apiKey, base, inline });
+    if (typeof apiKey == "string" && apiKey && typeof base == "string") start(win, apiKey, base, inline);
+    else console.error("Segmently: the script tag needs data-api-key");
   } catch (error) {
     console.error("Segmently: could not start", error);
   }
 }
 
-/** Runs the snippet on `win`'s page and defines `window.Segmently`; never throws. */
-export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi {
+/**
+ * Runs the snippet on `win`'s page and defines `window.Segmently`; never throws. Where the snippet
+ * came from: the API key and the server's base URL (no trailing slash); `inline` is
+ * `window.__segmentlyConfig` of `/s/{api_key}.js`.
+ */
+export function start(win: Window, apiKey: string, base: string, inline: unknown): SegmentlyApi {
   const w = win as Window & Integrations;
   const doc = win.document;
   const loc = win.location;
+  const history = win.history as History & Record<string, unknown>;
   const reported = new Set<string>();
   const report = (message: string, error?: unknown): void => {
     if (reported.has(message)) return;
@@ -113,7 +100,7 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
         return fn(...args);
       } catch (error) {
         report("internal error", error);
-        if (curtain) curtain.reveal(); // a broken snippet never keeps the page hidden
+        if (curtain) curtain(); // a broken snippet never keeps the page hidden
         return fallback as R;
       }
     };
@@ -122,12 +109,7 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
   const optedOut = isOptedOut(jar);
   const storage = optedOut ? null : browserStorage(win); // opted out: nothing kept either
   const query = new URLSearchParams(loc.search);
-  let session: KeyValueStorage | null = null;
-  try {
-    session = win.sessionStorage;
-  } catch {
-    // blocked: the preview lasts one page
-  }
+  const session = browserStorage(win, "sessionStorage"); // blocked: the preview lasts one page
   // the visual editor's frame: `?segmently_editor=1`, or the frame's name (kept when a link in it is followed)
   const editor = win.parent !== win && (query.get(EDITOR_KEY) === "1" || win.name === EDITOR_KEY);
   const tracking = !optedOut && !editor;
@@ -138,18 +120,27 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
   else if (asked !== null) removeKey(session, PREVIEW_KEY);
   const [preview, previewSlug, previewKey] = /^([^:]+):(.+)/.exec(String(asked || readJson(session, PREVIEW_KEY))) || [];
 
+  /** the config of this page view (a revalidated one replaces it for the next page view) */
   let config: SiteConfig | null = null;
+  /** the first config of the page (null: none could be loaded) and its settings, once known */
+  let site: SiteConfig | null = null;
+  let settings: Partial<SiteConfig["settings"]> = {};
   let started = false;
   let identity: Identity | null = null;
-  let curtain: Curtain | null = null;
+  /** the curtain's reveal, once drawn */
+  let curtain = null as (() => number) | null;
+  let timeout = FIRST_VISIT_TIMEOUT_MS;
   let page = loc.href;
   let crossDomain: string[] = [];
   const running = new Map<string, Running>();
-  const waiting = new Map<string, () => void>();
+  /** the cancels of the behavioral triggers set up on this page view; `generation` counts their resets */
+  const cancels: (() => void)[] = [];
+  let generation = 0;
   const unidentified: Parameters<Emit>[] = [];
   const early: Event[] = [];
   const storedAttributes = readJson(storage, ATTRIBUTES_KEY);
   const attributes: Record<string, unknown> = isRecord(storedAttributes) ? storedAttributes : {};
+  const hide = (): unknown => (curtain = curtain || drawCurtain(doc, timeout));
 
   // --- chunks: `{base}/snippet/{name}.js`; calls for one wait until it registers ---------------------
 
@@ -182,13 +173,13 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
     if (tracking) need("track", fn);
   };
 
-  const identityOptions = { jar, hostname: loc.hostname, secure: loc.protocol === "https:" };
+  const identityOptions = { _jar: jar, _hostname: loc.hostname, _secure: loc.protocol === "https:" };
   const outbox = createOutbox(base, apiKey, storage, () => isOptedOut(jar));
 
   const send: Emit = (eventName, data, experimentId, variantId) => {
-    const event = outbox.stamp({
+    const event = outbox._stamp({
       event_name: eventName,
-      visitor_id: identity!.visitorId,
+      visitor_id: identity!._visitorId,
       experiment_id: experimentId,
       variant_id: variantId,
       event_data: data,
@@ -197,21 +188,22 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
     });
     // the track chunk brings the queue; until it registers, the outbox holds and stores the events
     if (chunks.track) (chunks.track as Tracker).send(event);
-    else outbox.hold(event);
+    else outbox._hold(event);
   };
   /** Queues an event; before the visitor is known (first visit from a cross-domain link) it waits. */
   const emit: Emit = (...event) => {
     if (editor) return; // the visual editor's page view is nobody's visit
-    if (identity === null) unidentified.push(event);
-    else send(...event);
+    if (identity) send(...event);
+    else unidentified.push(event);
   };
 
   function identify(): Identity {
-    if (identity === null) {
+    if (!identity) {
       identity = loadIdentity(identityOptions, loc.href, crossDomain);
-      if (identity.cleanUrl !== null) {
-        page = identity.cleanUrl; // before replaceState, so the SPA hook sees no navigation
-        win.history.replaceState(win.history.state, "", identity.cleanUrl);
+      const clean = identity._cleanUrl;
+      if (clean !== null) {
+        page = clean; // before replaceState, so the SPA hook sees no navigation
+        history.replaceState(history.state, "", clean);
       }
       for (const event of unidentified.splice(0)) send(...event);
     }
@@ -223,18 +215,9 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
   /** The stored (sticky) variant ids of this visitor, by experiment id. */
   function sticky(): Record<string, unknown> {
     const stored = readJson(storage, ASSIGNMENTS_KEY);
-    return isRecord(stored) && identity && stored.visitor === identity.visitorId && isRecord(stored.variants)
+    return isRecord(stored) && identity && stored.visitor === identity._visitorId && isRecord(stored.variants)
       ? stored.variants
       : {};
-  }
-
-  /** Whether this is the visitor's first assignment to the experiment (then it is stored). */
-  function remember(experimentId: string, variantId: string): boolean {
-    const variants = sticky();
-    if (variants[experimentId] === variantId) return false;
-    variants[experimentId] = variantId;
-    writeJson(storage, ASSIGNMENTS_KEY, { visitor: identity!.visitorId, variants });
-    return true;
   }
 
   const experiments = (): ExperimentConfig[] => (config ? config.experiments : []);
@@ -247,18 +230,18 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
   function plan(): [ExperimentConfig, VariantConfig, boolean][] {
     const now: [ExperimentConfig, VariantConfig, boolean][] = [];
     const visitor: VisitorContext = {
-      visitorId: identify().visitorId,
-      url: page,
-      viewportWidth: win.innerWidth,
-      country: config && config.country,
-      isReturning: identity!.isReturning,
-      attributes,
-      referrer: doc.referrer,
-      classify: chunks.referral ? (chunks.referral as Referral).source : null,
+      _visitorId: identify()._visitorId,
+      _url: page,
+      _viewportWidth: win.innerWidth,
+      _country: config && config.country,
+      _isReturning: identity!._isReturning,
+      _attributes: attributes,
+      _referrer: doc.referrer,
+      _classify: chunks.referral ? (chunks.referral as Referral).source : null,
     };
     const stored = sticky();
     for (const e of experiments()) {
-      if (running.has(e.id) || waiting.has(e.id) || !urlRulesMatch(e)) continue;
+      if (running.has(e.id) || !urlRulesMatch(e)) continue;
       if (e.slug === previewSlug) {
         const forced = e.variants.find((v) => v.key === previewKey || v.id === previewKey);
         if (forced) now.push([e, forced, true]);
@@ -271,21 +254,16 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
         now.push([e, kept, false]); // assigned before: page-level URL rules only, no trigger
         continue;
       }
-      const a = e.audience;
+      const triggers = e.audience.triggers;
       const decision = evaluate(e, visitor);
       if (typeof decision != "number") continue;
       const variant = e.variants[decision]!;
-      if (hasTriggers(a.triggers)) {
-        // the track chunk watches the triggers; cancelled before it loaded, it never sets them up
-        let cancel: (() => void) | null = null;
+      if (hasTriggers(triggers)) {
+        // the track chunk watches the triggers; stopped before it loaded, it never sets them up
         const since = Date.now();
-        const fire = guard(() => {
-          waiting.delete(e.id);
-          enter(e, variant, false);
-        });
-        waiting.set(e.id, () => (cancel ? cancel() : (cancel = () => {})));
-        track((tracker) => {
-          if (!cancel) cancel = tracker.trigger(a.triggers!, fire, since);
+        const mine = generation;
+        track((t) => {
+          if (mine == generation) cancels.push(t.trigger(triggers!, guard(() => enter(e, variant, false)), since));
         });
       } else now.push([e, variant, false]);
     }
@@ -294,75 +272,107 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
 
   /** Assigns (event once per visitor), forwards to GA4 / Mixpanel, then applies the variant. */
   function enter(experiment: ExperimentConfig, variant: VariantConfig, forced: boolean): void {
+    const id = experiment.id;
     if (!forced) {
-      if (remember(experiment.id, variant.id)) emit("assignment", undefined, experiment.id, variant.id);
+      // the assignment event goes once per visitor and experiment: when the sticky entry is written
+      const variants = sticky();
+      if (variants[id] !== variant.id) {
+        variants[id] = variant.id;
+        writeJson(storage, ASSIGNMENTS_KEY, { visitor: identity!._visitorId, variants });
+        emit("assignment", undefined, id, variant.id);
+      }
       track((t) => t.enter(experiment, variant));
     }
-    const applied = applyChanges(
+    const undo = applyChanges(
       doc,
-      experiment.id,
+      id,
       variant.changes || [],
       [experiment.custom_css, variant.custom_css || ""],
       [experiment.custom_js, variant.custom_js || ""],
       report,
     );
-    running.set(experiment.id, { experiment, variant, applied, preview: forced });
+    running.set(id, [experiment, variant, undo, forced]);
     retarget();
   }
 
-  /** Goals count for this page's assignments, previews excluded. */
+  /** Goals count for this page's assignments (previews excluded: the track chunk leaves them out). */
   function retarget(): void {
-    const targets = [...running.values()]
-      .filter((r) => !r.preview)
-      .map((r) => ({ experimentId: r.experiment.id, variantId: r.variant.id, goals: r.experiment.goals }));
-    track((t) => t.targets(targets));
+    const now = [...running.values()];
+    track((t) => t.targets(now));
   }
 
-  /** Forgets this page's experiments: what they injected goes, triggers stop. */
-  function stopAll(keep: (r: Running) => boolean): void {
+  /** Forgets this page's experiments but those `keep` keeps: what they injected goes, triggers stop. */
+  function stopAll(keep: (r: Running) => unknown): void {
     for (const [id, r] of running) {
       if (keep(r)) continue;
-      r.applied.undo();
+      r[2]();
       running.delete(id);
     }
-    for (const cancel of waiting.values()) cancel();
-    waiting.clear();
+    generation++;
+    for (const cancel of cancels.splice(0)) cancel();
     retarget();
   }
 
   // --- the page -----------------------------------------------------------------------------------
 
+  /** A page view starts (load, SPA navigation): assignment and changes, with the curtain up first on a load. */
+  function enterPage(load?: boolean): [ExperimentConfig, VariantConfig, boolean][] {
+    const url = page;
+    track((t) => t.page(url));
+    const now = plan();
+    if (load && now.length > 0) hide();
+    for (const [e, v, forced] of now) enter(e, v, forced);
+    return now;
+  }
+
+  /** `page_view`; `hiddenMs` (whole ms, from the curtain's reveal) when the page was hidden */
   const pageView = (hiddenMs: number | null): void => {
-    emit("page_view", hiddenMs === null ? undefined : { hidden_ms: Math.min(Math.round(hiddenMs), MAX_HIDDEN_MS) });
+    emit("page_view", hiddenMs === null ? undefined : { hidden_ms: Math.min(hiddenMs, MAX_HIDDEN_MS) });
     const url = page;
     const at = Date.now();
     track((t) => t.view(url, at));
   };
-  const newPage = (): void => {
-    const url = page;
-    track((t) => t.page(url));
-  };
 
   /** The first config of the page is known (null: none could be loaded). */
-  function init(site: SiteConfig | null): void {
+  function init(first: SiteConfig | null): void {
     started = true;
-    config = site;
-    const settings: Partial<SiteConfig["settings"]> = (site && site.settings) || {};
+    config = site = first;
+    settings = (first && first.settings) || {};
+    timeout = settings.anti_flicker_timeout_ms || FIRST_VISIT_TIMEOUT_MS;
     crossDomain = (settings.cross_domain || []).concat(...experiments().map((e) => e.cross_domain || []));
     identify();
-    w[HOST_GLOBAL] = w[HOST_GLOBAL] || host(site!);
-    const timeout = settings.anti_flicker_timeout_ms || FIRST_VISIT_TIMEOUT_MS;
+    w[HOST_GLOBAL] = w[HOST_GLOBAL] || {
+      version: VERSION,
+      base,
+      apiKey,
+      config: first!,
+      visitorId: () => identify()._visitorId,
+      assignments: () => {
+        const out: Record<string, Assignment> = {};
+        for (const [e, v] of running.values()) {
+          out[e.slug] = { experimentId: e.id, slug: e.slug, variantId: v.id, variantKey: v.key };
+        }
+        return out;
+      },
+      track: emit,
+      report,
+      module: (name) => (first!.modules || []).find((m) => m.name === name),
+      crossDomain,
+      early,
+      events: outbox._held,
+      register,
+    };
     const referral = tracking ? experiments().filter((e) => !e.preview && (e.audience.referral_sources || []).length) : [];
-    if (referral.length === 0) return show(site, settings);
+    if (referral.length === 0) return show();
     // the referral chunk classifies the visit; the curtain waits for it where it decides (or fails)
     let done = false;
     const go = guard(() => {
-      if (!done) show(site, settings);
+      if (!done) show();
       done = true;
     });
     const stored = sticky();
     if (referral.some((e) => urlRulesMatch(e) && !stored[e.id])) {
-      curtain = curtain || drawCurtain(doc, timeout);
+      hide();
       setTimeout(go, timeout);
       need("referral", go, go);
     } else {
@@ -372,53 +382,25 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
   }
 
   /** The page view once everything for evaluation is there: assignment, changes, reveal. */
-  function show(site: SiteConfig | null, settings: Partial<SiteConfig["settings"]>): void {
-    newPage();
-    const now = plan();
-    if (now.length > 0 && curtain === null) {
-      curtain = drawCurtain(doc, settings.anti_flicker_timeout_ms || FIRST_VISIT_TIMEOUT_MS);
-    }
-    for (const [e, v, forced] of now) enter(e, v, forced);
+  function show(): void {
+    const now = enterPage(true);
     if (tracking) {
       // clicks and submits before the track chunk is there: it replays them (goals, click triggers)
       const keep = (event: Event) => chunks.track || early.push(event);
       doc.addEventListener("click", keep, true);
       doc.addEventListener("submit", keep, true);
     }
-    watchNavigation();
-    if (site !== null) {
-      if (site.badge) load("snippet/badge.js");
-      if (preview) load("snippet/preview.js");
-      if (editor) load("snippet/editor.js");
-      if (tracking) for (const m of site.modules || []) load(m.src);
-    }
-    // reveal once the changes are in and the activation delay has passed. Elements the parser adds
-    // later get their changes from the changes engine's MutationObserver before they are painted;
-    // custom JavaScript runs at DOMContentLoaded, so a variant with some waits for that.
-    const delay = Math.max(0, ...now.map(([e]) => (e.delay == null ? settings.activation_delay_ms || 0 : e.delay)));
-    const reveal = guard(() => pageView(curtain && curtain.reveal()));
-    const afterDelay = () => (delay > 0 ? setTimeout(reveal, delay) : reveal());
-    const scripted = now.some(([e, v]) => e.custom_js || v.custom_js || (v.changes || []).some((c) => c.type == "js"));
-    if (now.length === 0) reveal();
-    else if (scripted && doc.readyState === "loading") doc.addEventListener("DOMContentLoaded", afterDelay);
-    else afterDelay();
-    win.postMessage({ type: "segmently-snippet-ready", version: VERSION }, "*");
-  }
-
-  /** SPA navigations: pushState, replaceState and popstate that change the URL are page views. */
-  function watchNavigation(): void {
+    // SPA navigations: pushState, replaceState and popstate that change the URL are page views
     const navigated = guard(() => {
       // a new path or query is a page view; a fragment alone (an in-page anchor) is not
       if (loc.href.split("#")[0] === page.split("#")[0]) return;
       const at = Date.now();
       track((t) => t.leave(at)); // for the page being left, still under its URL
       page = loc.href;
-      stopAll((r) => urlRulesMatch(r.experiment) && experiments().some((e) => e.id === r.experiment.id));
-      newPage();
-      for (const [e, v, forced] of plan()) enter(e, v, forced);
+      stopAll(([r]) => urlRulesMatch(r) && experiments().some((e) => e.id === r.id));
+      enterPage();
       pageView(null);
     });
-    const history = win.history as History & Record<string, unknown>;
     for (const name of ["pushState", "replaceState"] as const) {
       const original = history[name];
       history[name] = function (this: History, ...args: Parameters<History["pushState"]>) {
@@ -434,33 +416,26 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
         const at = Date.now();
         track((t) => t.leave(at)); // only when the chunk is there: else no time_on_page
         if (chunks.track) (chunks.track as Tracker).flush();
-        else outbox.beacon((url, body) => win.navigator.sendBeacon(url, body));
+        else outbox._beacon((url, body) => win.navigator.sendBeacon(url, body));
       }),
     );
-  }
-
-  function host(site: SiteConfig): ModuleHost {
-    return {
-      version: VERSION,
-      base,
-      apiKey,
-      config: site,
-      visitorId: () => identify().visitorId,
-      assignments: () => {
-        const out: Record<string, Assignment> = {};
-        for (const { experiment: e, variant: v } of running.values()) {
-          out[e.slug] = { experimentId: e.id, slug: e.slug, variantId: v.id, variantKey: v.key };
-        }
-        return out;
-      },
-      track: emit,
-      report,
-      module: (name) => (site.modules || []).find((m) => m.name === name),
-      crossDomain,
-      early,
-      events: outbox.held,
-      register,
-    };
+    if (site) {
+      if (site.badge) load("snippet/badge.js");
+      if (preview) load("snippet/preview.js");
+      if (editor) load("snippet/editor.js");
+      if (tracking) for (const m of site.modules || []) load(m.src);
+    }
+    // reveal once the changes are in and the activation delay has passed. Elements the parser adds
+    // later get their changes from the changes engine's MutationObserver before they are painted;
+    // custom JavaScript runs at DOMContentLoaded, so a variant with some waits for that.
+    const delay = Math.max(0, ...now.map(([e]) => (e.delay == null ? settings.activation_delay_ms || 0 : e.delay)));
+    const reveal = guard(() => pageView(curtain && curtain()));
+    const afterDelay = () => (delay > 0 ? setTimeout(reveal, delay) : reveal());
+    const scripted = now.some(([e, v]) => e.custom_js || v.custom_js || (v.changes || []).some((c) => c.type == "js"));
+    if (now.length === 0) reveal();
+    else if (scripted && doc.readyState === "loading") doc.addEventListener("DOMContentLoaded", afterDelay);
+    else afterDelay();
+    win.postMessage({ type: "segmently-snippet-ready", version: VERSION }, "*");
   }
 
   // --- window.Segmently ---------------------------------------------------------------------------
@@ -471,27 +446,27 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
     const out: Record<string, string> = {};
     for (const e of experiments()) {
       const r = running.get(e.id);
-      const variant = r ? r.variant : e.variants.find((v) => v.id === stored[e.id]);
+      const variant = r ? r[1] : e.variants.find((v) => v.id === stored[e.id]);
       if (variant) out[e.slug] = variant.key;
     }
     return out;
   }
 
   const trackEvent = (eventName: string, eventData?: Record<string, unknown>): void => {
-    if (typeof eventName !== "string" || eventName === "" || eventName.length > 100) {
-      return report("track() needs an event name of 1 to 100 characters");
-    }
-    if (eventData !== undefined && !isRecord(eventData)) return report("track() event data must be an object");
-    emit(eventName, eventData);
+    if (typeof eventName != "string" || eventName === "" || eventName.length > 100) {
+      report("track() needs an event name of 1 to 100 characters");
+    } else if (eventData !== undefined && !isRecord(eventData)) report("track() event data must be an object");
+    else emit(eventName, eventData);
   };
 
   // settles once the network answered: flags use the freshest config (a kill switch acts at once)
   let settled: Promise<SiteConfig | null> = Promise.resolve(null);
   const flags = (): Promise<Record<string, boolean>> =>
     settled.then(
-      guard((site: SiteConfig | null) => {
+      guard((latest: SiteConfig | null) => {
         const out: Record<string, boolean> = {};
-        for (const f of (site && site.flags) || []) out[f.key] = flagEnabled(f.key, f.rollout, identify().visitorId);
+        // flagEnabled() of src/core/assign.ts
+        for (const f of (latest && latest.flags) || []) out[f.key] = hashV2(f.key, identify()._visitorId) < f.rollout / 100;
         return out;
       }, {}),
     );
@@ -501,7 +476,7 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
     track: guard(trackEvent),
     trackConversion: guard((eventData?: Record<string, unknown>) => trackEvent("conversion", eventData)),
     getVariant: guard((slug: string) => assignments()[slug] || null, null),
-    getVisitorId: () => identity && identity.visitorId,
+    getVisitorId: () => identity && identity._visitorId,
     setAttributes: guard((attrs: Record<string, unknown>) => {
       if (!isRecord(attrs)) return report("setAttributes() needs an object");
       for (const key of Object.keys(attrs)) if (!RESERVED_ATTRIBUTE_KEYS.has(key)) attributes[key] = attrs[key];
@@ -509,7 +484,7 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
     }),
     getAllAssignments: guard(assignments, {}),
     reset: guard(() => {
-      stopAll(() => false);
+      stopAll(() => 0);
       removeKey(storage, ASSIGNMENTS_KEY);
       removeKey(storage, ATTRIBUTES_KEY);
       for (const key of Object.keys(attributes)) delete attributes[key];
@@ -523,31 +498,29 @@ export function start(win: Window, { apiKey, base, inline }: Boot): SegmentlyApi
 
   try {
     const loaded = loadConfig<SiteConfig>({
-      baseUrl: base,
-      apiKey,
+      _baseUrl: base,
+      _apiKey: apiKey,
       // a preview fetches the draft and never caches it
-      storage: preview ? null : storage,
-      inline: preview ? undefined : inline,
-      validate: (v): v is SiteConfig => isRecord(v) && Array.isArray(v.experiments),
-      fetchConfig: (url, headers) =>
-        win
-          .fetch(preview ? `${url}&preview=${encodeURIComponent(preview)}` : url, { headers, credentials: "omit" })
-          .then(async (r) => ({ status: r.status, etag: r.headers.get("ETag"), body: r.status === 200 ? await r.text() : null })),
+      _storage: preview ? null : storage,
+      _inline: preview ? undefined : inline,
+      _validate: (v): v is SiteConfig => isRecord(v) && Array.isArray(v.experiments),
+      _fetchConfig: (url, headers) =>
+        win.fetch(preview ? `${url}&preview=${encodeURIComponent(preview)}` : url, { headers, credentials: "omit" }),
     });
     // set before init: custom JS run by init may already ask for flags
-    settled = loaded.update.then(
-      guard(({ config: latest }) => {
+    settled = loaded._update.then(
+      guard((latest) => {
         if (!started) init(latest);
         // a replaced (or gone) config is used from the next page view (SPA navigations included), not mid-page
         else config = latest;
         return config;
       }, null),
     );
-    if (loaded.config !== null) init(loaded.config);
-    else if (!editor && (!optedOut || preview)) curtain = drawCurtain(doc, FIRST_VISIT_TIMEOUT_MS);
+    if (loaded.config) init(loaded.config);
+    else if (!editor && (!optedOut || preview)) hide();
   } catch (error) {
     report("could not start", error);
-    if (curtain) curtain.reveal();
+    if (curtain) curtain();
   }
   return api;
 }

@@ -17,7 +17,7 @@ describe("anti-flicker curtain", () => {
     const curtain = drawCurtain(document, 5000, () => Date.now());
     expect(hidden()).toBe(true);
     vi.advanceTimersByTime(320);
-    expect(curtain.reveal()).toBe(320);
+    expect(curtain()).toBe(320);
     expect(hidden()).toBe(false);
     expect(document.querySelectorAll("style")).toHaveLength(0);
   });
@@ -35,19 +35,19 @@ describe("anti-flicker curtain", () => {
     vi.advanceTimersByTime(1);
     expect(hidden()).toBe(false);
     vi.advanceTimersByTime(2000);
-    expect(curtain.reveal()).toBe(5000);
+    expect(curtain()).toBe(5000);
   });
 
   test("reveal is idempotent: later calls give the same time and the failsafe does nothing more", () => {
     let clock = 1000;
     const curtain = drawCurtain(document, 5000, () => clock);
     clock = 1250.4;
-    expect(curtain.reveal()).toBe(250);
+    expect(curtain()).toBe(250);
     const other = document.createElement("style");
     document.head.append(other);
     clock = 9000;
     vi.advanceTimersByTime(10_000);
-    expect(curtain.reveal()).toBe(250);
+    expect(curtain()).toBe(250);
     expect(document.head.contains(other)).toBe(true);
   });
 
@@ -56,7 +56,7 @@ describe("anti-flicker curtain", () => {
     doc.head.remove();
     const curtain = drawCurtain(doc, 5000);
     expect(doc.documentElement.querySelector("style")).not.toBeNull();
-    curtain.reveal();
+    curtain();
     expect(doc.querySelector("style")).toBeNull();
   });
 });

@@ -11,7 +11,7 @@ declare global {
 
 const applied: Applied[] = [];
 afterEach(() => {
-  for (const a of applied.splice(0)) a.undo();
+  for (const a of applied.splice(0)) a();
   document.head.innerHTML = "";
   document.body.innerHTML = "";
   delete window.seen;
@@ -21,7 +21,7 @@ function apply(changes: Change[], css: string[] = [], js: string[] = [], doc: Do
   const report = vi.fn();
   const a = applyChanges(doc, "exp1", changes, css, js, report);
   applied.push(a);
-  return { report, undo: () => a.undo() };
+  return { report, undo: () => a() };
 }
 
 const $ = (selector: string) => document.querySelector<HTMLElement>(selector);
@@ -192,7 +192,7 @@ describe("style sheets", () => {
     const report = vi.fn();
     applied.push(applyChanges(document, "a", [], ["h1 { color: red }"], [], report));
     const b = applyChanges(document, "b", [], ["h2 { color: blue }"], [], report);
-    b.undo();
+    b();
     expect([...document.head.querySelectorAll("style")].map((s) => s.id)).toEqual(["segmently-a-css-0"]);
   });
 });

@@ -7,68 +7,74 @@ const STORED = `seg_config:${KEY}`;
 const V1 = { experiments: [{ slug: "hero", variants: [] }], settings: { cross_domain: [] } };
 const V2 = { experiments: [], settings: { cross_domain: ["checkout.example.com"] } };
 
-function api(...answers: (ConfigResponse | "network")[]) {
+interface Answer {
+  status: number;
+  etag?: string | null;
+  body?: string | null;
+}
+
+function api(...answers: (Answer | "network")[]) {
   const calls: { url: string; headers: Record<string, string> }[] = [];
-  const fetchConfig = vi.fn(async (url: string, headers: Record<string, string>) => {
+  const fetchConfig = vi.fn(async (url: string, headers: Record<string, string>): Promise<ConfigResponse> => {
     calls.push({ url, headers });
     const a = answers.shift() ?? { status: 500 };
     if (a === "network") throw new TypeError("Failed to fetch");
-    return a;
+    return new Response(a.body ?? null, { status: a.status, headers: a.etag ? { ETag: a.etag } : {} });
   });
   return { calls, fetchConfig };
 }
 
-const ok = (config: unknown, etag: string | null = '"v1"'): ConfigResponse => ({
+const ok = (config: unknown, etag: string | null = '"v1"'): Answer => ({
   status: 200,
   etag,
   body: JSON.stringify(config),
 });
 
-function cache(over: Partial<ConfigCacheOptions<Record<string, unknown>>> & Pick<ConfigCacheOptions<Record<string, unknown>>, "fetchConfig">) {
+function cache(over: Partial<ConfigCacheOptions<Record<string, unknown>>> & Pick<ConfigCacheOptions<Record<string, unknown>>, "_fetchConfig">) {
   const logger = { error: vi.fn() };
-  return { logger, c: { load: () => loadConfig({ baseUrl: "https://ab.example.com/", apiKey: KEY, logger, ...over }) } };
+  return { logger, c: { load: () => loadConfig({ _baseUrl: "https://ab.example.com/", _apiKey: KEY, _logger: logger, ...over }) } };
 }
 
 describe("config cache", () => {
   test("a first visit has nothing to apply until the config arrives, which is then stored with its ETag", async () => {
     const storage = new MemoryStorage();
     const a = api(ok(V1));
-    const { c } = cache({ fetchConfig: a.fetchConfig, storage });
+    const { c } = cache({ _fetchConfig: a.fetchConfig, _storage: storage });
     const load = c.load();
     expect(load.config).toBeNull();
-    expect(await load.update).toEqual({ outcome: "replaced", config: V1 });
+    expect(await load._update).toEqual(V1);
     expect(a.calls[0]).toEqual({ url: `https://ab.example.com/api/v1/sdk/config?api_key=${KEY}`, headers: {} });
     expect(JSON.parse(storage.getItem(STORED)!)).toEqual({ etag: '"v1"', config: V1 });
   });
 
   test("a returning visitor gets the stored config at once; 304 keeps it", async () => {
     const storage = new MemoryStorage();
-    await cache({ fetchConfig: api(ok(V1)).fetchConfig, storage }).c.load().update;
+    await cache({ _fetchConfig: api(ok(V1)).fetchConfig, _storage: storage }).c.load()._update;
     const a = api({ status: 304, etag: '"v1"' });
-    const load = cache({ fetchConfig: a.fetchConfig, storage }).c.load();
+    const load = cache({ _fetchConfig: a.fetchConfig, _storage: storage }).c.load();
     expect(load.config).toEqual(V1); // before any network answer
     expect(a.calls[0]!.headers).toEqual({ "If-None-Match": '"v1"' });
-    expect(await load.update).toEqual({ outcome: "unchanged", config: V1 });
+    expect(await load._update).toEqual(V1);
     expect(JSON.parse(storage.getItem(STORED)!)).toEqual({ etag: '"v1"', config: V1 });
   });
 
   test("200 replaces the stored config for the next page", async () => {
     const storage = new MemoryStorage();
-    await cache({ fetchConfig: api(ok(V1)).fetchConfig, storage }).c.load().update;
-    const load = cache({ fetchConfig: api(ok(V2, '"v2"')).fetchConfig, storage }).c.load();
+    await cache({ _fetchConfig: api(ok(V1)).fetchConfig, _storage: storage }).c.load()._update;
+    const load = cache({ _fetchConfig: api(ok(V2, '"v2"')).fetchConfig, _storage: storage }).c.load();
     expect(load.config).toEqual(V1);
-    expect(await load.update).toEqual({ outcome: "replaced", config: V2 });
-    const next = cache({ fetchConfig: api({ status: 304 }).fetchConfig, storage }).c.load();
+    expect(await load._update).toEqual(V2);
+    const next = cache({ _fetchConfig: api({ status: 304 }).fetchConfig, _storage: storage }).c.load();
     expect(next.config).toEqual(V2);
   });
 
   test("network errors, 5xx and broken responses keep the cached config and report once (one load per page)", async () => {
     const storage = new MemoryStorage();
-    await cache({ fetchConfig: api(ok(V1)).fetchConfig, storage }).c.load().update;
+    await cache({ _fetchConfig: api(ok(V1)).fetchConfig, _storage: storage }).c.load()._update;
     for (const answer of ["network", { status: 503 }, { status: 200, etag: '"x"', body: "<html>" }] as const) {
-      const { c, logger } = cache({ fetchConfig: api(answer).fetchConfig, storage });
+      const { c, logger } = cache({ _fetchConfig: api(answer).fetchConfig, _storage: storage });
       const load = c.load();
-      expect(await load.update).toEqual({ outcome: "failed", config: V1 });
+      expect(await load._update).toEqual(V1);
       expect(logger.error).toHaveBeenCalledOnce();
       expect(logger.error.mock.calls[0]![0]).toContain("using the cached one");
     }
@@ -76,18 +82,18 @@ describe("config cache", () => {
   });
 
   test("with nothing cached, a failure leaves no config (the page is left as it is)", async () => {
-    const { c, logger } = cache({ fetchConfig: api("network").fetchConfig, storage: new MemoryStorage() });
-    expect(await c.load().update).toEqual({ outcome: "failed", config: null });
+    const { c, logger } = cache({ _fetchConfig: api("network").fetchConfig, _storage: new MemoryStorage() });
+    expect(await c.load()._update).toEqual(null);
     expect(logger.error).toHaveBeenCalledOnce();
   });
 
   test("a revoked key or deleted site forgets the cached config", async () => {
     for (const status of [401, 403, 404]) {
       const storage = new MemoryStorage();
-      await cache({ fetchConfig: api(ok(V1)).fetchConfig, storage }).c.load().update;
-      const load = cache({ fetchConfig: api({ status }).fetchConfig, storage }).c.load();
+      await cache({ _fetchConfig: api(ok(V1)).fetchConfig, _storage: storage }).c.load()._update;
+      const load = cache({ _fetchConfig: api({ status }).fetchConfig, _storage: storage }).c.load();
       expect(load.config).toEqual(V1);
-      expect(await load.update).toEqual({ outcome: "gone", config: null });
+      expect(await load._update).toEqual(null);
       expect(storage.getItem(STORED)).toBeNull();
     }
   });
@@ -97,42 +103,42 @@ describe("config cache", () => {
       const storage = new MemoryStorage();
       storage.setItem(STORED, junk);
       const a = api(ok(V2, '"v2"'));
-      const load = cache({ fetchConfig: a.fetchConfig, storage }).c.load();
+      const load = cache({ _fetchConfig: a.fetchConfig, _storage: storage }).c.load();
       expect(load.config).toBeNull();
       expect(a.calls[0]!.headers).toEqual({}); // no stale ETag sent
-      expect((await load.update).config).toEqual(V2);
+      expect(await load._update).toEqual(V2);
     }
   });
 
   test("the inline config of /s/{api_key}.js wins and costs no request", async () => {
     const storage = new MemoryStorage();
-    await cache({ fetchConfig: api(ok(V1)).fetchConfig, storage }).c.load().update;
+    await cache({ _fetchConfig: api(ok(V1)).fetchConfig, _storage: storage }).c.load()._update;
     const a = api();
-    const load = cache({ fetchConfig: a.fetchConfig, storage, inline: { config: V2, etag: '"v2"' } }).c.load();
+    const load = cache({ _fetchConfig: a.fetchConfig, _storage: storage, _inline: { config: V2, etag: '"v2"' } }).c.load();
     expect(load.config).toEqual(V2);
-    expect(await load.update).toEqual({ outcome: "inline", config: V2 });
+    expect(await load._update).toEqual(V2);
     expect(a.calls).toHaveLength(0);
   });
 
   test("an unusable inline value falls back to the cache", async () => {
     const storage = new MemoryStorage();
-    await cache({ fetchConfig: api(ok(V1)).fetchConfig, storage }).c.load().update;
-    const load = cache({ fetchConfig: api({ status: 304 }).fetchConfig, storage, inline: { config: "oops" } }).c.load();
+    await cache({ _fetchConfig: api(ok(V1)).fetchConfig, _storage: storage }).c.load()._update;
+    const load = cache({ _fetchConfig: api({ status: 304 }).fetchConfig, _storage: storage, _inline: { config: "oops" } }).c.load();
     expect(load.config).toEqual(V1);
   });
 
   test("a response without an ETag is used but not stored; without storage nothing is kept", async () => {
     const storage = new MemoryStorage();
-    expect((await cache({ fetchConfig: api(ok(V1, null)).fetchConfig, storage }).c.load().update).config).toEqual(V1);
+    expect((await cache({ _fetchConfig: api(ok(V1, null)).fetchConfig, _storage: storage }).c.load()._update)).toEqual(V1);
     expect(storage.getItem(STORED)).toBeNull();
-    const none = cache({ fetchConfig: api(ok(V1)).fetchConfig, storage: null }).c.load();
-    expect((await none.update).config).toEqual(V1);
+    const none = cache({ _fetchConfig: api(ok(V1)).fetchConfig, _storage: null }).c.load();
+    expect(await none._update).toEqual(V1);
   });
 
   test("a custom validator rejects what is not a config", async () => {
     const isConfig = (v: unknown): v is Record<string, unknown> =>
       typeof v === "object" && v !== null && Array.isArray((v as { experiments?: unknown }).experiments);
-    const { c } = cache({ fetchConfig: api(ok({ hello: 1 })).fetchConfig, validate: isConfig });
-    expect(await c.load().update).toEqual({ outcome: "failed", config: null });
+    const { c } = cache({ _fetchConfig: api(ok({ hello: 1 })).fetchConfig, _validate: isConfig });
+    expect(await c.load()._update).toEqual(null);
   });
 });

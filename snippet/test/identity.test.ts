@@ -16,101 +16,101 @@ import { FakeCookieJar } from "./fakes";
 const VID = "0193a1c2-5e4f-4a6b-9c8d-1234567890ab";
 const NOW = Date.UTC(2026, 0, 2);
 
-function page(host: string, jar = new FakeCookieJar(host), secure = true): IdentityOptions & { jar: FakeCookieJar } {
-  return { jar, hostname: host, secure, now: () => NOW };
+function page(host: string, jar = new FakeCookieJar(host), secure = true): IdentityOptions & { _jar: FakeCookieJar } {
+  return { _jar: jar, _hostname: host, _secure: secure, _now: () => NOW };
 }
 
 describe("visitor cookies", () => {
   test("a first visit gets a visitor id and the first-visit cookie, for a year, on the site's domain", () => {
     const p = page("www.shop.example.com");
     const id = loadIdentity(p, "https://www.shop.example.com/", []);
-    expect(id.isReturning).toBe(false);
-    expect(id.optedOut).toBe(false);
-    expect(id.domain).toBe("example.com");
-    expect(readCookie(p.jar, "seg_visitor_id")).toBe(id.visitorId);
-    expect(readCookie(p.jar, "_seg_visitor")).toBe(String(NOW));
-    const written = p.jar.written.find((c) => c.startsWith("seg_visitor_id="))!;
+    expect(id._isReturning).toBe(false);
+    expect(id._optedOut).toBe(false);
+    expect(id._domain).toBe("example.com");
+    expect(readCookie(p._jar, "seg_visitor_id")).toBe(id._visitorId);
+    expect(readCookie(p._jar, "_seg_visitor")).toBe(String(NOW));
+    const written = p._jar.written.find((c) => c.startsWith("seg_visitor_id="))!;
     expect(written).toBe(
-      `seg_visitor_id=${id.visitorId}; path=/; max-age=31536000; domain=.example.com; SameSite=Lax; Secure`,
+      `seg_visitor_id=${id._visitorId}; path=/; max-age=31536000; domain=.example.com; SameSite=Lax; Secure`,
     );
-    expect(p.jar.get()).not.toContain("_seg_probe"); // the domain probe cleans up after itself
+    expect(p._jar.get()).not.toContain("_seg_probe"); // the domain probe cleans up after itself
   });
 
   test("the next page load is the same visitor, now returning, and the cookies are renewed", () => {
     const p = page("example.com");
     const first = loadIdentity(p, "https://example.com/", []);
-    const before = p.jar.written.length;
-    const again = loadIdentity({ ...p, now: () => NOW + 86_400_000 }, "https://example.com/pricing", []);
-    expect(again.visitorId).toBe(first.visitorId);
-    expect(again.isReturning).toBe(true);
-    expect(readCookie(p.jar, "_seg_visitor")).toBe(String(NOW)); // the first visit's time is kept
-    expect(p.jar.written.slice(before).some((c) => c.startsWith("seg_visitor_id="))).toBe(true);
+    const before = p._jar.written.length;
+    const again = loadIdentity({ ...p, _now: () => NOW + 86_400_000 }, "https://example.com/pricing", []);
+    expect(again._visitorId).toBe(first._visitorId);
+    expect(again._isReturning).toBe(true);
+    expect(readCookie(p._jar, "_seg_visitor")).toBe(String(NOW)); // the first visit's time is kept
+    expect(p._jar.written.slice(before).some((c) => c.startsWith("seg_visitor_id="))).toBe(true);
   });
 
   test("subdomains of one site share the visitor", () => {
     const p = page("www.example.co.uk");
     const first = loadIdentity(p, "https://www.example.co.uk/", []);
-    expect(first.domain).toBe("example.co.uk"); // co.uk is refused, the probe moves on
-    const shop = page("shop.example.co.uk", p.jar.visit("shop.example.co.uk"));
-    expect(loadIdentity(shop, "https://shop.example.co.uk/", []).visitorId).toBe(first.visitorId);
+    expect(first._domain).toBe("example.co.uk"); // co.uk is refused, the probe moves on
+    const shop = page("shop.example.co.uk", p._jar.visit("shop.example.co.uk"));
+    expect(loadIdentity(shop, "https://shop.example.co.uk/", [])._visitorId).toBe(first._visitorId);
   });
 
   test("localhost and IP addresses get host-only cookies, and http pages no Secure flag", () => {
     for (const host of ["localhost", "127.0.0.1"]) {
       const p = page(host, new FakeCookieJar(host), false);
       const id = loadIdentity(p, `http://${host}:8000/`, []);
-      expect(id.domain).toBeNull();
-      expect(cookieDomain(p.jar, host, false)).toBeNull();
-      const written = p.jar.written.find((c) => c.startsWith("seg_visitor_id="))!;
+      expect(id._domain).toBeNull();
+      expect(cookieDomain(p._jar, host, false)).toBeNull();
+      const written = p._jar.written.find((c) => c.startsWith("seg_visitor_id="))!;
       expect(written).not.toContain("domain=");
       expect(written).not.toContain("Secure");
-      expect(loadIdentity(p, `http://${host}:8000/`, []).visitorId).toBe(id.visitorId);
+      expect(loadIdentity(p, `http://${host}:8000/`, [])._visitorId).toBe(id._visitorId);
     }
   });
 
   test("a tampered visitor cookie is replaced, not trusted", () => {
     const p = page("example.com");
-    p.jar.set("seg_visitor_id=%3Cscript%3E; path=/");
+    p._jar.set("seg_visitor_id=%3Cscript%3E; path=/");
     const id = loadIdentity(p, "https://example.com/", []);
-    expect(id.visitorId).not.toBe("<script>");
-    expect(id.visitorId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(id._visitorId).not.toBe("<script>");
+    expect(id._visitorId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   test("reset() gives a new visitor id and keeps the browser returning", () => {
     const p = page("example.com");
     const first = loadIdentity(p, "https://example.com/", []);
     const after = resetIdentity(p, first);
-    expect(after.visitorId).not.toBe(first.visitorId);
-    expect(readCookie(p.jar, "seg_visitor_id")).toBe(after.visitorId);
-    expect(readCookie(p.jar, "_seg_visitor")).toBe(String(NOW));
-    expect(loadIdentity(p, "https://example.com/", []).visitorId).toBe(after.visitorId);
+    expect(after._visitorId).not.toBe(first._visitorId);
+    expect(readCookie(p._jar, "seg_visitor_id")).toBe(after._visitorId);
+    expect(readCookie(p._jar, "_seg_visitor")).toBe(String(NOW));
+    expect(loadIdentity(p, "https://example.com/", [])._visitorId).toBe(after._visitorId);
   });
 });
 
 describe("opt-out", () => {
   test("segmently_opt_out=true: no cookie is written and the visitor is marked opted out", () => {
     const p = page("example.com");
-    p.jar.set("segmently_opt_out=true; path=/");
+    p._jar.set("segmently_opt_out=true; path=/");
     const id = loadIdentity(p, "https://example.com/", []);
-    expect(id.optedOut).toBe(true);
-    expect(readCookie(p.jar, "seg_visitor_id")).toBeNull();
-    expect(readCookie(p.jar, "_seg_visitor")).toBeNull();
+    expect(id._optedOut).toBe(true);
+    expect(readCookie(p._jar, "seg_visitor_id")).toBeNull();
+    expect(readCookie(p._jar, "_seg_visitor")).toBeNull();
     resetIdentity(p, id);
-    expect(readCookie(p.jar, "seg_visitor_id")).toBeNull();
+    expect(readCookie(p._jar, "seg_visitor_id")).toBeNull();
   });
 
   test("only the value true opts out; the helper sets and clears it", () => {
     const p = page("www.example.com");
-    p.jar.set("segmently_opt_out=false; path=/");
-    expect(isOptedOut(p.jar)).toBe(false);
+    p._jar.set("segmently_opt_out=false; path=/");
+    expect(isOptedOut(p._jar)).toBe(false);
     setOptOut(p, true);
-    expect(isOptedOut(p.jar)).toBe(true);
+    expect(isOptedOut(p._jar)).toBe(true);
     setOptOut(p, false);
-    expect(isOptedOut(p.jar)).toBe(false);
-    p.jar.set("segmently_opt_out=TRUE; path=/");
-    expect(isOptedOut(p.jar)).toBe(true);
+    expect(isOptedOut(p._jar)).toBe(false);
+    p._jar.set("segmently_opt_out=TRUE; path=/");
+    expect(isOptedOut(p._jar)).toBe(true);
     setOptOut(p, false); // also clears a host-only cookie the site set itself
-    expect(isOptedOut(p.jar)).toBe(false);
+    expect(isOptedOut(p._jar)).toBe(false);
   });
 });
 
@@ -149,22 +149,22 @@ describe("cross-domain _sgmt_vid", () => {
     const p = page("checkout.example.net");
     const url = `https://checkout.example.net/pay?step=2&_sgmt_vid=${VID}#card`;
     const id = loadIdentity(p, url, domains);
-    expect(id.visitorId).toBe(VID);
-    expect(readCookie(p.jar, "seg_visitor_id")).toBe(VID);
-    expect(id.cleanUrl).toBe("https://checkout.example.net/pay?step=2#card");
+    expect(id._visitorId).toBe(VID);
+    expect(readCookie(p._jar, "seg_visitor_id")).toBe(VID);
+    expect(id._cleanUrl).toBe("https://checkout.example.net/pay?step=2#card");
   });
 
   test("a domain that is not listed does not adopt a shared link's id, but still cleans the URL", () => {
     const p = page("blog.example.org");
     const id = loadIdentity(p, `https://blog.example.org/?_sgmt_vid=${VID}`, domains);
-    expect(id.visitorId).not.toBe(VID);
-    expect(id.cleanUrl).toBe("https://blog.example.org/");
+    expect(id._visitorId).not.toBe(VID);
+    expect(id._cleanUrl).toBe("https://blog.example.org/");
   });
 
   test("an invalid id is ignored", () => {
     const p = page("checkout.example.net");
     const id = loadIdentity(p, "https://checkout.example.net/?_sgmt_vid=%3Cimg%3E", domains);
-    expect(id.visitorId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(id._visitorId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   test("reading and cleaning keep every other parameter byte for byte", () => {

@@ -23,44 +23,44 @@ describe("the core's outbox (before the track chunk's queue)", () => {
   test("stamps each event now, with increasing ids, and keeps it in memory and in storage", () => {
     const storage = new MemoryStorage();
     const box = createOutbox(BASE, KEY, storage, () => false);
-    const a = box.stamp(ev(1));
-    const b = box.stamp(ev(2));
+    const a = box._stamp(ev(1));
+    const b = box._stamp(ev(2));
     expect(a.timestamp).toBe("2026-11-26T10:00:00.000Z");
     expect(uuidv7Time(a.event_id)).toBe(Date.now());
     expect(b.event_id > a.event_id).toBe(true);
-    box.hold(a);
-    box.hold(b);
-    expect(box.held).toEqual([a, b]);
+    box._hold(a);
+    box._hold(b);
+    expect(box._held).toEqual([a, b]);
     expect(stored(storage)).toEqual([a, b]);
   });
 
   test("keeps another tab's stored events", () => {
     const storage = new MemoryStorage();
     const other = createOutbox(BASE, KEY, storage, () => false);
-    const theirs = other.stamp(ev(1));
-    other.hold(theirs);
+    const theirs = other._stamp(ev(1));
+    other._hold(theirs);
     const box = createOutbox(BASE, KEY, storage, () => false);
-    const mine = box.stamp(ev(2));
-    box.hold(mine);
+    const mine = box._stamp(ev(2));
+    box._hold(mine);
     expect(stored(storage)).toEqual([theirs, mine]);
   });
 
   test("on pagehide the held events go in one beacon and leave storage; a refusal keeps them stored", () => {
     const storage = new MemoryStorage();
     const box = createOutbox(BASE, KEY, storage, () => false);
-    const a = box.stamp(ev(1));
-    box.hold(a);
-    box.beacon(() => false);
-    box.beacon(() => {
+    const a = box._stamp(ev(1));
+    box._hold(a);
+    box._beacon(() => false);
+    box._beacon(() => {
       throw new Error("blocked");
     });
     expect(stored(storage)).toEqual([a]);
     const beacons: [string, string][] = [];
-    box.beacon((url, body) => beacons.push([url, body]) > 0);
+    box._beacon((url, body) => beacons.push([url, body]) > 0);
     expect(beacons).toEqual([[`${BASE}/api/v1/events/batch?api_key=${KEY}`, JSON.stringify({ events: [a] })]]);
     expect(stored(storage)).toEqual([]);
-    expect(box.held).toEqual([]);
-    box.beacon((url, body) => beacons.push([url, body]) > 0);
+    expect(box._held).toEqual([]);
+    box._beacon((url, body) => beacons.push([url, body]) > 0);
     expect(beacons).toHaveLength(1); // nothing left to send
   });
 
@@ -68,13 +68,13 @@ describe("the core's outbox (before the track chunk's queue)", () => {
     const storage = new MemoryStorage();
     let optedOut = false;
     const box = createOutbox(BASE, KEY, storage, () => optedOut);
-    box.hold(box.stamp(ev(1)));
+    box._hold(box._stamp(ev(1)));
     optedOut = true;
     const beacon = vi.fn(() => true);
-    box.hold(box.stamp(ev(2)));
-    box.beacon(beacon);
+    box._hold(box._stamp(ev(2)));
+    box._beacon(beacon);
     expect(storage.getItem(STORED)).toBeNull();
-    expect(box.held).toEqual([]);
+    expect(box._held).toEqual([]);
     expect(beacon).not.toHaveBeenCalled();
   });
 
@@ -83,12 +83,12 @@ describe("the core's outbox (before the track chunk's queue)", () => {
       const storage = new MemoryStorage();
       storage.failWrites = failWrites;
       const box = createOutbox(BASE, KEY, storage, () => false);
-      const held = [box.stamp(ev(1)), box.stamp(ev(2))];
-      for (const e of held) box.hold(e);
+      const held = [box._stamp(ev(1)), box._stamp(ev(2))];
+      for (const e of held) box._hold(e);
       const bodies: string[] = [];
       const send = async (_url: string, body: string): Promise<SendResult> => (bodies.push(body), { status: 202 });
-      const queue = createEventQueue({ baseUrl: BASE, apiKey: KEY, storage, send, held: box.held.splice(0) });
-      queue.enqueue(box.stamp(ev(3)));
+      const queue = createEventQueue({ baseUrl: BASE, apiKey: KEY, storage, send, held: box._held.splice(0) });
+      queue.enqueue(box._stamp(ev(3)));
       await vi.advanceTimersByTimeAsync(1_000);
       const sent = bodies.flatMap((b) => (JSON.parse(b) as { events: QueuedEvent[] }).events);
       expect(sent.map((e) => e.event_data)).toEqual([{ i: 1 }, { i: 2 }, { i: 3 }]);
@@ -99,8 +99,8 @@ describe("the core's outbox (before the track chunk's queue)", () => {
 
   test("a held event no batch can hold is dropped with one console error instead of blocking the queue", async () => {
     const box = createOutbox(BASE, KEY, null, () => false);
-    const big = box.stamp({ ...ev(1), event_data: { big: "x".repeat(1_100_000) } });
-    const small = box.stamp(ev(2));
+    const big = box._stamp({ ...ev(1), event_data: { big: "x".repeat(1_100_000) } });
+    const small = box._stamp(ev(2));
     const logger = { error: vi.fn(), warn: vi.fn() };
     const bodies: string[] = [];
     const send = async (_url: string, body: string): Promise<SendResult> => (bodies.push(body), { status: 202 });

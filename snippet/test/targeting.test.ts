@@ -162,15 +162,15 @@ describe("the shared targeting cases", () => {
       },
     });
     const visitor = (v: PyVisitor): VisitorContext => ({
-      visitorId: v.visitor_id,
-      url: v.url,
-      device: v.device,
-      viewportWidth: v.viewport_width,
-      country: v.country,
-      isReturning: v.is_returning,
-      attributes: v.attributes,
-      referrer: v.referrer,
-      classify: referralSourceOf,
+      _visitorId: v.visitor_id,
+      _url: v.url,
+      _device: v.device,
+      _viewportWidth: v.viewport_width,
+      _country: v.country,
+      _isReturning: v.is_returning,
+      _attributes: v.attributes,
+      _referrer: v.referrer,
+      _classify: referralSourceOf,
     });
     // evaluate() answers the variant's index or the reason; the rest of the server's decision follows from it
     const decision = (e: PyExperiment, v: PyVisitor, answer: number | Reason) =>

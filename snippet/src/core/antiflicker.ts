@@ -8,12 +8,9 @@
  * (the spec's failsafe, 5 s by default) even when nobody calls `reveal()`.
  */
 
-export interface Curtain {
-  /** Shows the page (once); the ms it stayed hidden, the same on every call. */
-  reveal(): number;
-}
-
-export function drawCurtain(doc: Document, timeoutMs: number, now: () => number = () => performance.now()): Curtain {
+/** Draws the curtain; answers its `reveal`, which shows the page (once) and answers the ms it stayed
+ * hidden, the same on every call. */
+export function drawCurtain(doc: Document, timeoutMs: number, now: () => number = () => performance.now()): () => number {
   const start = now();
   const style = doc.createElement("style");
   style.id = "segmently-curtain";
@@ -30,5 +27,5 @@ export function drawCurtain(doc: Document, timeoutMs: number, now: () => number 
     return hiddenMs;
   };
   const failsafe = setTimeout(reveal, timeoutMs);
-  return { reveal };
+  return reveal;
 }

@@ -22,15 +22,14 @@
  *   the body's elements; style sheets and element changes do not wait.
  * - An invalid selector is reported once and its change skipped.
  *
- * `undo()` (an SPA left the experiment's URL) stops watching, drops JavaScript not yet run and
+ * The undo (an SPA left the experiment's URL) stops watching, drops JavaScript not yet run and
  * removes the injected style sheets; element changes already made stay until the page re-renders.
  */
 
 import type { Change } from "./types";
 
-export interface Applied {
-  undo(): void;
-}
+/** What `applyChanges` answers: the undo (see above). */
+export type Applied = () => void;
 
 type ElementChange = Exclude<Change, { type: "js" }> & { selector: string };
 
@@ -118,12 +117,10 @@ export function applyChanges(
   if (doc.readyState == "loading") doc.addEventListener("DOMContentLoaded", runJs);
   else runJs();
 
-  return {
-    undo() {
-      if (observer) observer.disconnect();
-      doc.removeEventListener("DOMContentLoaded", runJs);
-      doc.removeEventListener("DOMContentLoaded", applyToElements);
-      for (const style of styles) style.remove();
-    },
+  return () => {
+    if (observer) observer.disconnect();
+    doc.removeEventListener("DOMContentLoaded", runJs);
+    doc.removeEventListener("DOMContentLoaded", applyToElements);
+    for (const style of styles) style.remove();
   };
 }

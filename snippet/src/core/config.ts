@@ -17,51 +17,53 @@ export const INLINE_CONFIG_GLOBAL = "__segmentlyConfig";
 export const CONFIG_PATH = "/api/v1/sdk/config";
 const STORAGE_PREFIX = "seg_config:";
 
+/** What the config loader reads of a `fetch` `Response`. */
 export interface ConfigResponse {
   status: number;
-  etag?: string | null;
-  /** the response text (200 only) */
-  body?: string | null;
+  headers: { get(name: string): string | null };
+  /** the body (read for a 200 only) */
+  text(): Promise<string>;
 }
 
 /** `fetch` for the config; rejects on a network error. */
 export type FetchConfig = (url: string, headers: Record<string, string>) => Promise<ConfigResponse>;
 
-/** What revalidation did: nothing to do (inline), kept (304), replaced, failed (the cached one kept), gone. */
-export type ConfigOutcome = "inline" | "unchanged" | "replaced" | "failed" | "gone";
-
 export interface ConfigLoad<T> {
-  /** the config to apply now (inline or stored), or null to wait for `update` */
+  /** the config to apply now (inline or stored), or null to wait for `_update` */
   config: T | null;
-  /** settles (never rejects) once the network answered: the config to use from then on */
-  update: Promise<{ outcome: ConfigOutcome; config: T | null }>;
+  /**
+   * settles (never rejects) once the network answered: the config to use from then on — the inline
+   * one (no request), the stored one (304, or a failure), the new one (200), or null (gone, or a
+   * failure with nothing stored)
+   */
+  _update: Promise<T | null>;
 }
 
 export interface ConfigCacheOptions<T> {
   /** Where the API lives, e.g. `https://ab.example.com`. */
-  baseUrl: string;
-  apiKey: string;
-  fetchConfig: FetchConfig;
+  _baseUrl: string;
+  _apiKey: string;
+  _fetchConfig: FetchConfig;
   /** null: no caching (e.g. a preview load, whose config must not be kept) */
-  storage?: KeyValueStorage | null;
+  _storage?: KeyValueStorage | null;
   /** the value of `window[INLINE_CONFIG_GLOBAL]`, if any */
-  inline?: unknown;
+  _inline?: unknown;
   /** whether a parsed value is a config (default: any JSON object) */
-  validate?: (value: unknown) => value is T;
-  logger?: { error(message: string): void };
+  _validate?: (value: unknown) => value is T;
+  _logger?: { error(message: string): void };
 }
 
 /**
  * The site's config for this page load: at once from the inline config, else the stored one (then
- * revalidated), else none (then fetched); `update` settles once the network answered.
+ * revalidated), else none (then fetched); `_update` settles once the network answered.
  */
 export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>): ConfigLoad<T> {
-  const validate = o.validate || (isRecord as (value: unknown) => value is T);
-  const storage = o.storage || null;
-  const key = STORAGE_PREFIX + o.apiKey;
-  const inline = isRecord(o.inline) ? o.inline.config : undefined;
+  const validate = o._validate || (isRecord as (value: unknown) => value is T);
+  const storage = o._storage || null;
+  const key = STORAGE_PREFIX + o._apiKey;
+  const inline = isRecord(o._inline) ? o._inline.config : undefined;
   if (inline !== undefined && validate(inline)) {
-    return { config: inline, update: Promise.resolve({ outcome: "inline", config: inline }) };
+    return { config: inline, _update: Promise.resolve(inline) };
   }
   let stored = readJson(storage, key);
   if (stored !== null && !(isRecord(stored) && typeof stored.etag == "string" && stored.etag && validate(stored.config))) {
@@ -70,34 +72,36 @@ export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>
   }
   const cached = stored as { etag: string; config: T } | null;
   const kept = cached && cached.config;
-  const done = (outcome: ConfigOutcome, config: T | null, why?: string) => {
+  const done = (config: T | null, why?: string) => {
     // one console error per page
-    if (why) (o.logger || console).error("Segmently: config " + why);
-    return { outcome, config };
+    if (why) (o._logger || console).error("Segmently: config " + why);
+    return config;
   };
-  const failed = (why: string) => done("failed", kept, `request failed (${why})${kept ? "; using the cached one" : ""}`);
-  const url = `${o.baseUrl.replace(/\/+$/, "")}${CONFIG_PATH}?api_key=${encodeURIComponent(o.apiKey)}`;
-  const update = o.fetchConfig(url, cached ? { "If-None-Match": cached.etag } : {}).then(
-    (res) => {
+  const failed = (why: string) => done(kept, `request failed (${why})${kept ? "; using the cached one" : ""}`);
+  const url = `${o._baseUrl.replace(/\/+$/, "")}${CONFIG_PATH}?api_key=${encodeURIComponent(o._apiKey)}`;
+  const update = o
+    ._fetchConfig(url, cached ? { "If-None-Match": cached.etag } : {})
+    .then(async (res) => {
       const status = res.status;
-      if (status == 304 && cached) return done("unchanged", kept);
+      if (status == 304 && cached) return kept;
       if (status == 401 || status == 403 || status == 404) {
         removeKey(storage, key);
-        return done("gone", null, `refused (HTTP ${status}); no experiment runs`);
+        return done(null, `refused (HTTP ${status}); no experiment runs`);
       }
       if (status != 200) return failed(`HTTP ${status}`);
+      const body = await res.text(); // a body that breaks off is a network error (below)
       let parsed: unknown;
       try {
-        parsed = JSON.parse(res.body || "");
+        parsed = JSON.parse(body);
       } catch {
         return failed("not JSON");
       }
       if (!validate(parsed)) return failed("not a config");
-      if (res.etag) writeJson(storage, key, { etag: res.etag, config: parsed });
+      const etag = res.headers.get("ETag");
+      if (etag) writeJson(storage, key, { etag, config: parsed });
       else removeKey(storage, key); // cannot be revalidated: do not keep a copy that may be stale
-      return done("replaced", parsed);
-    },
-    () => failed("network error"),
-  );
-  return { config: kept, update };
+      return parsed;
+    })
+    .catch(() => failed("network error"));
+  return { config: kept, _update: update };
 }

@@ -23,21 +23,21 @@ export type ExperimentRules = Pick<ExperimentConfig, "seed" | "variants" | "targ
 
 /** What evaluation needs of a visitor on a page. */
 export interface VisitorContext {
-  visitorId: string;
+  _visitorId: string;
   /** `location.href`; null when unknown, which fails any URL rule. */
-  url?: string | null;
+  _url?: string | null;
   /** the device if known, else derived from `viewportWidth`; unknown fails device targeting. */
-  device?: Device | null;
-  viewportWidth?: number | null;
+  _device?: Device | null;
+  _viewportWidth?: number | null;
   /** ISO 3166-1 alpha-2 from the config; null, "" or XX (not detected) passes country targeting. */
-  country?: string | null;
+  _country?: string | null;
   /** whether the `_seg_visitor` cookie was already present. */
-  isReturning?: boolean;
-  attributes?: Readonly<Record<string, unknown>>;
+  _isReturning?: boolean;
+  _attributes?: Readonly<Record<string, unknown>>;
   /** `document.referrer`. */
-  referrer?: string | null;
+  _referrer?: string | null;
   /** the referral chunk's classification; without it a referral gate is not passed */
-  classify?: ((url: string, referrer: string | null | undefined) => ReferralSource) | null;
+  _classify?: ((url: string, referrer: string | null | undefined) => ReferralSource) | null;
 }
 
 /** Why a visitor is left out. */
@@ -51,26 +51,26 @@ export type Reason = "url" | "device" | "country" | "visitor_type" | "attributes
 export function evaluate(experiment: ExperimentRules, visitor: VisitorContext): number | Reason {
   const t = experiment.targeting;
   const a = experiment.audience;
-  const url = visitor.url;
-  const width = visitor.viewportWidth;
+  const url = visitor._url;
+  const width = visitor._viewportWidth;
   const traffic = t.traffic_percentage;
   const sources = a.referral_sources || [];
-  const classify = visitor.classify;
+  const classify = visitor._classify;
   // `||` where `??` was meant: esbuild expands `??` for ES2018, and only null/undefined are falsy here
   if (!urlMatches(t.url_rules || [], url)) return "url";
-  if (!deviceMatches(t.devices || [], visitor.device || (width == null ? null : deviceForWidth(width)))) return "device";
-  if (!countryMatches(t.countries || [], visitor.country)) return "country";
-  if (!visitorTypeMatches(a.visitor_type || "all", !!visitor.isReturning)) return "visitor_type";
-  if (!attributesMatch(a.attribute_rules || [], visitor.attributes || {})) return "attributes";
+  if (!deviceMatches(t.devices || [], visitor._device || (width == null ? null : deviceForWidth(width)))) return "device";
+  if (!countryMatches(t.countries || [], visitor._country)) return "country";
+  if (!visitorTypeMatches(a.visitor_type || "all", !!visitor._isReturning)) return "visitor_type";
+  if (!attributesMatch(a.attribute_rules || [], visitor._attributes || {})) return "attributes";
   // no page URL: no parameters and no own host
-  if (sources.length > 0 && !referralMatches(sources, classify ? classify(url || "", visitor.referrer) : null)) {
+  if (sources.length > 0 && !referralMatches(sources, classify ? classify(url || "", visitor._referrer) : null)) {
     return "referral";
   }
   const ranges = bucketRanges(
     experiment.variants.map((v) => v.weight / 100),
     (traffic == null ? 100 : traffic) / 100,
   );
-  const i = chooseVariant(hashV2(experiment.seed, visitor.visitorId), ranges);
+  const i = chooseVariant(hashV2(experiment.seed, visitor._visitorId), ranges);
   return i < 0 ? "traffic" : i;
 }
 

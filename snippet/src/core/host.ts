@@ -19,6 +19,12 @@ export interface Assignment {
   variantKey: string;
 }
 
+/**
+ * One experiment running on this page: its variant, the undo of its changes, and whether
+ * `?segmently_preview` forced it (no events, no goals).
+ */
+export type Running = [experiment: ExperimentConfig, variant: VariantConfig, undo: () => void, preview: boolean];
+
 /** One assignment on this page (previews excluded) and the goals of its experiment. */
 export interface GoalTarget {
   experimentId: string;
@@ -33,8 +39,8 @@ export interface GoalTarget {
 export interface Tracker {
   /** A page view starts (load or SPA navigation): page_view goals, the once-per-page reset. */
   page(url: string): void;
-  /** The assignments goals are attributed to changed. */
-  targets(targets: GoalTarget[]): void;
+  /** The experiments running on the page changed: goals count for them (previews excluded). */
+  targets(running: readonly Running[]): void;
   /** An experiment was applied for the visitor: GA4 / Mixpanel impression. */
   enter(experiment: ExperimentConfig, variant: VariantConfig): void;
   /** `page_view` was sent: engagement starts, conversion rules are checked. */

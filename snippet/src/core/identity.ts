@@ -114,26 +114,26 @@ export function cookieDomain(jar: CookieJar, hostname: string, secure: boolean):
 
 /** What identity needs of the page. */
 export interface IdentityOptions {
-  jar: CookieJar;
+  _jar: CookieJar;
   /** `location.hostname`. */
-  hostname: string;
+  _hostname: string;
   /** `location.protocol === "https:"`: cookies get `Secure`. */
-  secure: boolean;
-  now?: () => number;
-  random?: RandomFill;
+  _secure: boolean;
+  _now?: () => number;
+  _random?: RandomFill;
 }
 
 /** The visitor as this page load sees them. */
 export interface Identity {
-  visitorId: string;
+  _visitorId: string;
   /** `_seg_visitor` was already set when the page loaded. */
-  isReturning: boolean;
+  _isReturning: boolean;
   /** `segmently_opt_out=true`: track nothing, write no cookie. */
-  optedOut: boolean;
+  _optedOut: boolean;
   /** the page URL without `_sgmt_vid` (for `history.replaceState`), or null when it had none. */
-  cleanUrl: string | null;
+  _cleanUrl: string | null;
   /** the cookie domain in use (null: host-only), for `reset()` and the opt-out helper. */
-  domain: string | null;
+  _domain: string | null;
 }
 
 /** Whether the visitor opted out: any `segmently_opt_out` cookie is `true` (case-insensitive). */
@@ -152,28 +152,28 @@ export function isListedHost(hostname: string, domains: readonly string[]): bool
  *
  * A valid `_sgmt_vid` in `url` is adopted only when this page's host is on the `crossDomain` list
  * (the site's Advanced-tab setting), so a shared link cannot merge strangers into one visitor
- * elsewhere; the parameter is stripped from `cleanUrl` whether adopted or not.
+ * elsewhere; the parameter is stripped from `_cleanUrl` whether adopted or not.
  */
 export function loadIdentity(opts: IdentityOptions, url: string, crossDomain: readonly string[]): Identity {
-  const jar = opts.jar;
+  const jar = opts._jar;
   const optedOut = isOptedOut(jar);
   const firstSeen = readCookie(jar, RETURNING_COOKIE);
   const [fromLink, cleanUrl] = crossDomainParam(url);
   const stored = readCookie(jar, VISITOR_COOKIE);
   const visitorId =
-    isVisitorId(fromLink) && isListedHost(opts.hostname, crossDomain)
+    isVisitorId(fromLink) && isListedHost(opts._hostname, crossDomain)
       ? fromLink
       : isVisitorId(stored)
         ? stored
-        : uuidv4(opts.random || defaultRandom);
+        : uuidv4(opts._random || defaultRandom);
   let domain: string | null = null;
   if (!optedOut) {
-    domain = cookieDomain(jar, opts.hostname, opts.secure);
-    jar.set(cookie(VISITOR_COOKIE, visitorId, COOKIE_MAX_AGE_S, domain, opts.secure));
-    const first = firstSeen === null ? String((opts.now || Date.now)()) : firstSeen;
-    jar.set(cookie(RETURNING_COOKIE, first, COOKIE_MAX_AGE_S, domain, opts.secure));
+    domain = cookieDomain(jar, opts._hostname, opts._secure);
+    jar.set(cookie(VISITOR_COOKIE, visitorId, COOKIE_MAX_AGE_S, domain, opts._secure));
+    const first = firstSeen === null ? String((opts._now || Date.now)()) : firstSeen;
+    jar.set(cookie(RETURNING_COOKIE, first, COOKIE_MAX_AGE_S, domain, opts._secure));
   }
-  return { visitorId, isReturning: firstSeen !== null, optedOut, cleanUrl, domain };
+  return { _visitorId: visitorId, _isReturning: firstSeen !== null, _optedOut: optedOut, _cleanUrl: cleanUrl, _domain: domain };
 }
 
 /**
@@ -181,20 +181,20 @@ export function loadIdentity(opts: IdentityOptions, url: string, crossDomain: re
  * assignments and attributes. `_seg_visitor` stays: the browser has been here before.
  */
 export function resetIdentity(opts: IdentityOptions, identity: Identity): Identity {
-  const visitorId = uuidv4(opts.random || defaultRandom);
-  if (!identity.optedOut && !isOptedOut(opts.jar)) {
-    opts.jar.set(cookie(VISITOR_COOKIE, visitorId, COOKIE_MAX_AGE_S, identity.domain, opts.secure));
+  const visitorId = uuidv4(opts._random || defaultRandom);
+  if (!identity._optedOut && !isOptedOut(opts._jar)) {
+    opts._jar.set(cookie(VISITOR_COOKIE, visitorId, COOKIE_MAX_AGE_S, identity._domain, opts._secure));
   }
-  return { ...identity, visitorId };
+  return { ...identity, _visitorId: visitorId };
 }
 
 /** Sets (`true`) or removes the opt-out cookie, for a consent banner that uses the snippet's helper. */
 export function setOptOut(opts: IdentityOptions, optOut: boolean): void {
-  const domain = cookieDomain(opts.jar, opts.hostname, opts.secure);
-  opts.jar.set(cookie(OPT_OUT_COOKIE, optOut ? "true" : "", optOut ? COOKIE_MAX_AGE_S : 0, domain, opts.secure));
+  const domain = cookieDomain(opts._jar, opts._hostname, opts._secure);
+  opts._jar.set(cookie(OPT_OUT_COOKIE, optOut ? "true" : "", optOut ? COOKIE_MAX_AGE_S : 0, domain, opts._secure));
   if (!optOut && domain !== null) {
     // a host-only cookie of the same name (set by the site itself) would keep the opt-out alive
-    opts.jar.set(cookie(OPT_OUT_COOKIE, "", 0, null, opts.secure));
+    opts._jar.set(cookie(OPT_OUT_COOKIE, "", 0, null, opts._secure));
   }
 }
 

@@ -3,8 +3,8 @@
  * queue itself (src/core/queue.ts: batching, retries, bounds), has loaded.
  *
  * Each event gets its `event_id` (UUIDv7) and `timestamp` when it is recorded and is kept in memory
- * (`held`, which the queue takes over) and in storage (`seg_events:{key}`, the list the queue sends
- * from), so a page closed before the chunk ran loses none: `beacon()` on `pagehide` sends them, and
+ * (`_held`, which the queue takes over) and in storage (`seg_events:{key}`, the list the queue sends
+ * from), so a page closed before the chunk ran loses none: `_beacon()` on `pagehide` sends them, and
  * what the browser refuses is sent by the next page load. Nothing is kept for an opted-out visitor.
  */
 
@@ -19,13 +19,13 @@ const MAX_STORED = 1_000;
 
 export interface Outbox {
   /** Gives the event its id and time (the ids of a page increase, even within a millisecond). */
-  stamp(event: TrackedEvent): QueuedEvent;
+  _stamp(event: TrackedEvent): QueuedEvent;
   /** Keeps a stamped event until the queue takes it over. */
-  hold(event: QueuedEvent): void;
+  _hold(event: QueuedEvent): void;
   /** The held events, oldest first; the queue empties it when it takes them. */
-  held: QueuedEvent[];
+  _held: QueuedEvent[];
   /** `pagehide` before the queue came: the held events in one beacon (what it refuses stays stored). */
-  beacon(send: Beacon): void;
+  _beacon(send: Beacon): void;
 }
 
 /** The outbox of one page load; `isOptedOut` is asked at each write (an opt-out mid-page deletes the list). */
@@ -48,13 +48,13 @@ export function createOutbox(
     writeJson(storage, key, change(Array.isArray(stored) ? stored : []).slice(-MAX_STORED));
   };
   return {
-    stamp: (event) => ({ ...event, event_id: newId(), timestamp: new Date().toISOString() }),
-    hold(event) {
+    _stamp: (event) => ({ ...event, event_id: newId(), timestamp: new Date().toISOString() }),
+    _hold(event) {
       held.push(event);
       store((list) => list.concat(event));
     },
-    held,
-    beacon(send) {
+    _held: held,
+    _beacon(send) {
       if (held.length === 0) return;
       store((list) => {
         let sent = false;

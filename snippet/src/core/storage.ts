@@ -10,10 +10,13 @@ export interface KeyValueStorage {
   removeItem(key: string): void;
 }
 
-/** `window.localStorage`, or null when reading it throws (blocked storage). */
-export function browserStorage(win: { localStorage?: KeyValueStorage }): KeyValueStorage | null {
+/** `window.localStorage` (or `sessionStorage`), or null when reading it throws (blocked storage). */
+export function browserStorage(
+  win: { localStorage?: KeyValueStorage; sessionStorage?: KeyValueStorage },
+  name: "localStorage" | "sessionStorage" = "localStorage",
+): KeyValueStorage | null {
   try {
-    return win.localStorage || null;
+    return win[name] || null;
   } catch {
     return null;
   }

@@ -81,7 +81,10 @@ export function startTrack(host: ModuleHost, win: Window): Tracker {
   });
   const tracker: Tracker = {
     page: goals.pageView,
-    targets: goals.setTargets,
+    targets: (running) =>
+      goals.setTargets(
+        running.filter((r) => !r[3]).map(([e, v]) => ({ experimentId: e.id, variantId: v.id, goals: e.goals })),
+      ),
     enter(e, v) {
       try {
         if (e.ga4 && typeof w.gtag === "function") {
