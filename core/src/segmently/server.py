@@ -9,6 +9,7 @@ connection here; separate sockets really use every core.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -52,19 +53,36 @@ def _uvicorn_config() -> uvicorn.Config:
     )
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server; once the app has started, what start-up built is frozen out of the GC.
+
+    The app's start-up leaves some 180,000 long-lived objects (routes, models, metadata,
+    templates). A full collection walks them all, about 125 ms on a small machine, and stalls
+    every request in flight; after ``gc.freeze()`` collections only walk what requests create
+    (``bench/ingest.py``: the paced ``/events/track`` p99, docs/benchmarks.md).
+    """
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start as uvicorn does, then collect and freeze what start-up left."""
+        await super().startup(sockets=sockets)
+        if self.started:
+            gc.collect()
+            gc.freeze()
+
+
 def _worker(host: str, port: int, log_level: str) -> None:
     from segmently.logs import configure_logging
 
     configure_logging(log_level)
     sock = _socket(host, port, reuse_port=True)
-    uvicorn.Server(_uvicorn_config()).run(sockets=[sock])
+    _Server(_uvicorn_config()).run(sockets=[sock])
 
 
 def serve(host: str, port: int, workers: int, log_level: str = "INFO") -> int:
     """Serve until SIGINT/SIGTERM; returns the exit code."""
     if workers <= 1:
         sock = _socket(host, port, reuse_port=False)
-        server = uvicorn.Server(_uvicorn_config())
+        server = _Server(_uvicorn_config())
         server.run(sockets=[sock])
         return 0 if server.started else 3
     _socket(host, port, reuse_port=False).close()  # fail early if something else holds the port
