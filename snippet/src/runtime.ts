@@ -105,7 +105,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       }
     };
 
-  const jar = documentCookieJar(doc);
+  const jar = documentCookieJar(doc, true); // the start-up reads the cookies once
   const optedOut = isOptedOut(jar);
   const storage = optedOut ? null : browserStorage(win); // opted out: nothing kept either
   const query = new URLSearchParams(loc.search);
@@ -173,7 +173,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     if (tracking) need("track", fn);
   };
 
-  const identityOptions = { _jar: jar, _hostname: loc.hostname, _secure: loc.protocol === "https:" };
+  const identityOptions = { _jar: jar, _hostname: loc.hostname, _secure: loc.protocol === "https:", _storage: storage };
   const outbox = createOutbox(base, apiKey, storage, () => isOptedOut(jar));
 
   const send: Emit = (eventName, data, experimentId, variantId) => {

@@ -5,13 +5,14 @@ import {
   crossDomainParam,
   cookieDomain,
   decorateLink,
+  documentCookieJar,
   isOptedOut,
   loadIdentity,
   readCookie,
   resetIdentity,
   setOptOut,
 } from "../src/core/identity";
-import { FakeCookieJar } from "./fakes";
+import { FakeCookieJar, MemoryStorage } from "./fakes";
 
 const VID = "0193a1c2-5e4f-4a6b-9c8d-1234567890ab";
 const NOW = Date.UTC(2026, 0, 2);
@@ -45,6 +46,49 @@ describe("visitor cookies", () => {
     expect(again._isReturning).toBe(true);
     expect(readCookie(p._jar, "_seg_visitor")).toBe(String(NOW)); // the first visit's time is kept
     expect(p._jar.written.slice(before).some((c) => c.startsWith("seg_visitor_id="))).toBe(true);
+  });
+
+  test("with storage, the cookies are renewed once a day: later page loads write no cookie", () => {
+    const p = { ...page("www.example.com"), _storage: new MemoryStorage() };
+    const first = loadIdentity(p, "https://www.example.com/", []);
+    const afterFirst = p._jar.written.length;
+    const later = loadIdentity({ ...p, _now: () => NOW + 3_600_000 }, "https://www.example.com/a", []);
+    expect(later).toMatchObject({ _visitorId: first._visitorId, _isReturning: true, _domain: "example.com" });
+    expect(p._jar.written.length).toBe(afterFirst); // no probe, no renewal
+    const tomorrow = loadIdentity({ ...p, _now: () => NOW + 86_400_000 }, "https://www.example.com/b", []);
+    expect(tomorrow._visitorId).toBe(first._visitorId);
+    expect(p._jar.written.slice(afterFirst).some((c) => c.startsWith("seg_visitor_id="))).toBe(true);
+    // cookies cleared but storage kept: a new visitor, whose cookies are written at once
+    const cleared = page("www.example.com");
+    const fresh = loadIdentity({ ...cleared, _storage: p._storage, _now: () => NOW + 86_400_000 }, "https://www.example.com/", []);
+    expect(readCookie(cleared._jar, "seg_visitor_id")).toBe(fresh._visitorId);
+  });
+
+  test("the page's jar reads document.cookie once per task; a write of ours reads it again", async () => {
+    let reads = 0;
+    let value = "a=1";
+    const doc = {
+      get cookie() {
+        reads++;
+        return value;
+      },
+      set cookie(c: string) {
+        value += "; " + c.split(";")[0];
+      },
+    } as unknown as Document;
+    const jar = documentCookieJar(doc, true);
+    expect([jar.get(), jar.get()]).toEqual(["a=1", "a=1"]);
+    expect(reads).toBe(1);
+    jar.set("b=2; path=/");
+    expect(jar.get()).toBe("a=1; b=2");
+    expect(reads).toBe(2);
+    value = "c=3"; // the page's own write, seen from the next task on
+    await Promise.resolve();
+    expect(jar.get()).toBe("c=3");
+    const plain = documentCookieJar(doc);
+    plain.get();
+    plain.get();
+    expect(reads).toBe(5);
   });
 
   test("subdomains of one site share the visitor", () => {

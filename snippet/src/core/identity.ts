@@ -2,7 +2,9 @@
  * Who the visitor is: the first-party cookies of ARCHITECTURE.md §9, the opt-out cookie, `reset()`
  * and cross-domain hand-over through the `_sgmt_vid` link parameter.
  *
- * - `seg_visitor_id`: the visitor id (a random UUID), 1 year, renewed on every page load;
+ * - `seg_visitor_id`: the visitor id (a random UUID), 1 year, renewed on the first page load of
+ *   each day (localStorage `seg_renewed` remembers the day and the cookie domain; without
+ *   storage, on every page load);
  * - `_seg_visitor`: set on the first visit (value: its Unix milliseconds); its presence when the
  *   snippet loads makes the visitor "returning" for the Audience tab's visitor type;
  * - `segmently_opt_out=true` (set by the site, e.g. a consent banner): nothing is tracked and the
@@ -15,6 +17,7 @@
  */
 
 import { type RandomFill, defaultRandom, isVisitorId, uuidv4 } from "./ids";
+import { type KeyValueStorage, readJson, writeJson } from "./storage";
 import { partition } from "./targeting";
 
 export const VISITOR_COOKIE = "seg_visitor_id";
@@ -23,6 +26,8 @@ export const OPT_OUT_COOKIE = "segmently_opt_out";
 export const CROSS_DOMAIN_PARAM = "_sgmt_vid";
 export const COOKIE_MAX_AGE_S = 365 * 24 * 60 * 60;
 const PROBE_COOKIE = "_seg_probe";
+/** localStorage: `[cookie domain or null, day number]` of the last renewal */
+const RENEWED_KEY = "seg_renewed";
 
 /** `document.cookie` as an interface: `get()` reads the `a=b; c=d` string, `set()` writes one cookie. */
 export interface CookieJar {
@@ -30,17 +35,29 @@ export interface CookieJar {
   set(cookie: string): void;
 }
 
-/** The browser's cookie jar; a blocked `document.cookie` (sandboxed iframe) reads as empty. */
-export function documentCookieJar(doc: Document): CookieJar {
+/**
+ * The browser's cookie jar; a blocked `document.cookie` (sandboxed iframe) reads as empty.
+ *
+ * Reading `document.cookie` asks the browser process (about a millisecond each in Chromium, more
+ * on a busy machine). With `perTask`, one read serves the rest of the task: a write of ours
+ * forgets it, and the next task reads again (the page's own writes are seen from then on).
+ */
+export function documentCookieJar(doc: Document, perTask?: boolean): CookieJar {
+  let read: string | null = null;
   return {
     get: () => {
-      try {
-        return doc.cookie;
-      } catch {
-        return "";
+      if (read === null || !perTask) {
+        try {
+          read = doc.cookie;
+        } catch {
+          read = "";
+        }
+        if (perTask) Promise.resolve().then(() => (read = null));
       }
+      return read;
     },
     set: (cookie) => {
+      read = null;
       try {
         doc.cookie = cookie;
       } catch {
@@ -121,6 +138,8 @@ export interface IdentityOptions {
   _secure: boolean;
   _now?: () => number;
   _random?: RandomFill;
+  /** localStorage, to remember the day the cookies were last renewed and on which domain */
+  _storage?: KeyValueStorage | null;
 }
 
 /** The visitor as this page load sees them. */
@@ -148,7 +167,7 @@ export function isListedHost(hostname: string, domains: readonly string[]): bool
 }
 
 /**
- * Reads (or makes) the visitor's identity and renews its cookies for another year.
+ * Reads (or makes) the visitor's identity and renews its cookies for another year (once a day).
  *
  * A valid `_sgmt_vid` in `url` is adopted only when this page's host is on the `crossDomain` list
  * (the site's Advanced-tab setting), so a shared link cannot merge strangers into one visitor
@@ -167,11 +186,17 @@ export function loadIdentity(opts: IdentityOptions, url: string, crossDomain: re
         ? stored
         : uuidv4(opts._random || defaultRandom);
   let domain: string | null = null;
-  if (!optedOut) {
+  const now = (opts._now || Date.now)();
+  const day = Math.floor(now / 864e5);
+  // renewed today already (same id, both cookies there): no probe, no write
+  const renewed = readJson(opts._storage || null, RENEWED_KEY);
+  if (!optedOut && Array.isArray(renewed) && renewed[1] === day && stored === visitorId && firstSeen !== null) {
+    domain = renewed[0] as string | null;
+  } else if (!optedOut) {
     domain = cookieDomain(jar, opts._hostname, opts._secure);
     jar.set(cookie(VISITOR_COOKIE, visitorId, COOKIE_MAX_AGE_S, domain, opts._secure));
-    const first = firstSeen === null ? String((opts._now || Date.now)()) : firstSeen;
-    jar.set(cookie(RETURNING_COOKIE, first, COOKIE_MAX_AGE_S, domain, opts._secure));
+    jar.set(cookie(RETURNING_COOKIE, firstSeen === null ? String(now) : firstSeen, COOKIE_MAX_AGE_S, domain, opts._secure));
+    writeJson(opts._storage || null, RENEWED_KEY, [domain, day]);
   }
   return { _visitorId: visitorId, _isReturning: firstSeen !== null, _optedOut: optedOut, _cleanUrl: cleanUrl, _domain: domain };
 }
