@@ -146,13 +146,15 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
 
   const chunks: Record<string, unknown> = {};
   const pending: Record<string, ((api: never) => void)[]> = {};
-  const load = (src: string, failed?: () => void): void => {
-    const script = doc.createElement("script");
-    script.src = new URL(src, base + "/").href;
-    script.async = true;
-    if (failed) script.onerror = failed;
-    (doc.head || doc.documentElement).appendChild(script);
-  };
+  // a task later: inserting a script costs the page's start a few ms, and no chunk is needed before
+  const load = (src: string, failed?: () => void): unknown =>
+    setTimeout(() => {
+      const script = doc.createElement("script");
+      script.src = new URL(src, base + "/").href;
+      script.async = true;
+      if (failed) script.onerror = failed;
+      (doc.head || doc.documentElement).appendChild(script);
+    });
   const register = (name: string, api: unknown): void => {
     chunks[name] = api;
     for (const fn of pending[name] || []) fn(api as never);
@@ -325,6 +327,13 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     return now;
   }
 
+  /** the load's `page_view`, until it is sent */
+  let view: (() => void) | null = null;
+  const sendView = (): void => {
+    if (view) view();
+    view = null;
+  };
+
   /** `page_view`; `hiddenMs` (whole ms, from the curtain's reveal) when the page was hidden */
   const pageView = (hiddenMs: number | null): void => {
     emit("page_view", hiddenMs === null ? undefined : { hidden_ms: Math.min(hiddenMs, MAX_HIDDEN_MS) });
@@ -394,6 +403,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     const navigated = guard(() => {
       // a new path or query is a page view; a fragment alone (an in-page anchor) is not
       if (loc.href.split("#")[0] === page.split("#")[0]) return;
+      sendView(); // the load's page view before the next one
       const at = Date.now();
       track((t) => t.leave(at)); // for the page being left, still under its URL
       page = loc.href;
@@ -413,6 +423,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     win.addEventListener(
       "pagehide",
       guard(() => {
+        sendView();
         const at = Date.now();
         track((t) => t.leave(at)); // only when the chunk is there: else no time_on_page
         if (chunks.track) (chunks.track as Tracker).flush();
@@ -429,7 +440,11 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     // later get their changes from the changes engine's MutationObserver before they are painted;
     // custom JavaScript runs at DOMContentLoaded, so a variant with some waits for that.
     const delay = Math.max(0, ...now.map(([e]) => (e.delay == null ? settings.activation_delay_ms || 0 : e.delay)));
-    const reveal = guard(() => pageView(curtain && curtain()));
+    const reveal = guard(() => {
+      const hidden = curtain && curtain();
+      view = () => pageView(hidden);
+      setTimeout(guard(sendView)); // the page shows first; its event a task later (or at pagehide)
+    });
     const afterDelay = () => (delay > 0 ? setTimeout(reveal, delay) : reveal());
     const scripted = now.some(([e, v]) => e.custom_js || v.custom_js || (v.changes || []).some((c) => c.type == "js"));
     if (now.length === 0) reveal();

@@ -190,8 +190,8 @@ afterEach(() => {
 describe("loading", () => {
   it("reads the key and the base from its script tag, fetches the config there and applies the variant", async () => {
     const page = open("https://shop.example.com/");
-    expect(server.configRequests).toEqual([`${BASE}/api/v1/sdk/config?api_key=${KEY}`]);
     await settle();
+    expect(server.configRequests).toEqual([`${BASE}/api/v1/sdk/config?api_key=${KEY}`]);
     expect(headline(page)).toBe("New headline");
     expect(page.requests[0]!.init.credentials).toBe("omit");
   });
@@ -342,6 +342,7 @@ describe("referral sources", () => {
       before: (win) => referred.add(win),
     });
     expect(curtainDrawn(page)).toBe(true);
+    await settle(); // chunks are asked for a task after the start
     const script = page.doc.querySelector(`script[src="${BASE}/snippet/referral.js"]`)!;
     script.dispatchEvent(new (page.win as unknown as typeof globalThis).Event("error"));
     expect(curtainDrawn(page)).toBe(false);

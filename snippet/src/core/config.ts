@@ -79,8 +79,9 @@ export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>
   };
   const failed = (why: string) => done(kept, `request failed (${why})${kept ? "; using the cached one" : ""}`);
   const url = `${o._baseUrl.replace(/\/+$/, "")}${CONFIG_PATH}?api_key=${encodeURIComponent(o._apiKey)}`;
-  const update = o
-    ._fetchConfig(url, cached ? { "If-None-Match": cached.etag } : {})
+  // with a stored config the page starts from it: the revalidation waits a task, off the page's start
+  const update = new Promise((go) => (kept ? setTimeout(go) : go(0)))
+    .then(() => o._fetchConfig(url, cached ? { "If-None-Match": cached.etag } : {}))
     .then(async (res) => {
       const status = res.status;
       if (status == 304 && cached) return kept;
