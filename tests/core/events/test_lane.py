@@ -13,6 +13,7 @@ from segmently.app import create_app
 from tests.conftest import serve_app
 from tests.core.events.test_ingest import count, rows
 from tests.core.experiments.test_experiments import owner_site
+from tests.core.experiments.test_public_api import live
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -128,12 +129,17 @@ async def test_a_lone_event_is_stored_exactly_as_sent(client: httpx.AsyncClient,
         "timestamp": sent_at.isoformat(),
         "event_data": data,
     }
-    r = await client.post(TRACK, json=event, headers={"X-API-Key": site["api_key"]})
+    key = {"X-API-Key": site["api_key"]}
+    # the first event reads the site's running experiments; the next one, a lone event nothing
+    # attributes, takes PostgreSQL's one-statement path
+    warm = await client.post(TRACK, json={"event_name": "page_view", "visitor_id": "w"}, headers=key)
+    assert warm.status_code == 202
+    r = await client.post(TRACK, json=event, headers=key)
     assert r.json() == {"accepted": 1, "duplicates": 0, "rejected": {}}
     (row,) = await rows(
         database_url,
         "SELECT event_name, visitor_id, client_event_id, session_id, url, device_type, created_at, "
-        "event_data FROM events WHERE site_id = :s",
+        "event_data FROM events WHERE site_id = :s AND visitor_id <> 'w'",
         s=site["id"],
     )
     stored = row[7] if isinstance(row[7], dict) else json.loads(row[7])
@@ -142,3 +148,22 @@ async def test_a_lone_event_is_stored_exactly_as_sent(client: httpx.AsyncClient,
     at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
     assert at == sent_at
     assert stored == data
+
+
+async def test_a_lone_page_view_naming_a_variant_still_assigns_the_visitor(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    h, site = await owner_site(client, database_url)
+    exp = await live(client, h, site)
+    variant = exp["variants"][1]["id"]
+    key = {"X-API-Key": site["api_key"]}
+    warm = await client.post(TRACK, json={"event_name": "page_view", "visitor_id": "w"}, headers=key)
+    assert warm.status_code == 202  # the running experiment is now remembered
+    view = {"event_name": "page_view", "visitor_id": "v1", "experiment_id": exp["id"], "variant_id": variant}
+    assert (await client.post(TRACK, json=view, headers=key)).status_code == 202
+    assigned = await rows(
+        database_url,
+        "SELECT variant_id FROM experiment_visitors WHERE experiment_id = :e AND visitor_id = 'v1'",
+        e=exp["id"],
+    )
+    assert [r[0] for r in assigned] == [variant]

@@ -1027,13 +1027,18 @@ def _store_json(kept: list[Accepted], ids: list[str]) -> str:
 
 
 def _attributes_nothing(experiments: dict[str, RunningExperiment], kept: list[Accepted]) -> bool:
-    """Whether none of ``kept`` is an assignment or an event the running experiments credit."""
+    """Whether none of ``kept`` assigns (an assignment, a page view naming a variant) or is credited."""
     if not experiments:
         return True
     relevant = _relevant_names(experiments.values())
     if any(s.url is not None for e in experiments.values() for _, f in e.funnels for s in f):
         relevant.add("page_view")
-    return not any(a.event.event_name == "assignment" or a.event.event_name in relevant for a in kept)
+    return not any(
+        a.event.event_name == "assignment"
+        or a.event.event_name in relevant
+        or (a.event.experiment_id is not None and a.event.variant_id is not None)
+        for a in kept
+    )
 
 
 def _dedupe_in_batch(kept: list[Accepted]) -> list[Accepted]:
