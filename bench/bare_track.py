@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from segmently.db.base import new_id
 from segmently.domain.events.ingest import _PG_STORE
+from segmently.domain.events.ingest import _StoreRow as Row
 
 ANSWER = b'{"accepted":1,"duplicates":0,"rejected":{}}'
 REFUSED = b'{"status_code":400,"detail":"Invalid input"}'
@@ -43,20 +44,6 @@ class Event(msgspec.Struct):
     url: str | None = None
     device_type: str | None = None
     timestamp: dt.datetime | None = None
-
-
-class Row(msgspec.Struct):
-    id: str
-    created_at: dt.datetime
-    event_name: str
-    visitor_id: str
-    session_id: str | None
-    experiment_id: str | None
-    variant_id: str | None
-    event_data: msgspec.Raw | None
-    url: str | None
-    device_type: str | None
-    client_event_id: str | None
 
 
 def make_app(url: str, site_id: str, api_key: str) -> Any:
