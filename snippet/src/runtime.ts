@@ -193,7 +193,15 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     else outbox._hold(event);
   };
   /** Queues an event; before the visitor is known (first visit from a cross-domain link) it waits. */
+  /** the load's `page_view`, until it is sent: a task after the reveal, or before any other event */
+  let view: (() => void) | null = null;
+  const sendView = (): void => {
+    const v = view;
+    view = null;
+    if (v) v();
+  };
   const emit: Emit = (...event) => {
+    sendView();
     if (editor) return; // the visual editor's page view is nobody's visit
     if (identity) send(...event);
     else unidentified.push(event);
@@ -326,13 +334,6 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     for (const [e, v, forced] of now) enter(e, v, forced);
     return now;
   }
-
-  /** the load's `page_view`, until it is sent */
-  let view: (() => void) | null = null;
-  const sendView = (): void => {
-    if (view) view();
-    view = null;
-  };
 
   /** `page_view`; `hiddenMs` (whole ms, from the curtain's reveal) when the page was hidden */
   const pageView = (hiddenMs: number | null): void => {

@@ -476,6 +476,13 @@ describe("window.Segmently", () => {
     expect(errors).toHaveBeenCalledTimes(2);
   });
 
+  it("an event tracked right after the start (an inline script) comes after the load's page_view", async () => {
+    const page = open("https://shop.example.com/", { inline: site() });
+    page.api.track("signup"); // same task as the start: the page view is still waiting for its task
+    const names = (await page.events()).map((e) => e.event_name).filter((n) => n !== "assignment");
+    expect(names).toEqual(["page_view", "signup"]);
+  });
+
   it("getVisitorId is the seg_visitor_id cookie; getAllAssignments maps slugs to variant keys", async () => {
     const page = await visit("https://shop.example.com/");
     expect(page.doc.cookie).toContain(`seg_visitor_id=${page.api.getVisitorId()}`);
