@@ -19,12 +19,13 @@ from segmently.db.base import utcnow
 from segmently.domain.events.ingest import Ingestor
 from segmently.domain.events.lane import group_commit_of, ingestor_of
 from segmently.domain.events.schemas import (
+    BATCH_DECODER,
     MAX_BATCH_BYTES,
     MAX_TRACK_BYTES,
-    BatchIn,
+    TRACK_DECODER,
     EventIn,
     IngestOut,
-    TrackIn,
+    track_event,
 )
 from segmently.domain.sites.keys import SiteKey, key_from
 from segmently.hookspecs import IngestedEvent
@@ -37,8 +38,6 @@ EVENTS_OPT = {**PUBLIC, EMBEDDABLE_OPT: True, CSRF_EXEMPT_OPT: True}
 """The key is checked in the handler: it may sit in the body, which a guard cannot read."""
 
 T = TypeVar("T")
-_BATCH = msgspec.json.Decoder(BatchIn)
-_TRACK = msgspec.json.Decoder(TrackIn)
 _ENCODE = msgspec.json.Encoder()
 
 
@@ -86,13 +85,12 @@ class EventsController(Controller):
     async def batch(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """Up to 500 events (≤ 1 MB), all or none; 202 with accepted, duplicate and refused counts."""
         body = await request.body()
-        data = _decode(_BATCH, body)
+        data = _decode(BATCH_DECODER, body)
         return await _ingest(request, data.events, data.api_key, b"\\u0000" in body)
 
     @post("/track", operation_id="ingestEvent", status_code=202, request_max_body_size=MAX_TRACK_BYTES)
     async def track(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """One event; the same rules as a batch of one."""
         body = await request.body()
-        data = _decode(_TRACK, body)
-        fields = {f: getattr(data, f) for f in EventIn.__struct_fields__}
-        return await _ingest(request, [EventIn(**fields)], data.api_key, b"\\u0000" in body)
+        data = _decode(TRACK_DECODER, body)
+        return await _ingest(request, [track_event(data)], data.api_key, b"\\u0000" in body)

@@ -32,7 +32,13 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from segmently.db.base import utcnow
 from segmently.domain.events.group_commit import GroupCommit
 from segmently.domain.events.ingest import Ingestor
-from segmently.domain.events.schemas import MAX_BATCH_BYTES, MAX_TRACK_BYTES, BatchIn, EventIn, TrackIn
+from segmently.domain.events.schemas import (
+    BATCH_DECODER,
+    MAX_BATCH_BYTES,
+    MAX_TRACK_BYTES,
+    TRACK_DECODER,
+    track_event,
+)
 from segmently.http.errors import ErrorBody
 from segmently.http.protection import SecurityHeaders
 from segmently.http.ratelimit import RateLimits
@@ -54,10 +60,7 @@ log = logging.getLogger(__name__)
 BATCH_PATH: Final = "/api/v1/events/batch"
 TRACK_PATH: Final = "/api/v1/events/track"
 LIMITS: Final = {BATCH_PATH: MAX_BATCH_BYTES, TRACK_PATH: MAX_TRACK_BYTES}
-_BATCH = msgspec.json.Decoder(BatchIn)
-_TRACK = msgspec.json.Decoder(TrackIn)
 _ENCODE = msgspec.json.Encoder()
-_TRACK_FIELDS = EventIn.__struct_fields__
 _FAILED = _ENCODE.encode(ErrorBody(status_code=500, detail="Internal server error"))
 
 Framework = Callable[["Scope", "Receive", "Send"], Awaitable[None]]
@@ -208,11 +211,11 @@ class EventsLane:
                 query = parse_qsl(scope["query_string"].decode("latin-1"))
                 api_key = next((v for k, v in query if k == "api_key" and v), None)
             if path == TRACK_PATH:
-                one = _TRACK.decode(body)
-                events = [EventIn(**{f: getattr(one, f) for f in _TRACK_FIELDS})]
+                one = TRACK_DECODER.decode(body)
+                events = [track_event(one)]
                 body_key = one.api_key
             else:
-                batch = _BATCH.decode(body)
+                batch = BATCH_DECODER.decode(body)
                 events, body_key = batch.events, batch.api_key
             site = await app.state.kernel.site_keys.require(api_key or body_key)
             ingestor = ingestor_of(app)

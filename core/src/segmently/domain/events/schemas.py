@@ -52,6 +52,15 @@ class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
     api_key: str | None = None
 
 
+BATCH_DECODER: Final = msgspec.json.Decoder(BatchIn)
+TRACK_DECODER: Final = msgspec.json.Decoder(TrackIn)
+
+
+def track_event(data: TrackIn) -> EventIn:
+    """The event of a ``/track`` body (without its ``api_key``)."""
+    return EventIn(**{f: getattr(data, f) for f in EventIn.__struct_fields__})
+
+
 class IngestOut(msgspec.Struct):
     """The 202 answer, sent after the commit.
 
