@@ -15,7 +15,6 @@ import contextlib
 import html
 import json
 import os
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.conftest import IN_CI, _InLoopServer, make_settings, serve_app
+from tests.conftest import IN_CI, _InLoopServer, make_settings, serve_app, tcp_socket
 from tests.snippet import npm
 
 CHROMIUM = os.environ.get("SEGMENTLY_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -165,8 +164,7 @@ class Shop:
 @pytest.fixture
 async def shop() -> AsyncIterator[Shop]:
     site = Shop()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = tcp_socket()
     site.port = sock.getsockname()[1]
     server = _InLoopServer(uvicorn.Config(site, lifespan="on", log_config=None, access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
