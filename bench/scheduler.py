@@ -82,12 +82,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
-from segmently.app import make_kernel
 from segmently.db.base import new_id
 from segmently.db.models import Experiment
 from segmently.domain.alerts.jobs import arm_counts, run_winner_detection
 from segmently.domain.analytics.results import decide_on
-from segmently.kernel import Kernel
+from segmently.kernel import Kernel, make_kernel
 from segmently.settings import Settings
 
 GOAL_S = 5.0

@@ -55,6 +55,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config._segmently_site = _install_dummy_plugin()  # type: ignore[attr-defined]
+    # the test workers and every CLI or server subprocess keep the bytecode they compile: on a
+    # machine that sets PYTHONDONTWRITEBYTECODE, each of them would compile ~600 modules again (~1 s)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     # tests sign up and log in far more often than a person: lift those limits (test_rate_limits.py
     # checks the real ones on an app of its own)
     for bucket in ("SIGNUP", "LOGIN", "LOGIN_ACCOUNT", "PASSWORD_RESET"):

@@ -18,7 +18,6 @@ from litestar import Litestar
 from rich.console import Console
 from sqlalchemy import func, select
 
-from segmently.app import make_kernel
 from segmently.demo import (
     DEMO_EMAIL,
     DEMO_ENV,
@@ -29,7 +28,7 @@ from segmently.demo import (
     seed_demo,
     snippet_needs_build,
 )
-from segmently.kernel import Kernel
+from segmently.kernel import Kernel, make_kernel
 from tests.conftest import make_settings, serve_app
 from tests.core.conftest import Server
 from tests.core.test_cli import clean_env

@@ -21,7 +21,6 @@ import segmently.db.models  # noqa: F401  (kernel tables on the metadata)
 from segmently import __version__
 from segmently.dashboard import dashboard_routes, dashboard_templates
 from segmently.db.base import utcnow
-from segmently.db.engine import Database
 from segmently.db.migrate import ensure_migrated
 from segmently.demo import demo_routes
 from segmently.domain.accounts.controllers import AuthController, MeController
@@ -47,25 +46,18 @@ from segmently.domain.sdk.config import ConfigCache
 from segmently.domain.sdk.controllers import SdkController
 from segmently.domain.sdk.snippet import SnippetController, SnippetFiles
 from segmently.domain.sites.controllers import ProjectController
-from segmently.domain.sites.keys import SiteKeys
 from segmently.domain.sites.settings import SiteSettingsController
-from segmently.geo import Countries
 from segmently.http.access import access_guard
 from segmently.http.deps import provide_actor, provide_kernel
 from segmently.http.errors import EXCEPTION_HANDLERS
 from segmently.http.health import health
 from segmently.http.idempotency import VERSION_HANDLERS
 from segmently.http.protection import RateLimits, csrf_middleware, security_headers
-from segmently.kernel import Kernel
-from segmently.mail import mailer_from_settings
-from segmently.outbox import OutboxDispatcher
-from segmently.plugins.entitlements import AllowAll
+from segmently.kernel import Kernel, make_kernel
 from segmently.plugins.guard import plugin_routers
 from segmently.plugins.host import PluginHost
 from segmently.scheduler import Jobs, Scheduler
 from segmently.settings import Settings
-from segmently.tiers.entitlements import PlanEntitlements
-from segmently.tiers.plans import load_plans
 
 log = logging.getLogger(__name__)
 
@@ -106,27 +98,6 @@ class SegmentlyApp(Litestar):
     async def framework(self, scope: Any, receive: Any, send: Any) -> None:
         """Litestar's own handling of a request, past the lane."""
         await super().__call__(scope, receive, send)
-
-
-def make_kernel(settings: Settings, plugins: PluginHost | None = None) -> Kernel:
-    """The kernel of an app or a CLI command: database, plugins, plans, outbox, mail, caches."""
-    host = plugins or PluginHost.load(settings.disabled_plugins)
-    host.models()  # plugin tables join the shared metadata before anything uses it
-    db = Database(settings.database_url)
-    mailer = mailer_from_settings(settings.mail)
-    kernel = Kernel(
-        settings=settings,
-        db=db,
-        plugins=host,
-        outbox=OutboxDispatcher(db, host, settings.outbox_poll_seconds, mailer=mailer),
-        plans=load_plans(host.features(), settings.plans_file),
-        mailer=mailer,
-        site_keys=SiteKeys(db),
-        countries=Countries(settings.country_header, settings.geoip_db),
-    )
-    if isinstance(host.entitlements, AllowAll):  # a caller's own interface (tests) stays
-        host.entitlements = PlanEntitlements(kernel)
-    return kernel
 
 
 def create_app(settings: Settings | None = None, plugins: PluginHost | None = None) -> Litestar:

@@ -218,10 +218,10 @@ async def _org_states(
     """Plugins on for the organization (entitlement), and for each of its sites (plus switches)."""
     from sqlalchemy import select
 
-    from segmently.app import create_app
     from segmently.db.models import Organization, Site
+    from segmently.kernel import make_kernel
 
-    kernel = create_app(settings, host).state.kernel
+    kernel = make_kernel(settings, host)
     try:
         async with kernel.db.session() as session:
             if await session.get(Organization, org_id) is None:
@@ -390,8 +390,8 @@ def users_delete(settings: Settings, email: str) -> None:
 
 def _with_kernel(settings: Settings, work: Callable[[Kernel], Awaitable[T]]) -> T:
     """Run ``work`` with the kernel an app of these settings would have, on a migrated database."""
-    from segmently.app import make_kernel
     from segmently.db.migrate import NotMigratedError, ensure_migrated
+    from segmently.kernel import make_kernel
     from segmently.tiers import PlansFileError
 
     async def run() -> T:
