@@ -13,7 +13,7 @@
 import { applyChanges } from "./core/changes";
 import { drawCurtain } from "./core/antiflicker";
 import { hashV2 } from "./core/hash";
-import { INLINE_CONFIG_GLOBAL, loadConfig } from "./core/config";
+import { type ConfigLoad, INLINE_CONFIG_GLOBAL, loadConfig } from "./core/config";
 import { type VisitorContext, evaluate, hasTriggers } from "./core/evaluate";
 import { HOST_GLOBAL, type Assignment, type Emit, type ModuleHost, type Running, type Tracker } from "./core/host";
 import { type Identity, documentCookieJar, isOptedOut, loadIdentity, resetIdentity } from "./core/identity";
@@ -119,6 +119,23 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   if (asked) writeJson(session, PREVIEW_KEY, asked);
   else if (asked !== null) removeKey(session, PREVIEW_KEY);
   const [preview, previewSlug, previewKey] = /^([^:]+):(.+)/.exec(String(asked || readJson(session, PREVIEW_KEY))) || [];
+
+  // the config first: without a stored one its request goes out now, while the rest starts up
+  let loaded: ConfigLoad<SiteConfig> | null = null;
+  try {
+    loaded = loadConfig<SiteConfig>({
+      _baseUrl: base,
+      _apiKey: apiKey,
+      // a preview fetches the draft and never caches it
+      _storage: preview ? null : storage,
+      _inline: preview ? undefined : inline,
+      _validate: (v): v is SiteConfig => isRecord(v) && Array.isArray(v.experiments),
+      _fetchConfig: (url, headers) =>
+        win.fetch(preview ? `${url}&preview=${encodeURIComponent(preview)}` : url, { headers, credentials: "omit" }),
+    });
+  } catch (error) {
+    report("could not start", error);
+  }
 
   /** the config of this page view (a revalidated one replaces it for the next page view) */
   let config: SiteConfig | null = null;
@@ -513,16 +530,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   w.Segmently = api;
 
   try {
-    const loaded = loadConfig<SiteConfig>({
-      _baseUrl: base,
-      _apiKey: apiKey,
-      // a preview fetches the draft and never caches it
-      _storage: preview ? null : storage,
-      _inline: preview ? undefined : inline,
-      _validate: (v): v is SiteConfig => isRecord(v) && Array.isArray(v.experiments),
-      _fetchConfig: (url, headers) =>
-        win.fetch(preview ? `${url}&preview=${encodeURIComponent(preview)}` : url, { headers, credentials: "omit" }),
-    });
+    if (!loaded) return api;
     // set before init: custom JS run by init may already ask for flags
     settled = loaded._update.then(
       guard((latest) => {

@@ -79,9 +79,10 @@ export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>
   };
   const failed = (why: string) => done(kept, `request failed (${why})${kept ? "; using the cached one" : ""}`);
   const url = `${o._baseUrl.replace(/\/+$/, "")}${CONFIG_PATH}?api_key=${encodeURIComponent(o._apiKey)}`;
-  // with a stored config the page starts from it: the revalidation waits a task, off the page's start
-  const update = new Promise((go) => (kept ? setTimeout(go) : go(0)))
-    .then(() => o._fetchConfig(url, cached ? { "If-None-Match": cached.etag } : {}))
+  const request = () => o._fetchConfig(url, cached ? { "If-None-Match": cached.etag } : {});
+  // with a stored config the page starts from it: the revalidation waits a task, off the page's
+  // start; without one the request goes now, while the rest of the start-up runs
+  const update = (kept ? new Promise((go) => setTimeout(go)).then(request) : new Promise<ConfigResponse>((go) => go(request())))
     .then(async (res) => {
       const status = res.status;
       if (status == 304 && cached) return kept;
