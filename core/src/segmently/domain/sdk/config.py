@@ -133,6 +133,12 @@ async def build(
     }
 
 
+_VERSION_PG = (
+    "SELECT s.config_version, o.plan FROM sites s JOIN organizations o ON o.id = s.organization_id "
+    "WHERE s.id = %s"
+)
+
+
 class ConfigCache:
     """Serialized configs by (site, version, country, preview); the oldest entry goes first."""
 
@@ -148,7 +154,22 @@ class ConfigCache:
         country: str | None,
         preview: str | None,
     ) -> BuiltConfig | None:
-        """The site's config, built if its version changed; None if the site is gone."""
+        """The site's config, built if its version changed; None if the site is gone.
+
+        On PostgreSQL the version and the plan are read first with one autocommitted statement
+        (no ``BEGIN``/``COMMIT``, no session), and a cached config needs nothing more.
+        """
+        if kernel.db.engine.dialect.name == "postgresql":
+            async with kernel.db.autocommit() as conn:
+                cur = await conn.execute(_VERSION_PG, (site_key.site_id,))
+                version = await cur.fetchone()
+            if version is None:
+                return None
+            known = (site_key.site_id, version[0], version[1], country, preview)
+            hit = self._items.get(known)
+            if hit is not None:
+                self._items.move_to_end(known)
+                return hit
         row = (
             await session.execute(
                 select(Site, Organization)
