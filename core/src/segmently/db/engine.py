@@ -80,7 +80,7 @@ class Database:
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection[Any]]:
-        """PostgreSQL only: a pooled psycopg connection in autocommit mode, for one-statement writes.
+        """PostgreSQL only: a pooled psycopg connection in autocommit mode, for one-statement work.
 
         A statement alone is atomic; without ``BEGIN`` and ``COMMIT`` it costs one round trip
         instead of three, and psycopg's pool hands it out for a fraction of the engine's
