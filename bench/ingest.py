@@ -33,8 +33,12 @@ monthly visitor cap), creates a site and one live A/B experiment (control and on
    machine and stack, so the track rows also print ours / bare.
 
 Every event carries a unique ``event_id`` (and visitors are unique per request): in each request the
-ids start with 16 fresh hex digits (wrk: 8 random, then a counter; the Python client: 16 random), so
-nothing is refused as a duplicate and index inserts land at random places as with client UUIDs.
+ids start with 16 fresh hex digits, so nothing is refused as a duplicate. ``--event-ids v7`` (the
+default) makes them time-ordered like the UUIDv7 ids the snippet and the Python SDK send: 10 hex
+digits of the clock (16 ms steps) and a counter, so the ``event_keys`` index takes them near its right
+edge as it takes real clients' ids of the same minute. ``--event-ids random`` starts them with random
+digits instead (wrk: 8 random, then a counter; the Python client: 16 random), as a third-party client
+with UUIDv4 ids would: every key lands at a random place in the index.
 Every response must be exactly ``202`` with ``{"accepted":N,"duplicates":0,"rejected":{}}``;
 anything else aborts the run.
 
@@ -64,6 +68,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import itertools
 import os
 import random
 import signal
@@ -110,7 +115,8 @@ GOALS = {
     "track saturation": ("≥ 3,000 req/s", 3000.0),
 }
 
-# wrk, one thread. args: template file (one body a line, ids as @), expected response body, seed.
+# wrk, one thread. args: template file (one body a line, ids as @), expected response body, seed, and
+# the ids' clock prefix (10 hex digits; empty: random ids).
 WRK_SCRIPT = """
 local threads = {}
 
@@ -130,6 +136,7 @@ function init(args)
   end
   expected = args[2]
   math.randomseed(tonumber(args[3]))
+  prefix = args[4]
   n = 0
   unexpected = 0
   first_bad = ""
@@ -137,7 +144,12 @@ end
 
 function request()
   n = n + 1
-  local base = string.format("%08x%08x", math.random(0, 0x7fffffff), n)
+  local base
+  if prefix == "" then
+    base = string.format("%08x%08x", math.random(0, 0x7fffffff), n)
+  else
+    base = string.format("%s%06x", prefix, n)
+  end
   return wrk.format(nil, nil, nil, table.concat(templates[n % #templates + 1], base))
 end
 
@@ -290,7 +302,20 @@ def copy_rows(events: list[Event], site_id: str) -> list[tuple[Any, ...]]:
     ]
 
 
+TIME_ORDERED = True
+"""``--event-ids v7``: the ids' first 16 hex digits follow the clock (see the module's docstring)."""
+_serial = itertools.count()
+
+
+def clock_prefix() -> str:
+    """10 hex digits of the clock in 16 ms steps: later calls never sort before earlier ones."""
+    return f"{time.time_ns() >> 24:010x}"
+
+
 def fresh_base() -> str:
+    """The 16 hex digits that start every id of one request."""
+    if TIME_ORDERED:
+        return f"{clock_prefix()}{next(_serial) & 0xFFFFFF:06x}"
     return f"{random.getrandbits(32):08x}{random.getrandbits(32):08x}"
 
 
@@ -365,7 +390,8 @@ def http_phase(
             file.write_text("\n".join(templates) + "\n")
             script = server.tmp / "ingest.lua"
             script.write_text(WRK_SCRIPT)
-            args = (str(file), answer.decode(), str(random.getrandbits(31)))
+            prefix = clock_prefix() if TIME_ORDERED else ""
+            args = (str(file), answer.decode(), str(random.getrandbits(31)), prefix)
             result = run_wrk(server.base + path, headers, seconds, connections, script, args)
         else:
             parts = [t.encode().split(PLACEHOLDER.encode()) for t in templates]
@@ -610,6 +636,7 @@ def report(
         f"{args.track_connections} for /events/track saturation; /events/track paced by the socket "
         f"client on {TRACK_SOCKETS} sockets); {args.rounds} rounds of "
         f"{args.warmup:g} s warm-up + {args.duration:g} s, medians over rounds ({elapsed:.0f} s in all); "
+        f"client event ids {'time-ordered (v7)' if TIME_ORDERED else 'random'}; "
         f"1-min load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}; "
         f"{'no ANALYZE' if args.no_analyze else 'ANALYZE before each measured span'}\n"
         f"stored: {stored}\n"
@@ -692,11 +719,19 @@ def main() -> None:
         help="wrk if installed (auto), or python",
     )
     parser.add_argument(
+        "--event-ids",
+        choices=["v7", "random"],
+        default="v7",
+        help="client event ids time-ordered like the snippet's UUIDv7 (default) or random like UUIDv4",
+    )
+    parser.add_argument(
         "--no-analyze",
         action="store_true",
         help="leave planner statistics to autovacuum (a fresh database's plans)",
     )
     args, tool = parse_args(parser, fallback="python")
+    global TIME_ORDERED
+    TIME_ORDERED = args.event_ids == "v7"
     if not (10 <= args.track_rate <= 20_000 and 1 <= args.track_seconds <= 60):
         parser.error("bounds: track rate 10-20000 req/s, 1-60 s")
 

@@ -16,6 +16,7 @@ from sqlalchemy import text, update
 from segmently.app import create_app
 from segmently.db.engine import Database
 from segmently.db.models import Organization
+from segmently.domain.events import ingest
 from segmently.plugins import PluginHost
 from tests.conftest import make_settings, serve_app
 from tests.core.accounts.test_team import db_update
@@ -598,10 +599,17 @@ async def test_postgresql_stores_events_in_monthly_partitions(
     assert got[0][0] == f"events_p{now.year:04d}_{now.month:02d}"
 
 
-@pytest.mark.parametrize("size", [3, 40])  # one statement on PostgreSQL, and COPY
+@pytest.mark.parametrize(("size", "small_batch"), [(3, None), (40, None), (40, 10)])
 async def test_a_batch_of_only_duplicates_stores_nothing_and_says_so(
-    client: httpx.AsyncClient, database_url: str, size: int
+    client: httpx.AsyncClient,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
+    small_batch: int | None,
 ) -> None:
+    # on PostgreSQL a request takes one statement; groups past SMALL_BATCH claim the ids and COPY
+    if small_batch is not None:
+        monkeypatch.setattr(ingest, "SMALL_BATCH", small_batch)
     _h, site = await owner_site(client, database_url)
     events = [{"event_name": "page_view", "visitor_id": f"v{i}", "event_id": f"e{i}"} for i in range(size)]
     assert (await send(client, site["api_key"], events)).json()["accepted"] == size

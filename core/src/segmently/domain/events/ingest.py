@@ -39,6 +39,7 @@ from segmently.db.models import (
 from segmently.domain.events.schemas import (
     BOUNCE_SECONDS,
     KERNEL_EVENT_TYPES,
+    MAX_BATCH_EVENTS,
     AnyData,
     ConversionData,
     EventIn,
@@ -56,10 +57,11 @@ log = logging.getLogger(__name__)
 MAX_AGE: Final = dt.timedelta(days=30)
 """Older client timestamps are refused (``timestamp_too_old``); future ones are clamped to now."""
 
-SMALL_BATCH: Final = 100
+SMALL_BATCH: Final = MAX_BATCH_EVENTS
 """Up to this many events, PostgreSQL gets them in one statement (:data:`_PG_STORE`) instead of
-claiming their ids and ``COPY``ing them: fewer round trips and less server CPU (a batch of 100
-page views: 18 → 10–17 µs per event, docs/benchmarks.md)."""
+claiming their ids and ``COPY``ing them: fewer round trips and less server CPU. Any one request
+fits; only groups of several requests that :mod:`group_commit` merges past it take the ``COPY``
+path (docs/benchmarks.md, "Client event ids as the snippet sends them")."""
 EXPERIMENTS_TTL: Final = 2.0
 """Seconds a node remembers a site's running experiments (goals edited while paused apply after it)."""
 MAX_CACHED_SITES: Final = 50_000
@@ -559,9 +561,9 @@ class Ingestor:
     ) -> list[tuple[Accepted, str]]:
         """Claim the client event ids and write the events whose id is new; returns them with their ids.
 
-        On PostgreSQL up to :data:`SMALL_BATCH` events (``/events/track``, a beacon, a batch of
-        100) go in one statement, one round trip; a bigger group claims the ids in one statement and
-        ``COPY``s the events (measured by ``bench/ingest.py``).
+        On PostgreSQL up to :data:`SMALL_BATCH` events (``/events/track``, a beacon, any one
+        batch) go in one statement, one round trip; a bigger group claims the ids in one statement
+        and ``COPY``s the events (measured by ``bench/ingest.py``).
         """
         if not self.postgres or len(kept) > SMALL_BATCH:
             kept, _ = await self._claim_event_ids(conn, site_id, now, kept)
