@@ -103,6 +103,30 @@ async def test_the_lane_counts_in_the_public_rate_limit_and_in_the_metrics(
         assert tracked(await c.get("/metrics")) == before + 3  # the process's registry: counted from before
 
 
+async def test_a_request_the_framework_refuses_counts_once_in_the_rate_limit(
+    settings,
+    plugins,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,  # type: ignore[no-untyped-def]
+) -> None:
+    # the lane counts a request, then hands a malformed one to the framework: not counted twice
+    monkeypatch.setenv("SEGMENTLY_RATE_LIMIT_PUBLIC", "3/minute")
+    async with serve_app(create_app(settings, plugins)) as base, httpx.AsyncClient(base_url=base) as c:
+        _h, site = await owner_site(c, database_url)
+        key = {"X-API-Key": site["api_key"]}
+        bodies = [
+            {"event_name": "page_view"},
+            {"visitor_id": "v1"},
+            {"event_name": "page_view", "visitor_id": "v2"},
+        ]
+        statuses = [(await c.post(TRACK, json=b, headers=key)).status_code for b in bodies]
+        statuses.append(
+            (await c.post(TRACK, json=bodies[2], headers={"X-API-Key": "seg_live_nobody"})).status_code
+        )
+        assert statuses == [400, 400, 202, 429]
+        assert await count(database_url, "events", site["id"]) == 1
+
+
 def tracked(metrics: httpx.Response) -> float:
     """``segmently_requests_total`` of stored ``/events/track`` requests."""
     for line in metrics.text.splitlines():

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, cast
 
 from litestar.datastructures import MutableScopeHeaders
 from litestar.di import NamedDependency, Provide
@@ -52,6 +52,10 @@ log = logging.getLogger("segmently.http.ratelimit")
 
 ENV_PREFIX: Final = "SEGMENTLY_RATE_LIMIT_"
 TRUSTED_PROXIES_ENV: Final = "SEGMENTLY_TRUSTED_PROXIES"
+COUNTED: Final = "segmently.counted"
+"""ASGI scope key: ``(bucket, key, usage)`` of a hit already counted before the middleware ran
+(the events lane counts its requests itself and hands the ones it does not serve to the framework);
+the middleware answers from it instead of counting the same request twice."""
 STATE_KEY: Final = "segmently_rate_limits"
 EXEMPT_OPT: Final = "exclude_from_rate_limit"
 """Route ``opt`` key that skips bucket middleware attached higher up (router, controller)."""
@@ -533,7 +537,11 @@ class BucketRateLimitMiddleware(RateLimitMiddleware):
             key = self.get_identifier_for_request(request)
             if self.bucket.per_route:
                 key = f"{scope.get('path_template', scope['path'])} {key}"
-            usage = await self.limits.consume(self.bucket.name, key)
+            counted = cast("dict[str, Any]", scope).pop(COUNTED, None)
+            if counted is not None and counted[:2] == (self.bucket.name, key):
+                usage = counted[2]
+            else:
+                usage = await self.limits.consume(self.bucket.name, key)
             if not usage.allowed:
                 raise RateLimitExceeded(usage)
             if self.bucket.headers:

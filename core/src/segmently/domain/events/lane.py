@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -41,7 +41,7 @@ from segmently.domain.events.schemas import (
 )
 from segmently.http.errors import ErrorBody
 from segmently.http.protection import SecurityHeaders
-from segmently.http.ratelimit import RateLimits
+from segmently.http.ratelimit import COUNTED, RateLimits
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -204,7 +204,10 @@ class EventsLane:
         app = self.app
         try:
             limits = RateLimits.of(app)
-            usage = await limits.consume("public", f"{path} {limits.subject(scope)}")
+            key = f"{path} {limits.subject(scope)}"
+            usage = await limits.consume("public", key)
+            # a request the framework answers after all is not counted again there
+            cast("dict[str, Any]", scope)[COUNTED] = ("public", key, usage)
             if not usage.allowed:
                 raise _Fallback
             if api_key is None and scope["query_string"]:
