@@ -529,7 +529,9 @@ def purge(settings: Settings, as_json: bool) -> None:
         click.echo(
             f"deleted {report.total('events')} events, {report.total('event_keys')} event keys and "
             f"{report.total('monthly_visitors')} monthly visitor rows "
-            f"in {len(report.organizations)} organizations"
+            f"in {len(report.organizations)} organizations; "
+            f"{report.idempotent_requests} stored idempotent answers and "
+            f"{report.outbox_events} delivered outbox events"
         )
     for plugin, orgs in report.plugins_failed.items():
         err.print(

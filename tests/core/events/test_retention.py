@@ -14,10 +14,12 @@ import httpx
 import pytest
 from litestar import Litestar
 from segmently_dummy import plugin as dummy
-from sqlalchemy import insert, text
+from sqlalchemy import insert, text, update
 
 from segmently.db.base import new_id
 from segmently.db.engine import Database
+from segmently.db.models import IdempotentRequest
+from segmently.db.models.outbox import OutboxEvent
 from segmently.domain.events.partitions import month_start, partition_name
 from segmently.domain.events.purge import EVENT_KEYS, EVENTS
 from segmently.domain.events.retention import purge_expired
@@ -253,3 +255,48 @@ async def test_purge_command_runs_the_purge_now(
     report = json.loads(second.stdout)
     assert [o["events"] for o in report["organizations"]] == [0]
     assert report["organizations"][0]["retention_days"] == 7
+
+
+async def test_the_purge_forgets_idempotency_keys_after_a_day_and_delivered_outbox_rows_after_30_days(
+    client: httpx.AsyncClient, app: Litestar, database_url: str
+) -> None:
+    h, site = await owner_site(client, database_url)
+    url = f"/api/v1/projects/{site['id']}/flags"
+    for key in ("old-form", "new-form"):
+        r = await client.post(url, json={"key": key, "name": key}, headers={**h, "Idempotency-Key": key})
+        assert r.status_code == 201, r.text
+    now = dt.datetime.now(dt.UTC)
+    db = Database(database_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                update(IdempotentRequest)
+                .where(IdempotentRequest.key == "old-form")
+                .values(created_at=now - dt.timedelta(hours=25))
+            )
+            await conn.execute(
+                insert(OutboxEvent),
+                [
+                    {"id": name, "event": "test.event", "data": {}, "created_at": at, "dispatched_at": done}
+                    for name, at, done in (
+                        ("delivered-long-ago", now - 40 * DAY, now - 31 * DAY),
+                        ("delivered-lately", now - 40 * DAY, now - 29 * DAY),
+                        ("never-delivered", now - 40 * DAY, None),
+                    )
+                ],
+            )
+    finally:
+        await db.dispose()
+
+    report = await purge_expired(app.state.kernel, now)
+
+    assert (report.idempotent_requests, report.outbox_events) == (1, 1)
+    kept = await rows(database_url, "SELECT key FROM idempotent_requests ORDER BY key")
+    assert [k for (k,) in kept] == ["new-form"]
+    left = await rows(database_url, "SELECT id FROM outbox_events WHERE event = 'test.event' ORDER BY id")
+    assert [i for (i,) in left] == ["delivered-lately", "never-delivered"]
+    # the forgotten key is free again: the same form sent a day later creates a new flag
+    again = await client.post(
+        url, json={"key": "old-form-2", "name": "x"}, headers={**h, "Idempotency-Key": "old-form"}
+    )
+    assert again.status_code == 201, again.text

@@ -12,6 +12,10 @@ or to interrupt (each batch commits on its own). What goes, per organization, wi
   the visitor limit;
 - the plugins' data, through ``on_purge(org, before)``.
 
+Once per run, for the whole install: stored ``Idempotency-Key`` answers older than
+:data:`IDEMPOTENCY_KEPT` and delivered ``outbox_events`` older than :data:`OUTBOX_KEPT`
+(bookkeeping, not event data: without this both tables only ever grow).
+
 On PostgreSQL, whole monthly partitions of ``events`` older than the longest window
 of any plan are dropped first, which costs nothing per row; the rest is deleted row
 by row in batches, each in its own transaction, so a large site never holds one
@@ -34,9 +38,11 @@ from collections.abc import Callable
 from typing import Any, Final, cast
 
 import msgspec
-from sqlalchemy import CursorResult, Table, delete, select
+from sqlalchemy import CursorResult, Delete, Table, delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from segmently.db.models import MonthlyVisitor, Organization, Site
+from segmently.db.models import IdempotentRequest, MonthlyVisitor, Organization, Site
+from segmently.db.models.outbox import OutboxEvent
 from segmently.domain.events.ingest import MAX_AGE
 from segmently.domain.events.purge import (
     delete_event_keys_before,
@@ -52,6 +58,10 @@ log = logging.getLogger(__name__)
 
 RETENTION_BATCH: Final = 5_000
 """Rows deleted per transaction."""
+IDEMPOTENCY_KEPT: Final = dt.timedelta(hours=24)
+"""How long a create's stored answer is replayed for its ``Idempotency-Key`` (as Stripe does)."""
+OUTBOX_KEPT: Final = dt.timedelta(days=30)
+"""How long a delivered ``outbox_events`` row stays, for looking back at what was sent."""
 
 MONTHLY: Final = cast(Table, MonthlyVisitor.__table__)
 
@@ -88,11 +98,16 @@ class PurgeReport(msgspec.Struct, kw_only=True):
         now: The instant the windows were measured from.
         partitions_dropped: Monthly partitions of ``events`` dropped whole (PostgreSQL).
         organizations: One entry per organization.
+        idempotent_requests: Stored ``Idempotency-Key`` answers deleted (older than
+            :data:`IDEMPOTENCY_KEPT`).
+        outbox_events: Delivered outbox rows deleted (delivered before :data:`OUTBOX_KEPT`).
     """
 
     now: dt.datetime
     partitions_dropped: list[str]
     organizations: list[OrganizationPurge]
+    idempotent_requests: int = 0
+    outbox_events: int = 0
 
     def total(self, table: str) -> int:
         """Rows deleted row-wise from ``table`` (``events``, ``event_keys``, ``monthly_visitors``)."""
@@ -132,11 +147,22 @@ async def purge_expired(
     async with kernel.db.sessions() as session:
         orgs = list((await session.scalars(select(Organization).order_by(Organization.id))).all())
     report = PurgeReport(now=now, partitions_dropped=dropped, organizations=[])
+    async with kernel.db.engine.begin() as conn:
+        report.idempotent_requests = await _deleted(
+            conn, delete(IdempotentRequest).where(IdempotentRequest.created_at < now - IDEMPOTENCY_KEPT)
+        )
+        report.outbox_events = await _deleted(
+            conn, delete(OutboxEvent).where(OutboxEvent.dispatched_at < now - OUTBOX_KEPT)
+        )
     for done, org in enumerate(orgs, start=1):
         report.organizations.append(await _purge_organization(kernel, org, now, batch_size))
         if progress is not None:
             progress(done, len(orgs))
     return report
+
+
+async def _deleted(conn: AsyncConnection, statement: Delete) -> int:
+    return int(cast(CursorResult[Any], await conn.execute(statement)).rowcount)
 
 
 async def _purge_organization(
@@ -159,15 +185,12 @@ async def _purge_organization(
         out.events += await delete_events_before(kernel.db, site_id, out.before, batch_size)
         out.event_keys += await delete_event_keys_before(kernel.db, site_id, out.keys_before, batch_size)
     async with kernel.db.engine.begin() as conn:
-        result = cast(
-            CursorResult[Any],
-            await conn.execute(
-                delete(MONTHLY).where(
-                    MONTHLY.c.organization_id == org.id, MONTHLY.c.month < now.strftime("%Y-%m")
-                )
+        out.monthly_visitors = await _deleted(
+            conn,
+            delete(MONTHLY).where(
+                MONTHLY.c.organization_id == org.id, MONTHLY.c.month < now.strftime("%Y-%m")
             ),
         )
-    out.monthly_visitors = int(result.rowcount)
     try:
         await kernel.plugins.purge(ref, out.before)
     except HookFailure as exc:
