@@ -21,6 +21,7 @@ import { createOutbox } from "./core/outbox";
 import { browserStorage, isRecord, readJson, removeKey, writeJson } from "./core/storage";
 import { RESERVED_ATTRIBUTE_KEYS, deviceForWidth, urlMatches } from "./core/targeting";
 import type { ExperimentConfig, SiteConfig, VariantConfig } from "./core/types";
+import type { Adopt } from "./modules/crossdomain";
 import type { Referral } from "./modules/referral";
 
 export const VERSION = "0.1.0";
@@ -59,7 +60,7 @@ type Integrations = {
  */
 export function boot(win: Window, script: HTMLOrSVGScriptElement | null): void {
   const w = win as Window & Integrations;
-  if (w.Segmently !== undefined) return;
+  if (w.Segmently) return;
   try {
     const inline = w[INLINE_CONFIG_GLOBAL];
     const given = isRecord(inline) ? inline : {};
@@ -70,7 +71,7 @@ export function boot(win: Window, script: HTMLOrSVGScriptElement | null): void {
     // `{base}/segmently.js` or `{base}/s/{key}.js`: the base is the path before them
     const base = given.base || (url ? url.origin + url.pathname.replace(/(\/s)?\/[^/]*$/, "") : "");
     if (typeof apiKey == "string" && apiKey && typeof base == "string") start(win, apiKey, base, inline);
-    else console.error("Segmently: the script tag needs data-api-key");
+    else console.error("Segmently: no data-api-key");
   } catch (error) {
     console.error("Segmently: could not start", error);
   }
@@ -113,12 +114,16 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   // the visual editor's frame: `?segmently_editor=1`, or the frame's name (kept when a link in it is followed)
   const editor = win.parent !== win && (query.get(EDITOR_KEY) === "1" || win.name === EDITOR_KEY);
   const tracking = !optedOut && !editor;
+  // arrived by a cross-domain link (`_sgmt_vid`, any encoding): the crossdomain chunk reads it
+  const arrived = /_sgmt_vid/.test(unescape(loc.search));
 
   // preview: `?segmently_preview=slug:variantKey`, remembered for the browser session (empty ends it)
   const asked = query.get(PREVIEW_KEY);
   if (asked) writeJson(session, PREVIEW_KEY, asked);
   else if (asked !== null) removeKey(session, PREVIEW_KEY);
   const [preview, previewSlug, previewKey] = /^([^:]+):(.+)/.exec(String(asked || readJson(session, PREVIEW_KEY))) || [];
+  // the curtain is never drawn in the visual editor, nor for an opted-out visitor (but in a preview)
+  const veiled = !editor && (!optedOut || !!preview);
 
   // the config first: without a stored one its request goes out now, while the rest starts up
   let loaded: ConfigLoad<SiteConfig> | null = null;
@@ -126,6 +131,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     loaded = loadConfig<SiteConfig>({
       _baseUrl: base,
       _apiKey: apiKey,
+      _report: report,
       // a preview fetches the draft and never caches it
       _storage: preview ? null : storage,
       _inline: preview ? undefined : inline,
@@ -138,22 +144,23 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   }
 
   /** the config of this page view (a revalidated one replaces it for the next page view) */
-  let config: SiteConfig | null = null;
-  /** the first config of the page (null: none could be loaded) and its settings, once known */
-  let site: SiteConfig | null = null;
+  let config: SiteConfig | null | undefined;
+  /** the first config of the page (null: none could be loaded; undefined: not known yet) and its settings */
+  let site: SiteConfig | null | undefined;
   let settings: Partial<SiteConfig["settings"]> = {};
-  let started = false;
   let identity: Identity | null = null;
   /** the curtain's reveal, once drawn */
-  let curtain = null as (() => number) | null;
+  let curtain: (() => number) | undefined;
   let timeout = FIRST_VISIT_TIMEOUT_MS;
   let page = loc.href;
-  let crossDomain: string[] = [];
   const running = new Map<string, Running>();
   /** the cancels of the behavioral triggers set up on this page view; `generation` counts their resets */
   const cancels: (() => void)[] = [];
   let generation = 0;
   const unidentified: Parameters<Emit>[] = [];
+  /** settles once the visitor is known: after a `_sgmt_vid` arrival, flags wait for its adoption */
+  let identified!: (v: unknown) => void;
+  const known = new Promise((r) => (identified = r));
   const early: Event[] = [];
   const storedAttributes = readJson(storage, ATTRIBUTES_KEY);
   const attributes: Record<string, unknown> = isRecord(storedAttributes) ? storedAttributes : {};
@@ -191,6 +198,9 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   const track = (fn: (t: Tracker) => void): void => {
     if (tracking) need("track", fn);
   };
+  /** `tracker[method](...args)`, the arguments taken now (the URL, `Date.now()`), the call when the chunk is there. */
+  const call = <K extends keyof Tracker>(method: K, ...args: Parameters<Tracker[K]>): void =>
+    track((t) => (t[method] as (...a: unknown[]) => void)(...args));
 
   const identityOptions = { _jar: jar, _hostname: loc.hostname, _secure: loc.protocol === "https:", _storage: storage };
   const outbox = createOutbox(base, apiKey, storage, () => isOptedOut(jar));
@@ -226,9 +236,10 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
 
   function identify(): Identity {
     if (!identity) {
-      identity = loadIdentity(identityOptions, loc.href, crossDomain);
-      const clean = identity._cleanUrl;
-      if (clean !== null) {
+      const [id, clean] = chunks.crossdomain ? (chunks.crossdomain as Adopt)(loc.href) : [];
+      identity = loadIdentity(identityOptions, id);
+      identified(0);
+      if (clean) {
         page = clean; // before replaceState, so the SPA hook sees no navigation
         history.replaceState(history.state, "", clean);
       }
@@ -257,11 +268,10 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   function plan(): [ExperimentConfig, VariantConfig, boolean][] {
     const now: [ExperimentConfig, VariantConfig, boolean][] = [];
     const visitor: VisitorContext = {
-      _visitorId: identify()._visitorId,
+      ...identify(), // _visitorId, _isReturning
       _url: page,
       _viewportWidth: win.innerWidth,
       _country: config && config.country,
-      _isReturning: identity!._isReturning,
       _attributes: attributes,
       _referrer: doc.referrer,
       _classify: chunks.referral ? (chunks.referral as Referral).source : null,
@@ -272,7 +282,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       if (e.slug === previewSlug) {
         const forced = e.variants.find((v) => v.key === previewKey || v.id === previewKey);
         if (forced) now.push([e, forced, true]);
-        else report(`preview: experiment '${e.slug}' has no variant '${previewKey}'`);
+        else report(`preview: no variant '${previewKey}' in '${e.slug}'`);
         continue;
       }
       if (e.preview || !tracking) continue;
@@ -308,14 +318,14 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
         writeJson(storage, ASSIGNMENTS_KEY, { visitor: identity!._visitorId, variants });
         emit("assignment", undefined, id, variant.id);
       }
-      track((t) => t.enter(experiment, variant));
+      call("enter", experiment, variant);
     }
     const undo = applyChanges(
       doc,
       id,
       variant.changes || [],
-      [experiment.custom_css, variant.custom_css || ""],
-      [experiment.custom_js, variant.custom_js || ""],
+      [experiment.custom_css, variant.custom_css],
+      [experiment.custom_js, variant.custom_js],
       report,
     );
     running.set(id, [experiment, variant, undo, forced]);
@@ -324,8 +334,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
 
   /** Goals count for this page's assignments (previews excluded: the track chunk leaves them out). */
   function retarget(): void {
-    const now = [...running.values()];
-    track((t) => t.targets(now));
+    call("targets", [...running.values()]);
   }
 
   /** Forgets this page's experiments but those `keep` keeps: what they injected goes, triggers stop. */
@@ -344,8 +353,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
 
   /** A page view starts (load, SPA navigation): assignment and changes, with the curtain up first on a load. */
   function enterPage(load?: boolean): [ExperimentConfig, VariantConfig, boolean][] {
-    const url = page;
-    track((t) => t.page(url));
+    call("page", page);
     const now = plan();
     if (load && now.length > 0) hide();
     for (const [e, v, forced] of now) enter(e, v, forced);
@@ -353,21 +361,20 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   }
 
   /** `page_view`; `hiddenMs` (whole ms, from the curtain's reveal) when the page was hidden */
-  const pageView = (hiddenMs: number | null): void => {
-    emit("page_view", hiddenMs === null ? undefined : { hidden_ms: Math.min(hiddenMs, MAX_HIDDEN_MS) });
-    const url = page;
-    const at = Date.now();
-    track((t) => t.view(url, at));
+  const pageView = (hiddenMs?: number): void => {
+    emit("page_view", hiddenMs == null ? undefined : { hidden_ms: Math.min(hiddenMs, MAX_HIDDEN_MS) });
+    call("view", page, Date.now());
   };
 
   /** The first config of the page is known (null: none could be loaded). */
   function init(first: SiteConfig | null): void {
-    started = true;
     config = site = first;
     settings = (first && first.settings) || {};
     timeout = settings.anti_flicker_timeout_ms || FIRST_VISIT_TIMEOUT_MS;
-    crossDomain = (settings.cross_domain || []).concat(...experiments().map((e) => e.cross_domain || []));
-    identify();
+    // a `_sgmt_vid` arrival: identity waits for the crossdomain chunk (the list decides adoption). It
+    // is asked for a task later, so the host below is there when it runs; and should the rest of this
+    // throw (a broken config), the wait still ends at the failsafe and the visitor becomes known
+    if (arrived) wait("crossdomain", decide);
     w[HOST_GLOBAL] = w[HOST_GLOBAL] || {
       version: VERSION,
       base,
@@ -384,27 +391,35 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       track: emit,
       report,
       module: (name) => (first!.modules || []).find((m) => m.name === name),
-      crossDomain,
+      crossDomain: (settings.cross_domain || []).concat(...experiments().map((e) => e.cross_domain || [])),
       early,
       events: outbox._held,
       register,
     };
+    if (!arrived) decide();
+  }
+
+  /**
+   * The page waits (up to the curtain's failsafe) for chunk `name`, hidden where a curtain may be
+   * drawn at all; `then()` runs once, also when the chunk fails to load.
+   */
+  function wait(name: string, then: () => void): void {
+    let done = 0;
+    const go = guard(() => done++ || then());
+    if (veiled) hide();
+    setTimeout(go, timeout);
+    need(name, go, go);
+  }
+
+  /** Identity is known: the referral chunk classifies the visit where it decides (the curtain waits), then the page. */
+  function decide(): void {
+    identify();
     const referral = tracking ? experiments().filter((e) => !e.preview && (e.audience.referral_sources || []).length) : [];
-    if (referral.length === 0) return show();
-    // the referral chunk classifies the visit; the curtain waits for it where it decides (or fails)
-    let done = false;
-    const go = guard(() => {
-      if (!done) show();
-      done = true;
-    });
     const stored = sticky();
-    if (referral.some((e) => urlRulesMatch(e) && !stored[e.id])) {
-      hide();
-      setTimeout(go, timeout);
-      need("referral", go, go);
-    } else {
-      need("referral", () => {}); // for later SPA page views
-      go();
+    if (referral.some((e) => urlRulesMatch(e) && !stored[e.id])) wait("referral", show);
+    else {
+      if (referral.length) need("referral", () => {}); // for later SPA page views
+      show();
     }
   }
 
@@ -422,12 +437,11 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       // a new path or query is a page view; a fragment alone (an in-page anchor) is not
       if (loc.href.split("#")[0] === page.split("#")[0]) return;
       sendView(); // the load's page view before the next one
-      const at = Date.now();
-      track((t) => t.leave(at)); // for the page being left, still under its URL
+      call("leave", Date.now()); // for the page being left, still under its URL
       page = loc.href;
       stopAll(([r]) => urlRulesMatch(r) && experiments().some((e) => e.id === r.id));
       enterPage();
-      pageView(null);
+      pageView();
     });
     for (const name of ["pushState", "replaceState"] as const) {
       const original = history[name];
@@ -442,8 +456,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       "pagehide",
       guard(() => {
         sendView();
-        const at = Date.now();
-        track((t) => t.leave(at)); // only when the chunk is there: else no time_on_page
+        call("leave", Date.now()); // only when the chunk is there: else no time_on_page
         if (chunks.track) (chunks.track as Tracker).flush();
         else outbox._beacon((url, body) => win.navigator.sendBeacon(url, body));
       }),
@@ -487,21 +500,23 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
 
   const trackEvent = (eventName: string, eventData?: Record<string, unknown>): void => {
     if (typeof eventName != "string" || eventName === "" || eventName.length > 100) {
-      report("track() needs an event name of 1 to 100 characters");
-    } else if (eventData !== undefined && !isRecord(eventData)) report("track() event data must be an object");
+      report("track(): the name must be 1-100 characters");
+    } else if (eventData !== undefined && !isRecord(eventData)) report("track(): the data must be an object");
     else emit(eventName, eventData);
   };
 
   // settles once the network answered: flags use the freshest config (a kill switch acts at once)
-  let settled: Promise<SiteConfig | null> = Promise.resolve(null);
+  let settled: Promise<SiteConfig | null | undefined> = Promise.resolve(null);
   const flags = (): Promise<Record<string, boolean>> =>
-    settled.then(
-      guard((latest: SiteConfig | null) => {
-        const out: Record<string, boolean> = {};
-        // flagEnabled() of src/core/assign.ts
-        for (const f of (latest && latest.flags) || []) out[f.key] = hashV2(f.key, identify()._visitorId) < f.rollout / 100;
-        return out;
-      }, {}),
+    settled.then((latest) =>
+      (arrived ? known : settled).then(
+        guard(() => {
+          const out: Record<string, boolean> = {};
+          // flagEnabled() of src/core/assign.ts
+          for (const f of (latest && latest.flags) || []) out[f.key] = hashV2(f.key, identify()._visitorId) < f.rollout / 100;
+          return out;
+        }, {}),
+      ),
     );
 
   const api: SegmentlyApi = Object.freeze({
@@ -511,7 +526,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     getVariant: guard((slug: string) => assignments()[slug] || null, null),
     getVisitorId: () => identity && identity._visitorId,
     setAttributes: guard((attrs: Record<string, unknown>) => {
-      if (!isRecord(attrs)) return report("setAttributes() needs an object");
+      if (!isRecord(attrs)) return report("setAttributes(): the attributes must be an object");
       for (const key of Object.keys(attrs)) if (!RESERVED_ATTRIBUTE_KEYS.has(key)) attributes[key] = attrs[key];
       writeJson(storage, ATTRIBUTES_KEY, attributes);
     }),
@@ -522,7 +537,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       removeKey(storage, ATTRIBUTES_KEY);
       for (const key of Object.keys(attributes)) delete attributes[key];
       identity = resetIdentity(identityOptions, identify());
-      track((t) => t.decorate());
+      call("decorate");
     }),
     isEnabled: (key: string) => flags().then((all) => all[key] === true),
     getAllFlags: flags,
@@ -530,18 +545,18 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   w.Segmently = api;
 
   try {
-    if (!loaded) return api;
+    if (!loaded) return identified(0), api;
     // set before init: custom JS run by init may already ask for flags
     settled = loaded._update.then(
       guard((latest) => {
-        if (!started) init(latest);
+        if (site === undefined) init(latest);
         // a replaced (or gone) config is used from the next page view (SPA navigations included), not mid-page
         else config = latest;
         return config;
       }, null),
     );
     if (loaded.config) init(loaded.config);
-    else if (!editor && (!optedOut || preview)) hide();
+    else if (veiled) hide();
   } catch (error) {
     report("could not start", error);
     if (curtain) curtain();

@@ -225,8 +225,8 @@ describe("JavaScript", () => {
     );
     await settle();
     expect(report.mock.calls.map(([message]) => message)).toEqual([
-      "exp1: JavaScript change 1 threw",
-      "exp1: custom JavaScript 1 threw",
+      "exp1: JS change 1 threw",
+      "exp1: custom JS 1 threw",
     ]);
     expect(report.mock.calls[0]![1]).toBeInstanceOf(TypeError);
     expect((report.mock.calls[1]![1] as Error).message).toBe("boom");

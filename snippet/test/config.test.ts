@@ -32,7 +32,7 @@ const ok = (config: unknown, etag: string | null = '"v1"'): Answer => ({
 
 function cache(over: Partial<ConfigCacheOptions<Record<string, unknown>>> & Pick<ConfigCacheOptions<Record<string, unknown>>, "_fetchConfig">) {
   const logger = { error: vi.fn() };
-  return { logger, c: { load: () => loadConfig({ _baseUrl: "https://ab.example.com/", _apiKey: KEY, _logger: logger, ...over }) } };
+  return { logger, c: { load: () => loadConfig({ _baseUrl: "https://ab.example.com/", _apiKey: KEY, _report: logger.error, ...over }) } };
 }
 
 describe("config cache", () => {
@@ -78,7 +78,7 @@ describe("config cache", () => {
       const load = c.load();
       expect(await load._update).toEqual(V1);
       expect(logger.error).toHaveBeenCalledOnce();
-      expect(logger.error.mock.calls[0]![0]).toContain("using the cached one");
+      expect(logger.error.mock.calls[0]![0]).toContain("the cached one used");
     }
     expect(JSON.parse(storage.getItem(STORED)!).config).toEqual(V1);
   });

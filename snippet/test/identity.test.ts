@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
 import {
+  adoption,
   CROSS_DOMAIN_PARAM,
   type IdentityOptions,
   crossDomainParam,
@@ -24,9 +25,9 @@ function page(host: string, jar = new FakeCookieJar(host), secure = true): Ident
 describe("visitor cookies", () => {
   test("a first visit gets a visitor id and the first-visit cookie, for a year, on the site's domain", () => {
     const p = page("www.shop.example.com");
-    const id = loadIdentity(p, "https://www.shop.example.com/", []);
+    const id = loadIdentity(p);
     expect(id._isReturning).toBe(false);
-    expect(id._optedOut).toBe(false);
+    expect(isOptedOut(p._jar)).toBe(false);
     expect(id._domain).toBe("example.com");
     expect(readCookie(p._jar, "seg_visitor_id")).toBe(id._visitorId);
     expect(readCookie(p._jar, "_seg_visitor")).toBe(String(NOW));
@@ -39,9 +40,9 @@ describe("visitor cookies", () => {
 
   test("the next page load is the same visitor, now returning, and the cookies are renewed", () => {
     const p = page("example.com");
-    const first = loadIdentity(p, "https://example.com/", []);
+    const first = loadIdentity(p);
     const before = p._jar.written.length;
-    const again = loadIdentity({ ...p, _now: () => NOW + 86_400_000 }, "https://example.com/pricing", []);
+    const again = loadIdentity({ ...p, _now: () => NOW + 86_400_000 });
     expect(again._visitorId).toBe(first._visitorId);
     expect(again._isReturning).toBe(true);
     expect(readCookie(p._jar, "_seg_visitor")).toBe(String(NOW)); // the first visit's time is kept
@@ -50,17 +51,17 @@ describe("visitor cookies", () => {
 
   test("with storage, the cookies are renewed once a day: later page loads write no cookie", () => {
     const p = { ...page("www.example.com"), _storage: new MemoryStorage() };
-    const first = loadIdentity(p, "https://www.example.com/", []);
+    const first = loadIdentity(p);
     const afterFirst = p._jar.written.length;
-    const later = loadIdentity({ ...p, _now: () => NOW + 3_600_000 }, "https://www.example.com/a", []);
+    const later = loadIdentity({ ...p, _now: () => NOW + 3_600_000 });
     expect(later).toMatchObject({ _visitorId: first._visitorId, _isReturning: true, _domain: "example.com" });
     expect(p._jar.written.length).toBe(afterFirst); // no probe, no renewal
-    const tomorrow = loadIdentity({ ...p, _now: () => NOW + 86_400_000 }, "https://www.example.com/b", []);
+    const tomorrow = loadIdentity({ ...p, _now: () => NOW + 86_400_000 });
     expect(tomorrow._visitorId).toBe(first._visitorId);
     expect(p._jar.written.slice(afterFirst).some((c) => c.startsWith("seg_visitor_id="))).toBe(true);
     // cookies cleared but storage kept: a new visitor, whose cookies are written at once
     const cleared = page("www.example.com");
-    const fresh = loadIdentity({ ...cleared, _storage: p._storage, _now: () => NOW + 86_400_000 }, "https://www.example.com/", []);
+    const fresh = loadIdentity({ ...cleared, _storage: p._storage, _now: () => NOW + 86_400_000 });
     expect(readCookie(cleared._jar, "seg_visitor_id")).toBe(fresh._visitorId);
   });
 
@@ -93,50 +94,50 @@ describe("visitor cookies", () => {
 
   test("subdomains of one site share the visitor", () => {
     const p = page("www.example.co.uk");
-    const first = loadIdentity(p, "https://www.example.co.uk/", []);
+    const first = loadIdentity(p);
     expect(first._domain).toBe("example.co.uk"); // co.uk is refused, the probe moves on
     const shop = page("shop.example.co.uk", p._jar.visit("shop.example.co.uk"));
-    expect(loadIdentity(shop, "https://shop.example.co.uk/", [])._visitorId).toBe(first._visitorId);
+    expect(loadIdentity(shop)._visitorId).toBe(first._visitorId);
   });
 
   test("localhost and IP addresses get host-only cookies, and http pages no Secure flag", () => {
     for (const host of ["localhost", "127.0.0.1"]) {
       const p = page(host, new FakeCookieJar(host), false);
-      const id = loadIdentity(p, `http://${host}:8000/`, []);
+      const id = loadIdentity(p);
       expect(id._domain).toBeNull();
       expect(cookieDomain(p._jar, host, false)).toBeNull();
       const written = p._jar.written.find((c) => c.startsWith("seg_visitor_id="))!;
       expect(written).not.toContain("domain=");
       expect(written).not.toContain("Secure");
-      expect(loadIdentity(p, `http://${host}:8000/`, [])._visitorId).toBe(id._visitorId);
+      expect(loadIdentity(p)._visitorId).toBe(id._visitorId);
     }
   });
 
   test("a tampered visitor cookie is replaced, not trusted", () => {
     const p = page("example.com");
     p._jar.set("seg_visitor_id=%3Cscript%3E; path=/");
-    const id = loadIdentity(p, "https://example.com/", []);
+    const id = loadIdentity(p);
     expect(id._visitorId).not.toBe("<script>");
     expect(id._visitorId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   test("reset() gives a new visitor id and keeps the browser returning", () => {
     const p = page("example.com");
-    const first = loadIdentity(p, "https://example.com/", []);
+    const first = loadIdentity(p);
     const after = resetIdentity(p, first);
     expect(after._visitorId).not.toBe(first._visitorId);
     expect(readCookie(p._jar, "seg_visitor_id")).toBe(after._visitorId);
     expect(readCookie(p._jar, "_seg_visitor")).toBe(String(NOW));
-    expect(loadIdentity(p, "https://example.com/", [])._visitorId).toBe(after._visitorId);
+    expect(loadIdentity(p)._visitorId).toBe(after._visitorId);
   });
 });
 
 describe("opt-out", () => {
-  test("segmently_opt_out=true: no cookie is written and the visitor is marked opted out", () => {
+  test("segmently_opt_out=true: no cookie is written, not by reset() either", () => {
     const p = page("example.com");
     p._jar.set("segmently_opt_out=true; path=/");
-    const id = loadIdentity(p, "https://example.com/", []);
-    expect(id._optedOut).toBe(true);
+    const id = loadIdentity(p);
+    expect(isOptedOut(p._jar)).toBe(true);
     expect(readCookie(p._jar, "seg_visitor_id")).toBeNull();
     expect(readCookie(p._jar, "_seg_visitor")).toBeNull();
     resetIdentity(p, id);
@@ -191,23 +192,23 @@ describe("cross-domain _sgmt_vid", () => {
 
   test("the landing domain adopts the id and the URL is cleaned", () => {
     const p = page("checkout.example.net");
-    const url = `https://checkout.example.net/pay?step=2&_sgmt_vid=${VID}#card`;
-    const id = loadIdentity(p, url, domains);
+    const [adopted, clean] = adoption(`https://checkout.example.net/pay?step=2&_sgmt_vid=${VID}#card`, "checkout.example.net", domains);
+    expect([adopted, clean]).toEqual([VID, "https://checkout.example.net/pay?step=2#card"]);
+    const id = loadIdentity(p, adopted);
     expect(id._visitorId).toBe(VID);
     expect(readCookie(p._jar, "seg_visitor_id")).toBe(VID);
-    expect(id._cleanUrl).toBe("https://checkout.example.net/pay?step=2#card");
   });
 
   test("a domain that is not listed does not adopt a shared link's id, but still cleans the URL", () => {
-    const p = page("blog.example.org");
-    const id = loadIdentity(p, `https://blog.example.org/?_sgmt_vid=${VID}`, domains);
-    expect(id._visitorId).not.toBe(VID);
-    expect(id._cleanUrl).toBe("https://blog.example.org/");
+    expect(adoption(`https://blog.example.org/?_sgmt_vid=${VID}`, "blog.example.org", domains)).toEqual([null, "https://blog.example.org/"]);
+    expect(adoption("https://blog.example.org/?q=1", "blog.example.org", domains)).toEqual([null, null]);
   });
 
   test("an invalid id is ignored", () => {
     const p = page("checkout.example.net");
-    const id = loadIdentity(p, "https://checkout.example.net/?_sgmt_vid=%3Cimg%3E", domains);
+    const [adopted] = adoption("https://checkout.example.net/?_sgmt_vid=%3Cimg%3E", "checkout.example.net", domains);
+    expect(adopted).toBe("<img>");
+    const id = loadIdentity(p, adopted);
     expect(id._visitorId).toMatch(/^[0-9a-f-]{36}$/);
   });
 

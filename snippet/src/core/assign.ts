@@ -52,11 +52,7 @@ export function bucketRanges(
 
 /** The index of the first range with `start <= n < end`, or -1 (not in the experiment). */
 export function chooseVariant(n: number, ranges: readonly BucketRange[]): number {
-  for (let i = 0; i < ranges.length; i++) {
-    const [start, end] = ranges[i]!;
-    if (start <= n && n < end) return i;
-  }
-  return -1;
+  return ranges.findIndex(([start, end]) => start <= n && n < end);
 }
 
 /** A variant as assignment sees it: weight in percent, as the config serves it. */

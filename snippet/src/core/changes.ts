@@ -37,12 +37,12 @@ export function applyChanges(
   doc: Document,
   key: string,
   changes: readonly Change[],
-  css: readonly string[],
-  js: readonly string[],
+  css: readonly (string | undefined)[],
+  js: readonly (string | undefined)[],
   report: (message: string, error?: unknown) => void,
 ): Applied {
   const styles: Element[] = [];
-  const addStyle = (text: string, name: string) => {
+  const addStyle = (text: string | undefined, name: string) => {
     if (!text) return;
     const style = doc.createElement("style");
     style.id = `segmently-${key}-${name}`;
@@ -50,8 +50,8 @@ export function applyChanges(
     (doc.head || doc.documentElement).appendChild(style);
     styles.push(style);
   };
-  const run = (code: string, what: string) => {
-    if (!code.trim()) return; // nothing to run: no eval that a page's CSP would refuse
+  const run = (code: string | undefined, what: string) => {
+    if (!code || !code.trim()) return; // nothing to run: no eval that a page's CSP would refuse
     try {
       new Function(code)();
     } catch (error) {
@@ -110,8 +110,8 @@ export function applyChanges(
     if (doc.readyState == "loading") doc.addEventListener("DOMContentLoaded", applyToElements);
   }
   const runJs = () => {
-    changes.forEach((change, i) => change.type == "js" && run(change.code, `JavaScript change ${i + 1}`));
-    js.forEach((code, i) => run(code, `custom JavaScript ${i + 1}`));
+    changes.forEach((change, i) => change.type == "js" && run(change.code, `JS change ${i + 1}`));
+    js.forEach((code, i) => run(code, `custom JS ${i + 1}`));
   };
   css.forEach((text, i) => addStyle(text, `css-${i}`));
   if (doc.readyState == "loading") doc.addEventListener("DOMContentLoaded", runJs);

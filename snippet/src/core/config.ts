@@ -50,7 +50,8 @@ export interface ConfigCacheOptions<T> {
   _inline?: unknown;
   /** whether a parsed value is a config (default: any JSON object) */
   _validate?: (value: unknown) => value is T;
-  _logger?: { error(message: string): void };
+  /** one console error (the runtime's `report`: "Segmently: " first, once per message) */
+  _report: (message: string) => void;
 }
 
 /**
@@ -61,23 +62,17 @@ export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>
   const validate = o._validate || (isRecord as (value: unknown) => value is T);
   const storage = o._storage || null;
   const key = STORAGE_PREFIX + o._apiKey;
-  const inline = isRecord(o._inline) ? o._inline.config : undefined;
-  if (inline !== undefined && validate(inline)) {
-    return { config: inline, _update: Promise.resolve(inline) };
-  }
-  let stored = readJson(storage, key);
-  if (stored !== null && !(isRecord(stored) && typeof stored.etag == "string" && stored.etag && validate(stored.config))) {
-    removeKey(storage, key);
-    stored = null;
-  }
-  const cached = stored as { etag: string; config: T } | null;
+  const inline = isRecord(o._inline) && o._inline.config;
+  if (validate(inline)) return { config: inline, _update: Promise.resolve(inline) };
+  const stored = readJson(storage, key);
+  const cached =
+    isRecord(stored) && typeof stored.etag == "string" && stored.etag && validate(stored.config)
+      ? (stored as { etag: string; config: T })
+      : null;
+  if (!cached) removeKey(storage, key); // a broken or foreign value
   const kept = cached && cached.config;
-  const done = (config: T | null, why?: string) => {
-    // one console error per page
-    if (why) (o._logger || console).error("Segmently: config " + why);
-    return config;
-  };
-  const failed = (why: string) => done(kept, `request failed (${why})${kept ? "; using the cached one" : ""}`);
+  const say = (config: T | null, why: string) => (o._report("config " + why), config);
+  const failed = (why: string) => say(kept, `failed (${why})${kept ? ", the cached one used" : ""}`);
   const url = `${o._baseUrl.replace(/\/+$/, "")}${CONFIG_PATH}?api_key=${encodeURIComponent(o._apiKey)}`;
   const request = () => o._fetchConfig(url, cached ? { "If-None-Match": cached.etag } : {});
   // with a stored config the page starts from it: the revalidation waits a task, off the page's
@@ -86,9 +81,9 @@ export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>
     .then(async (res) => {
       const status = res.status;
       if (status == 304 && cached) return kept;
-      if (status == 401 || status == 403 || status == 404) {
+      if (/^40[134]$/.test("" + status)) {
         removeKey(storage, key);
-        return done(null, `refused (HTTP ${status}); no experiment runs`);
+        return say(null, `refused (HTTP ${status})`);
       }
       if (status != 200) return failed(`HTTP ${status}`);
       const body = await res.text(); // a body that breaks off is a network error (below)

@@ -147,10 +147,6 @@ export interface Identity {
   _visitorId: string;
   /** `_seg_visitor` was already set when the page loaded. */
   _isReturning: boolean;
-  /** `segmently_opt_out=true`: track nothing, write no cookie. */
-  _optedOut: boolean;
-  /** the page URL without `_sgmt_vid` (for `history.replaceState`), or null when it had none. */
-  _cleanUrl: string | null;
   /** the cookie domain in use (null: host-only), for `reset()` and the opt-out helper. */
   _domain: string | null;
 }
@@ -169,36 +165,40 @@ export function isListedHost(hostname: string, domains: readonly string[]): bool
 /**
  * Reads (or makes) the visitor's identity and renews its cookies for another year (once a day).
  *
- * A valid `_sgmt_vid` in `url` is adopted only when this page's host is on the `crossDomain` list
- * (the site's Advanced-tab setting), so a shared link cannot merge strangers into one visitor
- * elsewhere; the parameter is stripped from `_cleanUrl` whether adopted or not.
+ * `fromLink` is a `_sgmt_vid` the page adopts (the `crossdomain` chunk's answer: only on a listed
+ * host); a valid one wins over the cookie.
  */
-export function loadIdentity(opts: IdentityOptions, url: string, crossDomain: readonly string[]): Identity {
+export function loadIdentity(opts: IdentityOptions, fromLink?: string | null): Identity {
   const jar = opts._jar;
   const optedOut = isOptedOut(jar);
   const firstSeen = readCookie(jar, RETURNING_COOKIE);
-  const [fromLink, cleanUrl] = crossDomainParam(url);
   const stored = readCookie(jar, VISITOR_COOKIE);
-  const visitorId =
-    isVisitorId(fromLink) && isListedHost(opts._hostname, crossDomain)
-      ? fromLink
-      : isVisitorId(stored)
-        ? stored
-        : uuidv4(opts._random || defaultRandom);
+  const visitorId = isVisitorId(fromLink) ? fromLink : isVisitorId(stored) ? stored : uuidv4(opts._random || defaultRandom);
   let domain: string | null = null;
   const now = (opts._now || Date.now)();
   const day = Math.floor(now / 864e5);
   // renewed today already (same id, both cookies there): no probe, no write
-  const renewed = readJson(opts._storage || null, RENEWED_KEY);
+  const renewed = readJson(opts._storage, RENEWED_KEY);
   if (!optedOut && Array.isArray(renewed) && renewed[1] === day && stored === visitorId && firstSeen !== null) {
     domain = renewed[0] as string | null;
   } else if (!optedOut) {
     domain = cookieDomain(jar, opts._hostname, opts._secure);
     jar.set(cookie(VISITOR_COOKIE, visitorId, COOKIE_MAX_AGE_S, domain, opts._secure));
     jar.set(cookie(RETURNING_COOKIE, firstSeen === null ? String(now) : firstSeen, COOKIE_MAX_AGE_S, domain, opts._secure));
-    writeJson(opts._storage || null, RENEWED_KEY, [domain, day]);
+    writeJson(opts._storage, RENEWED_KEY, [domain, day]);
   }
-  return { _visitorId: visitorId, _isReturning: firstSeen !== null, _optedOut: optedOut, _cleanUrl: cleanUrl, _domain: domain };
+  return { _visitorId: visitorId, _isReturning: firstSeen !== null, _domain: domain };
+}
+
+/**
+ * What a page that arrived with `_sgmt_vid` adopts (the `crossdomain` chunk): `[the id, or null
+ * when this page's host is not on the `crossDomain` list (a shared link cannot merge strangers into
+ * one visitor elsewhere), the URL without the parameter (null: it had none)]`. The parameter is
+ * stripped whether adopted or not.
+ */
+export function adoption(url: string, hostname: string, crossDomain: readonly string[]): [string | null, string | null] {
+  const [id, clean] = crossDomainParam(url);
+  return [isListedHost(hostname, crossDomain) ? id : null, clean];
 }
 
 /**
@@ -207,7 +207,7 @@ export function loadIdentity(opts: IdentityOptions, url: string, crossDomain: re
  */
 export function resetIdentity(opts: IdentityOptions, identity: Identity): Identity {
   const visitorId = uuidv4(opts._random || defaultRandom);
-  if (!identity._optedOut && !isOptedOut(opts._jar)) {
+  if (!isOptedOut(opts._jar)) {
     opts._jar.set(cookie(VISITOR_COOKIE, visitorId, COOKIE_MAX_AGE_S, identity._domain, opts._secure));
   }
   return { ...identity, _visitorId: visitorId };

@@ -18,50 +18,39 @@ export const defaultRandom: RandomFill = (bytes) => {
   }
 };
 
-/** Two hex digits per byte. */
-const hex = (bytes: Uint8Array): string => bytes.reduce((s, b) => s + (b + 0x100).toString(16).slice(1), "");
-
-/** 32 hex digits as `8-4-4-4-12`. */
-const dashed = (h: string): string => h.replace(/(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-");
-
-/** `bytes` with the RFC 9562 variant bits (10) in byte 8. */
-function withVariant(bytes: Uint8Array): Uint8Array {
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-  return bytes;
-}
-
-/** A random UUIDv4 (RFC 9562 §5.4): the visitor id of `seg_visitor_id`. */
+/**
+ * A random UUIDv4 (RFC 9562 §5.4): the visitor id of `seg_visitor_id`. Each `0` of the template
+ * becomes a random hex digit (the low 4 bits of one random byte), the `8` the variant's `8`–`b`.
+ */
 export function uuidv4(random: RandomFill = defaultRandom): string {
-  const b = new Uint8Array(16);
+  const b = new Uint8Array(32);
   random(b);
-  b[6] = (b[6]! & 0x0f) | 0x40;
-  return dashed(hex(withVariant(b)));
+  let i = 0;
+  return "00000000-0000-4000-8000-000000000000".replace(/[08]/g, (c) => (+c ^ (b[i++]! & (15 >> (+c / 4)))).toString(16));
 }
 
 /**
  * A UUIDv7 generator (RFC 9562 §5.7): 48-bit Unix milliseconds, version 7, 12 bits `rand_a`,
- * variant 10, 62 random bits. Ids from one generator are strictly increasing even within one
- * millisecond or when the clock steps back (§6.2 method 1: `rand_a` is a counter seeded at random).
+ * variant 10, 62 random bits (a UUIDv4's last 18 characters). Ids from one generator are strictly
+ * increasing even within one millisecond or when the clock steps back (§6.2 method 1: `rand_a` is
+ * a counter seeded at random).
  */
 export function uuidv7Generator(now: () => number = Date.now, random: RandomFill = defaultRandom): () => string {
-  let lastMs = -1;
+  let last = -1;
   let counter = 0;
   return () => {
-    const b = new Uint8Array(16);
-    random(b);
-    let ms = Math.max(0, Math.floor(now()));
-    if (ms > lastMs) {
-      lastMs = ms;
-      counter = ((b[6]! & 0x07) << 8) | b[7]!; // a random start below 0x800 leaves room to count
+    const v4 = uuidv4(random);
+    let ms = now();
+    if (ms > last) {
+      last = ms;
+      counter = parseInt(v4.slice(15, 18), 16) & 0x7ff; // a random start below 0x800 leaves room to count
     } else {
-      ms = lastMs;
-      if (++counter > 0xfff) {
-        lastMs = ms = lastMs + 1; // counter exhausted: borrow the next millisecond
-        counter = 0;
-      }
+      ms = last;
+      // counter exhausted: borrow the next millisecond
+      if (++counter > 0xfff) (last = ++ms), (counter = 0);
     }
     // 12 hex digits of milliseconds, "7" and the counter, then the variant and 62 random bits
-    return dashed(ms.toString(16).padStart(12, "0") + (0x7000 | counter).toString(16) + hex(withVariant(b)).slice(16));
+    return (ms.toString(16).padStart(12, "0") + (0x7000 | counter).toString(16)).replace(/(.{8})(.{4})/, "$1-$2-") + v4.slice(18);
   };
 }
 

@@ -55,7 +55,7 @@ export function createOutbox(
     },
     _held: held,
     _beacon(send) {
-      if (held.length === 0) return;
+      if (!held.length) return;
       store((list) => {
         let sent = false;
         try {

@@ -25,10 +25,9 @@ export function browserStorage(
 // `storage` may be null (none, or not to be used): the TypeError is caught like a blocked storage's
 
 /** The parsed JSON under `key`, or null; a value that is not JSON is removed. */
-export function readJson(storage: KeyValueStorage | null, key: string): unknown {
+export function readJson(storage: KeyValueStorage | null | undefined, key: string): unknown {
   try {
-    const raw = storage!.getItem(key);
-    return raw === null ? null : (JSON.parse(raw) as unknown);
+    return JSON.parse(storage!.getItem(key)!) as unknown; // a missing key: JSON.parse(null) is null
   } catch {
     removeKey(storage, key);
     return null;
@@ -36,7 +35,7 @@ export function readJson(storage: KeyValueStorage | null, key: string): unknown 
 }
 
 /** Writes `value` as JSON; nothing when storage refuses it (quota, blocked) or it is not JSON. */
-export function writeJson(storage: KeyValueStorage | null, key: string, value: unknown): void {
+export function writeJson(storage: KeyValueStorage | null | undefined, key: string, value: unknown): void {
   try {
     storage!.setItem(key, JSON.stringify(value));
   } catch {
@@ -44,7 +43,7 @@ export function writeJson(storage: KeyValueStorage | null, key: string, value: u
   }
 }
 
-export function removeKey(storage: KeyValueStorage | null, key: string): void {
+export function removeKey(storage: KeyValueStorage | null | undefined, key: string): void {
   try {
     storage!.removeItem(key);
   } catch {

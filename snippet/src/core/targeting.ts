@@ -103,8 +103,8 @@ export function deviceForWidth(viewportWidth: number): Device {
 
 /** Whether `device` is targeted; no devices (or all three) is every device, even an unknown one. */
 export function deviceMatches(devices: readonly Device[], device: Device | null | undefined): boolean {
-  if (devices.length === 0 || new Set(devices).size >= 3) return true;
-  return device != null && devices.includes(device);
+  // includes(null) is false: the list holds device names only
+  return devices.length == 0 || new Set(devices).size > 2 || devices.includes(device!);
 }
 
 // Python's str.strip() whitespace (str.isspace): JavaScript's \s (whose only extra is U+FEFF) plus
@@ -139,41 +139,34 @@ export function visitorTypeMatches(visitorType: VisitorType, isReturning: boolea
 
 // --- attribute rules -----------------------------------------------------------------------------
 
-/** A number as `parseFloat()` reads it, or null where it gives NaN. */
-function parseNumber(value: unknown): number | null {
-  const x = typeof value === "number" ? value : parseFloat(String(value));
-  return Number.isNaN(x) ? null : x;
-}
-
 /**
  * Whether one rule passes for the visitor's attributes (keys are case-sensitive, own keys only).
  *
  * Reserved keys and null/undefined values count as absent. equals, not_equals and contains
  * compare `String()` of both sides, case-sensitively; an absent attribute fails equals and
  * contains and passes not_equals. greater_than and less_than compare `parseFloat()` of both sides
- * and fail when either is not a number. Every operator but exists / not_exists fails without a
- * value; an unknown operator, or a value `String()` throws on, fails.
+ * and fail when either is not a number (NaN compares false). Every operator but exists /
+ * not_exists fails without a value; an unknown operator, or a value `String()` throws on, fails.
  */
 export function attributeRulePasses(rule: AttributeRule, attributes: Readonly<Record<string, unknown>>): boolean {
-  const own = !RESERVED_ATTRIBUTE_KEYS.has(rule.key) && Object.prototype.hasOwnProperty.call(attributes, rule.key);
-  const actual = own ? attributes[rule.key] : undefined;
+  const key = rule.key;
+  const value = rule.value;
   const op = rule.operator;
-  if (op === "exists") return actual != null;
-  if (op === "not_exists") return actual == null;
-  if (rule.value == null) return false;
+  const actual = RESERVED_ATTRIBUTE_KEYS.has(key) || !Object.prototype.hasOwnProperty.call(attributes, key) ? null : attributes[key];
+  if (op == "exists") return actual != null;
+  if (op == "not_exists") return actual == null;
+  if (value == null) return false;
   try {
-    if (op === "greater_than" || op === "less_than") {
-      const a = parseNumber(actual);
-      const b = parseNumber(rule.value);
-      if (a === null || b === null) return false;
-      return op === "greater_than" ? a > b : a < b;
-    }
-    if (actual == null) return op === "not_equals";
-    if (op === "equals") return String(actual) === String(rule.value);
-    if (op === "not_equals") return String(actual) !== String(rule.value);
-    if (op === "contains") return String(actual).includes(String(rule.value));
+    const a = String(actual);
+    const b = String(value);
+    if (op == "greater_than") return parseFloat(a) > parseFloat(b);
+    if (op == "less_than") return parseFloat(a) < parseFloat(b);
+    if (actual == null) return op == "not_equals";
+    if (op == "equals") return a === b;
+    if (op == "not_equals") return a !== b;
+    if (op == "contains") return a.includes(b);
   } catch {
-    // String() throws for a symbol or an object without a prototype
+    // String() throws for an object without a prototype
   }
   return false;
 }
@@ -190,5 +183,5 @@ export function attributesMatch(
 
 /** Whether the visit's source passes the gate; no sources selected means no gate. */
 export function referralMatches(sources: readonly ReferralSource[], source: ReferralSource | null): boolean {
-  return sources.length === 0 || (source !== null && sources.includes(source));
+  return sources.length == 0 || sources.includes(source!); // never null: the list holds names only
 }
