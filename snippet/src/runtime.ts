@@ -16,12 +16,11 @@ import { hashV2 } from "./core/hash";
 import { type ConfigLoad, INLINE_CONFIG_GLOBAL, loadConfig } from "./core/config";
 import { type VisitorContext, evaluate, hasTriggers } from "./core/evaluate";
 import { HOST_GLOBAL, type Assignment, type Emit, type ModuleHost, type Running, type Tracker } from "./core/host";
-import { type Identity, documentCookieJar, isOptedOut, loadIdentity, resetIdentity } from "./core/identity";
+import { type Identity, adoption, documentCookieJar, isOptedOut, loadIdentity, resetIdentity } from "./core/identity";
 import { createOutbox } from "./core/outbox";
 import { browserStorage, isRecord, readJson, removeKey, writeJson } from "./core/storage";
 import { RESERVED_ATTRIBUTE_KEYS, deviceForWidth, urlMatches } from "./core/targeting";
 import type { ExperimentConfig, SiteConfig, VariantConfig } from "./core/types";
-import type { Adopt } from "./modules/crossdomain";
 import type { Referral } from "./modules/referral";
 
 export const VERSION = "0.1.0";
@@ -114,8 +113,6 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   // the visual editor's frame: `?segmently_editor=1`, or the frame's name (kept when a link in it is followed)
   const editor = win.parent !== win && (query.get(EDITOR_KEY) === "1" || win.name === EDITOR_KEY);
   const tracking = !optedOut && !editor;
-  // arrived by a cross-domain link (`_sgmt_vid`, any encoding): the crossdomain chunk reads it
-  const arrived = /_sgmt_vid/.test(unescape(loc.search));
 
   // preview: `?segmently_preview=slug:variantKey`, remembered for the browser session (empty ends it)
   const asked = query.get(PREVIEW_KEY);
@@ -158,9 +155,8 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   const cancels: (() => void)[] = [];
   let generation = 0;
   const unidentified: Parameters<Emit>[] = [];
-  /** settles once the visitor is known: after a `_sgmt_vid` arrival, flags wait for its adoption */
-  let identified!: (v: unknown) => void;
-  const known = new Promise((r) => (identified = r));
+  /** the hosts that share the visitor through `_sgmt_vid` links (the settings' and the experiments' lists) */
+  let crossDomain: string[] = [];
   const early: Event[] = [];
   const storedAttributes = readJson(storage, ATTRIBUTES_KEY);
   const attributes: Record<string, unknown> = isRecord(storedAttributes) ? storedAttributes : {};
@@ -236,9 +232,8 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
 
   function identify(): Identity {
     if (!identity) {
-      const [id, clean] = chunks.crossdomain ? (chunks.crossdomain as Adopt)(loc.href) : [];
+      const [id, clean] = adoption(loc.href, loc.hostname, crossDomain);
       identity = loadIdentity(identityOptions, id);
-      identified(0);
       if (clean) {
         page = clean; // before replaceState, so the SPA hook sees no navigation
         history.replaceState(history.state, "", clean);
@@ -371,10 +366,8 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     config = site = first;
     settings = (first && first.settings) || {};
     timeout = settings.anti_flicker_timeout_ms || FIRST_VISIT_TIMEOUT_MS;
-    // a `_sgmt_vid` arrival: identity waits for the crossdomain chunk (the list decides adoption). It
-    // is asked for a task later, so the host below is there when it runs; and should the rest of this
-    // throw (a broken config), the wait still ends at the failsafe and the visitor becomes known
-    if (arrived) wait("crossdomain", decide);
+    crossDomain = (settings.cross_domain || []).concat(...experiments().map((e) => e.cross_domain || []));
+    identify();
     w[HOST_GLOBAL] = w[HOST_GLOBAL] || {
       version: VERSION,
       base,
@@ -391,12 +384,19 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       track: emit,
       report,
       module: (name) => (first!.modules || []).find((m) => m.name === name),
-      crossDomain: (settings.cross_domain || []).concat(...experiments().map((e) => e.cross_domain || [])),
+      crossDomain,
       early,
       events: outbox._held,
       register,
     };
-    if (!arrived) decide();
+    // the referral chunk classifies the visit where it decides (the curtain waits), then the page
+    const referral = tracking ? experiments().filter((e) => !e.preview && (e.audience.referral_sources || []).length) : [];
+    const stored = sticky();
+    if (referral.some((e) => urlRulesMatch(e) && !stored[e.id])) wait("referral", show);
+    else {
+      if (referral.length) need("referral", () => {}); // for later SPA page views
+      show();
+    }
   }
 
   /**
@@ -409,18 +409,6 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     if (veiled) hide();
     setTimeout(go, timeout);
     need(name, go, go);
-  }
-
-  /** Identity is known: the referral chunk classifies the visit where it decides (the curtain waits), then the page. */
-  function decide(): void {
-    identify();
-    const referral = tracking ? experiments().filter((e) => !e.preview && (e.audience.referral_sources || []).length) : [];
-    const stored = sticky();
-    if (referral.some((e) => urlRulesMatch(e) && !stored[e.id])) wait("referral", show);
-    else {
-      if (referral.length) need("referral", () => {}); // for later SPA page views
-      show();
-    }
   }
 
   /** The page view once everything for evaluation is there: assignment, changes, reveal. */
@@ -508,15 +496,13 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   // settles once the network answered: flags use the freshest config (a kill switch acts at once)
   let settled: Promise<SiteConfig | null | undefined> = Promise.resolve(null);
   const flags = (): Promise<Record<string, boolean>> =>
-    settled.then((latest) =>
-      (arrived ? known : settled).then(
-        guard(() => {
-          const out: Record<string, boolean> = {};
-          // flagEnabled() of src/core/assign.ts
-          for (const f of (latest && latest.flags) || []) out[f.key] = hashV2(f.key, identify()._visitorId) < f.rollout / 100;
-          return out;
-        }, {}),
-      ),
+    settled.then(
+      guard((latest) => {
+        const out: Record<string, boolean> = {};
+        // flagEnabled() of src/core/assign.ts
+        for (const f of (latest && latest.flags) || []) out[f.key] = hashV2(f.key, identify()._visitorId) < f.rollout / 100;
+        return out;
+      }, {}),
     );
 
   const api: SegmentlyApi = Object.freeze({
@@ -545,7 +531,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   w.Segmently = api;
 
   try {
-    if (!loaded) return identified(0), api;
+    if (!loaded) return api;
     // set before init: custom JS run by init may already ask for flags
     settled = loaded._update.then(
       guard((latest) => {

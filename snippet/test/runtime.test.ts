@@ -5,7 +5,6 @@ import { Window } from "happy-dom";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type SegmentlyApi, boot } from "../src/runtime";
 import type { ModuleHost } from "../src/core/host";
-import { startCrossDomain } from "../src/modules/crossdomain";
 import { referralSourceOf } from "../src/modules/referral";
 import { startTrack } from "../src/modules/track";
 import type { ExperimentConfig, SiteConfig } from "../src/core/types";
@@ -97,8 +96,6 @@ interface OpenOptions {
 }
 
 const referred = new WeakSet<object>();
-/** windows whose crossdomain chunk has run (or that fail to load it) */
-const adopting = new WeakSet<object>();
 
 function open(url: string, options: OpenOptions = {}): Page {
   // chunk scripts are not fetched; they "load" (this file starts them), they do not fail
@@ -144,10 +141,6 @@ function open(url: string, options: OpenOptions = {}): Page {
     const host = (win as unknown as { __segmentlyHost?: ModuleHost }).__segmentlyHost;
     const loaded = (name: string) => doc.querySelector(`script[src="${BASE}/snippet/${name}.js"]`);
     if (host && loaded("track")) startTrack(host, win as unknown as globalThis.Window);
-    if (host && loaded("crossdomain") && !adopting.has(win)) {
-      adopting.add(win);
-      startCrossDomain(host, win as unknown as globalThis.Window);
-    }
     if (host && loaded("referral") && !referred.has(win)) {
       referred.add(win);
       host.register("referral", { source: referralSourceOf });
@@ -533,15 +526,10 @@ describe("window.Segmently", () => {
     await expect(page.api.getAllFlags()).resolves.toEqual({ on: true, off: false });
   });
 
-  it("flags answer even when a broken config stops the start, also on a cross-domain arrival", async () => {
+  it("flags answer even when a broken config stops the start", async () => {
     const broken = { ...site(), flags: [{ key: "on", rollout: 100 }], experiments: [null] } as unknown as SiteConfig;
     const page = open("https://shop.example.com/", { inline: broken });
     await expect(page.api.getAllFlags()).resolves.toEqual({ on: true });
-    const arrival = open("https://shop.example.com/?_sgmt_vid=0b7c6f2e-5d1a-4c3b-9e8f-112233445566", { inline: broken });
-    const flags = arrival.api.getAllFlags();
-    await settle(5000); // no host for the chunk: the wait ends at the failsafe
-    await expect(flags).resolves.toEqual({ on: true });
-    expect(curtainDrawn(arrival)).toBe(false);
   });
 
   it("never throws into the page", async () => {
@@ -667,7 +655,6 @@ describe("cross-domain", () => {
     serve(site({ settings: crossDomain }));
     const id = "0b7c6f2e-5d1a-4c3b-9e8f-112233445566";
     const page = await visit(`https://shop.example.com/landing?_sgmt_vid=${id}&utm_source=x`);
-    await settle(1); // the crossdomain chunk first (under the curtain), then the track chunk
     expect(page.api.getVisitorId()).toBe(id);
     expect(page.win.location.href).toBe("https://shop.example.com/landing?utm_source=x");
     expect((page.doc.getElementById("out") as HTMLAnchorElement).href).toBe(
@@ -681,53 +668,6 @@ describe("cross-domain", () => {
     expect(named(await page.events(), "page_view")).toHaveLength(1); // cleaning the URL is no navigation
   });
 
-  it("with a known config, the curtain waits for the crossdomain chunk; flags wait for the adopted id", async () => {
-    const id = "0b7c6f2e-5d1a-4c3b-9e8f-112233445566";
-    const config = site({ settings: crossDomain, flags: [..."abcdefghijklmnop"].map((key) => ({ key, rollout: 50 })) });
-    const page = open(`https://shop.example.com/?%5Fsgmt_vid=${id}`, { inline: config });
-    const flags = page.api.getAllFlags();
-    expect(curtainDrawn(page)).toBe(true);
-    expect(headline(page)).toBe("Old headline");
-    expect(page.api.getVisitorId()).toBeNull();
-    await settle();
-    expect(curtainDrawn(page)).toBe(false);
-    expect(headline(page)).toBe("New headline");
-    expect(page.api.getVisitorId()).toBe(id);
-    expect(page.win.location.href).toBe("https://shop.example.com/");
-    const other = await visit("https://shop.example.com/", { cookies: [`seg_visitor_id=${id}; path=/`], inline: config });
-    await expect(flags).resolves.toEqual(await other.api.getAllFlags());
-    expect([...other.doc.querySelectorAll("script[src]")].map((s) => (s as HTMLScriptElement).src)).not.toContain(
-      `${BASE}/snippet/crossdomain.js`,
-    ); // no _sgmt_vid: no chunk
-  });
-
-  it("an opted-out visitor's page is not hidden while the crossdomain chunk loads", async () => {
-    const page = open("https://shop.example.com/?_sgmt_vid=0b7c6f2e-5d1a-4c3b-9e8f-112233445566", {
-      inline: site({ settings: crossDomain }),
-      cookies: ["segmently_opt_out=true; path=/"],
-    });
-    expect(curtainDrawn(page)).toBe(false); // while the chunk is on its way
-    await settle();
-    expect([...page.doc.querySelectorAll("script[src]")].map((s) => (s as HTMLScriptElement).src)).toContain(
-      `${BASE}/snippet/crossdomain.js`,
-    );
-    expect(page.win.location.href).toBe("https://shop.example.com/"); // cleaned all the same
-  });
-
-  it("without the crossdomain chunk (it failed to load) the id is not adopted and the page is shown", async () => {
-    const id = "0b7c6f2e-5d1a-4c3b-9e8f-112233445566";
-    const page = open(`https://shop.example.com/?_sgmt_vid=${id}`, {
-      inline: site({ settings: crossDomain }),
-      before: (win) => adopting.add(win),
-    });
-    expect(curtainDrawn(page)).toBe(true);
-    await settle();
-    const script = page.doc.querySelector(`script[src="${BASE}/snippet/crossdomain.js"]`)!;
-    script.dispatchEvent(new (page.win as unknown as typeof globalThis).Event("error"));
-    expect(curtainDrawn(page)).toBe(false);
-    expect(headline(page)).toBe("New headline");
-    expect(page.api.getVisitorId()).not.toBe(id);
-  });
 });
 
 describe("chunks", () => {

@@ -165,8 +165,8 @@ export function isListedHost(hostname: string, domains: readonly string[]): bool
 /**
  * Reads (or makes) the visitor's identity and renews its cookies for another year (once a day).
  *
- * `fromLink` is a `_sgmt_vid` the page adopts (the `crossdomain` chunk's answer: only on a listed
- * host); a valid one wins over the cookie.
+ * `fromLink` is a `_sgmt_vid` the page adopts (`adoption()`: only on a listed host); a valid one
+ * wins over the cookie.
  */
 export function loadIdentity(opts: IdentityOptions, fromLink?: string | null): Identity {
   const jar = opts._jar;
@@ -191,7 +191,7 @@ export function loadIdentity(opts: IdentityOptions, fromLink?: string | null): I
 }
 
 /**
- * What a page that arrived with `_sgmt_vid` adopts (the `crossdomain` chunk): `[the id, or null
+ * What a page that arrived with `_sgmt_vid` adopts: `[the id, or null
  * when this page's host is not on the `crossDomain` list (a shared link cannot merge strangers into
  * one visitor elsewhere), the URL without the parameter (null: it had none)]`. The parameter is
  * stripped whether adopted or not.
