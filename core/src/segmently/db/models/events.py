@@ -31,6 +31,12 @@ class Event(Base):
 
     ``id`` is a UUIDv7 minted at ingestion (its time is when the server received the
     event; the live feed pages on it); ``created_at`` is when the event happened.
+
+    No primary key in the database: ``id`` is minted by the server and never sent twice (client
+    retries are deduplicated by ``event_keys``), every read by id names its site and goes
+    through ``(site_id, id)`` (the live feed, the purge), and a key on a partitioned table must
+    hold ``created_at``, so it would be one more index to write per event, read by nothing
+    (docs/benchmarks.md). The mapper still takes ``(id, created_at)`` as the row's identity.
     """
 
     __tablename__ = "events"
@@ -40,8 +46,8 @@ class Event(Base):
         {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
-    id: Mapped[str] = mapped_column(IdColumn, primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    id: Mapped[str] = mapped_column(IdColumn)
+    created_at: Mapped[dt.datetime] = mapped_column()
     site_id: Mapped[str] = mapped_column(IdColumn)
     event_name: Mapped[str] = mapped_column(String(100))
     visitor_id: Mapped[str] = mapped_column(String(200))
@@ -52,6 +58,8 @@ class Event(Base):
     url: Mapped[str | None] = mapped_column(Text)
     device_type: Mapped[str | None] = mapped_column(String(32))
     client_event_id: Mapped[str | None] = mapped_column(String(64))
+
+    __mapper_args__ = {"primary_key": [id, created_at]}  # the identity without a database key
 
 
 class EventKey(Base):
