@@ -122,6 +122,14 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   // the curtain is never drawn in the visual editor, nor for an opted-out visitor (but in a preview)
   const veiled = !editor && (!optedOut || !!preview);
 
+  /**
+   * `fn` a task after the document is parsed: what the first paint does not need (chunks, the
+   * page's event, the stored config's revalidation) must not hold up the parser, which still has
+   * to reach the elements the changes are for.
+   */
+  const later = (fn: () => void): unknown =>
+    doc.readyState == "loading" ? doc.addEventListener("DOMContentLoaded", () => setTimeout(fn)) : setTimeout(fn);
+
   // the config first: without a stored one its request goes out now, while the rest starts up
   let loaded: ConfigLoad<SiteConfig> | null = null;
   try {
@@ -129,6 +137,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       _baseUrl: base,
       _apiKey: apiKey,
       _report: report,
+      _later: later,
       // a preview fetches the draft and never caches it
       _storage: preview ? null : storage,
       _inline: preview ? undefined : inline,
@@ -166,9 +175,9 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
 
   const chunks: Record<string, unknown> = {};
   const pending: Record<string, ((api: never) => void)[]> = {};
-  // a task later: inserting a script costs the page's start a few ms, and no chunk is needed before
+  // inserting a script costs a few ms: after the parse, or a task later for a chunk the curtain waits for
   const load = (src: string, failed?: () => void): unknown =>
-    setTimeout(() => {
+    (failed ? setTimeout : later)(() => {
       const script = doc.createElement("script");
       script.src = new URL(src, base + "/").href;
       script.async = true;
@@ -462,7 +471,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     const reveal = guard(() => {
       const hidden = curtain && curtain();
       view = () => pageView(hidden);
-      setTimeout(guard(sendView)); // the page shows first; its event a task later (or at pagehide)
+      later(guard(sendView)); // the page shows first; its event after the parse (or at pagehide)
     });
     const afterDelay = () => (delay > 0 ? setTimeout(reveal, delay) : reveal());
     const scripted = now.some(([e, v]) => e.custom_js || v.custom_js || (v.changes || []).some((c) => c.type == "js"));

@@ -32,7 +32,7 @@ const ok = (config: unknown, etag: string | null = '"v1"'): Answer => ({
 
 function cache(over: Partial<ConfigCacheOptions<Record<string, unknown>>> & Pick<ConfigCacheOptions<Record<string, unknown>>, "_fetchConfig">) {
   const logger = { error: vi.fn() };
-  return { logger, c: { load: () => loadConfig({ _baseUrl: "https://ab.example.com/", _apiKey: KEY, _report: logger.error, ...over }) } };
+  return { logger, c: { load: () => loadConfig({ _baseUrl: "https://ab.example.com/", _apiKey: KEY, _report: logger.error, _later: setTimeout, ...over }) } };
 }
 
 describe("config cache", () => {

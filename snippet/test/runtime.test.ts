@@ -371,15 +371,22 @@ describe("anti-flicker", () => {
 
   it("reveals after the activation delay while the page is still parsed, later elements changed as they come", async () => {
     const config = site({ experiments: [experiment({ delay: 500 })] });
+    let state = "loading";
     const page = open("https://shop.example.com/", {
       inline: config,
-      before: (win) => Object.defineProperty(win.document, "readyState", { get: () => "loading" }),
+      before: (win) => Object.defineProperty(win.document, "readyState", { get: () => state }),
     });
     expect(curtainDrawn(page)).toBe(true);
     await settle(400);
     expect(curtainDrawn(page)).toBe(true);
     await settle(100);
     expect(curtainDrawn(page)).toBe(false);
+    // the page's event, the chunks and the revalidation wait for the parse: the parser goes first
+    await settle(50);
+    expect(page.doc.querySelectorAll('script[src*="/snippet/"]')).toHaveLength(0);
+    expect(server.configRequests).toEqual([]);
+    state = "interactive";
+    page.doc.dispatchEvent(new (page.win as unknown as typeof globalThis).Event("DOMContentLoaded"));
     const [view] = named(await page.events(), "page_view");
     expect(view!.event_data).toEqual({ hidden_ms: 500 });
   });

@@ -52,6 +52,8 @@ export interface ConfigCacheOptions<T> {
   _validate?: (value: unknown) => value is T;
   /** one console error (the runtime's `report`: "Segmently: " first, once per message) */
   _report: (message: string) => void;
+  /** Runs the stored config's revalidation off the page's start (the runtime: after the parse). */
+  _later: (fn: () => void) => unknown;
 }
 
 /**
@@ -75,9 +77,9 @@ export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>
   const failed = (why: string) => say(kept, `failed (${why})${kept ? ", the cached one used" : ""}`);
   const url = `${o._baseUrl.replace(/\/+$/, "")}${CONFIG_PATH}?api_key=${encodeURIComponent(o._apiKey)}`;
   const request = () => o._fetchConfig(url, cached ? { "If-None-Match": cached.etag } : {});
-  // with a stored config the page starts from it: the revalidation waits a task, off the page's
+  // with a stored config the page starts from it: the revalidation waits (`_later`), off the page's
   // start; without one the request goes now, while the rest of the start-up runs
-  const update = (kept ? new Promise((go) => setTimeout(go)).then(request) : new Promise<ConfigResponse>((go) => go(request())))
+  const update = (kept ? new Promise((go) => o._later(go as () => void)).then(request) : new Promise<ConfigResponse>((go) => go(request())))
     .then(async (res) => {
       const status = res.status;
       if (status == 304 && cached) return kept;
