@@ -255,11 +255,20 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   // --- assignment ---------------------------------------------------------------------------------
 
   /** The stored (sticky) variant ids of this visitor, by experiment id. */
+  /** this task's read of the sticky assignments (see `sticky`), and whether their write is due */
+  let assigned: Record<string, unknown> | undefined;
+  let saving = 0;
   function sticky(): Record<string, unknown> {
-    const stored = readJson(storage, ASSIGNMENTS_KEY);
-    return isRecord(stored) && identity && stored.visitor === identity._visitorId && isRecord(stored.variants)
-      ? stored.variants
-      : {};
+    if (!assigned) {
+      // read once per task (another tab may write between tasks); `enter` writes it back once
+      const stored = readJson(storage, ASSIGNMENTS_KEY);
+      assigned =
+        isRecord(stored) && identity && stored.visitor === identity._visitorId && isRecord(stored.variants)
+          ? stored.variants
+          : {};
+      Promise.resolve().then(() => (assigned = undefined));
+    }
+    return assigned;
   }
 
   const experiments = (): ExperimentConfig[] => (config ? config.experiments : []);
@@ -318,8 +327,16 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       // the assignment event goes once per visitor and experiment: when the sticky entry is written
       const variants = sticky();
       if (variants[id] !== variant.id) {
+        // the task's new assignments in one write, at its end
+        if (!saving) {
+          saving = 1;
+          const visitor = identity!._visitorId;
+          Promise.resolve().then(() => {
+            saving = 0;
+            writeJson(storage, ASSIGNMENTS_KEY, { visitor, variants });
+          });
+        }
         variants[id] = variant.id;
-        writeJson(storage, ASSIGNMENTS_KEY, { visitor: identity!._visitorId, variants });
         emit("assignment", undefined, id, variant.id);
       }
       call("enter", experiment, variant);
@@ -529,6 +546,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     reset: guard(() => {
       stopAll(() => 0);
       removeKey(storage, ASSIGNMENTS_KEY);
+      assigned = undefined;
       removeKey(storage, ATTRIBUTES_KEY);
       for (const key of Object.keys(attributes)) delete attributes[key];
       identity = resetIdentity(identityOptions, identify());

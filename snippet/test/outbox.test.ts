@@ -20,8 +20,9 @@ afterEach(() => {
 });
 
 describe("the core's outbox (before the track chunk's queue)", () => {
-  test("stamps each event now, with increasing ids, and keeps it in memory and in storage", () => {
+  test("stamps each event now, with increasing ids, and keeps it in memory and in storage (one write per task)", async () => {
     const storage = new MemoryStorage();
+    const writes = vi.spyOn(storage, "setItem");
     const box = createOutbox(BASE, KEY, storage, () => false);
     const a = box._stamp(ev(1));
     const b = box._stamp(ev(2));
@@ -31,26 +32,31 @@ describe("the core's outbox (before the track chunk's queue)", () => {
     box._hold(a);
     box._hold(b);
     expect(box._held).toEqual([a, b]);
+    await Promise.resolve(); // the end of the task
     expect(stored(storage)).toEqual([a, b]);
+    expect(writes).toHaveBeenCalledTimes(1);
   });
 
-  test("keeps another tab's stored events", () => {
+  test("keeps another tab's stored events", async () => {
     const storage = new MemoryStorage();
     const other = createOutbox(BASE, KEY, storage, () => false);
     const theirs = other._stamp(ev(1));
     other._hold(theirs);
+    await Promise.resolve();
     const box = createOutbox(BASE, KEY, storage, () => false);
     const mine = box._stamp(ev(2));
     box._hold(mine);
+    await Promise.resolve();
     expect(stored(storage)).toEqual([theirs, mine]);
   });
 
-  test("on pagehide the held events go in one beacon and leave storage; a refusal keeps them stored", () => {
+  test("on pagehide the held events go in one beacon and leave storage; a refusal keeps them stored", async () => {
     const storage = new MemoryStorage();
     const box = createOutbox(BASE, KEY, storage, () => false);
     const a = box._stamp(ev(1));
     box._hold(a);
-    box._beacon(() => false);
+    box._beacon(() => false); // in the task that held it: stored first, then offered
+    await Promise.resolve();
     box._beacon(() => {
       throw new Error("blocked");
     });

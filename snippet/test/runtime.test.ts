@@ -351,6 +351,34 @@ describe("referral sources", () => {
 });
 
 describe("anti-flicker", () => {
+  it("a first visit stores its new assignments and their events once each, at the end of the start's task", async () => {
+    const experiments = [1, 2, 3].map((n) => experiment({ id: `exp-${n}`, slug: `hero-${n}`, seed: `exp-${n}` }));
+    const writes: string[] = [];
+    const page = open("https://shop.example.com/", {
+      inline: site({ experiments }),
+      before: (win) => {
+        // a Storage takes property writes as items: the prototype's method is wrapped instead
+        const proto = Object.getPrototypeOf(win.localStorage) as { setItem(k: string, v: string): void };
+        const setItem = proto.setItem;
+        vi.spyOn(proto, "setItem").mockImplementation(function (this: unknown, k: string, v: string) {
+          writes.push(k);
+          setItem.call(this, k, v);
+        });
+      },
+    });
+    const kept = () => writes.filter((k) => k === "seg_assignments" || k.startsWith("seg_events:"));
+    expect(kept()).toEqual([]); // not during the start itself
+    await Promise.resolve();
+    expect(kept()).toEqual([
+      "seg_assignments",
+      `seg_events:${KEY}`,
+    ]);
+    const stored = JSON.parse(page.win.localStorage.getItem("seg_assignments")!) as { variants: Record<string, string> };
+    expect(Object.keys(stored.variants).sort()).toEqual(["exp-1", "exp-2", "exp-3"]);
+    expect(named(await page.events(), "assignment")).toHaveLength(3);
+    vi.restoreAllMocks();
+  });
+
   it("hides a first visit's page while the config loads and shows it after the changes, with hidden_ms", async () => {
     const page = open("https://shop.example.com/");
     expect(curtainDrawn(page)).toBe(true);
@@ -606,6 +634,7 @@ describe("goals and engagement", () => {
       },
     });
     (refused.win as unknown as EventTarget).dispatchEvent(new (refused.win as unknown as typeof globalThis).Event("pagehide"));
+    await Promise.resolve(); // the task ends (its stores are written at its end) before the next page opens
     const next = await visit("https://shop.example.com/", { from: refused });
     const events = await next.events();
     expect(named(events, "page_view")).toHaveLength(2);

@@ -4,7 +4,8 @@
  *
  * Each event gets its `event_id` (UUIDv7) and `timestamp` when it is recorded and is kept in memory
  * (`_held`, which the queue takes over) and in storage (`seg_events:{key}`, the list the queue sends
- * from), so a page closed before the chunk ran loses none: `_beacon()` on `pagehide` sends them, and
+ * from; the events of one task in one write, at its end), so a page closed before the chunk ran
+ * loses none: `_beacon()` on `pagehide` sends them, and
  * what the browser refuses is sent by the next page load. Nothing is kept for an opted-out visitor.
  */
 
@@ -38,6 +39,8 @@ export function createOutbox(
   const key = EVENTS_KEY + apiKey;
   const newId = uuidv7Generator();
   const held: QueuedEvent[] = [];
+  /** held this task, stored together at its end (a first visit's assignments: one write, not ten) */
+  let fresh: QueuedEvent[] = [];
   /** Rewrites the stored list (another tab may have added to it meanwhile); opted out, deletes it. */
   const store = (change: (list: QueuedEvent[]) => QueuedEvent[]): void => {
     if (isOptedOut()) {
@@ -47,14 +50,20 @@ export function createOutbox(
     const stored = readJson(storage, key);
     writeJson(storage, key, change(Array.isArray(stored) ? stored : []).slice(-MAX_STORED));
   };
+  const flush = (): void => {
+    const add = fresh;
+    fresh = [];
+    if (add.length) store((list) => list.concat(add));
+  };
   return {
     _stamp: (event) => ({ ...event, event_id: newId(), timestamp: new Date().toISOString() }),
     _hold(event) {
       held.push(event);
-      store((list) => list.concat(event));
+      if (fresh.push(event) == 1) Promise.resolve().then(flush);
     },
     _held: held,
     _beacon(send) {
+      flush();
       if (!held.length) return;
       store((list) => {
         let sent = false;
