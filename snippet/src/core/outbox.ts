@@ -42,24 +42,29 @@ export function createOutbox(
   /** held this task, stored together at its end (a first visit's assignments: one write, not ten) */
   let fresh: QueuedEvent[] = [];
   /** Rewrites the stored list (another tab may have added to it meanwhile); opted out, deletes it. */
-  const store = (change: (list: QueuedEvent[]) => QueuedEvent[]): void => {
-    if (isOptedOut()) {
+  const store = (change: (list: QueuedEvent[]) => QueuedEvent[], out = isOptedOut()): void => {
+    if (out) {
       held.length = 0;
       return removeKey(storage, key);
     }
     const stored = readJson(storage, key);
     writeJson(storage, key, change(Array.isArray(stored) ? stored : []).slice(-MAX_STORED));
   };
-  const flush = (): void => {
+  /** Stores the events held this task; `out`: the opt-out as it was when they were held. */
+  const flush = (out?: boolean): void => {
     const add = fresh;
     fresh = [];
-    if (add.length) store((list) => list.concat(add));
+    if (add.length) store((list) => list.concat(add), out);
   };
   return {
     _stamp: (event) => ({ ...event, event_id: newId(), timestamp: new Date().toISOString() }),
     _hold(event) {
       held.push(event);
-      if (fresh.push(event) == 1) Promise.resolve().then(flush);
+      // the opt-out is read now, while this task's cookie read serves: its end would read again
+      if (fresh.push(event) == 1) {
+        const out = isOptedOut();
+        Promise.resolve().then(() => flush(out));
+      }
     },
     _held: held,
     _beacon(send) {
