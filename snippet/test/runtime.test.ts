@@ -126,6 +126,36 @@ function open(url: string, options: OpenOptions = {}): Page {
     }
     return new Response(JSON.stringify({ accepted: 1 }), { status: 202 });
   });
+  // the config comes through an XMLHttpRequest: the same fake server answers it
+  const answer = (win as unknown as { fetch: (url: string, init: RequestInit) => Promise<Response> }).fetch;
+  (win as unknown as { XMLHttpRequest: unknown }).XMLHttpRequest = class {
+    status = 0;
+    responseText = "";
+    withCredentials = false; // cross-origin: no cookies (fetch's credentials "omit")
+    onload: (() => void) | null = null;
+    onerror: ((error: unknown) => void) | null = null;
+    private url = "";
+    private sent: Record<string, string> = {};
+    private got = new Headers();
+    open(_method: string, url: string) {
+      this.url = url;
+    }
+    setRequestHeader(name: string, value: string) {
+      this.sent[name] = value;
+    }
+    getResponseHeader(name: string) {
+      return this.got.get(name);
+    }
+    send() {
+      answer(this.url, { headers: this.sent, credentials: this.withCredentials ? "include" : "omit" }).then(
+        async (res) => {
+          [this.status, this.got, this.responseText] = [res.status, res.headers, await res.text()];
+          this.onload?.();
+        },
+        (error) => this.onerror?.(error),
+      );
+    }
+  };
   const script = doc.createElement("script");
   if (options.inline) {
     // what the server's /s/{api_key}.js puts before the core (no base: the script's own address gives it)
