@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -81,50 +82,54 @@ async def test_a_body_sent_in_pieces_is_read_whole_and_an_oversized_one_is_refus
     assert await count(database_url, "events", site["id"]) == 1
 
 
-async def test_the_lane_counts_in_the_public_rate_limit_and_in_the_metrics(
+@pytest.fixture
+async def limited(
     settings,
     plugins,
     monkeypatch: pytest.MonkeyPatch,
     database_url: str,  # type: ignore[no-untyped-def]
-) -> None:
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, Any]]]:
+    """A served app whose public rate limit is 3 requests a minute, a client and a site on it."""
     monkeypatch.setenv("SEGMENTLY_RATE_LIMIT_PUBLIC", "3/minute")
     async with serve_app(create_app(settings, plugins)) as base, httpx.AsyncClient(base_url=base) as c:
         _h, site = await owner_site(c, database_url)
-        key = {"X-API-Key": site["api_key"]}
-        before = tracked(await c.get("/metrics"))
-        statuses = [
-            (
-                await c.post(TRACK, json={"event_name": "page_view", "visitor_id": f"v{i}"}, headers=key)
-            ).status_code
-            for i in range(4)
-        ]
-        assert statuses == [202, 202, 202, 429]
-        assert await count(database_url, "events", site["id"]) == 3
-        assert tracked(await c.get("/metrics")) == before + 3  # the process's registry: counted from before
+        yield c, site
+
+
+async def test_the_lane_counts_in_the_public_rate_limit_and_in_the_metrics(
+    limited: tuple[httpx.AsyncClient, dict[str, Any]], database_url: str
+) -> None:
+    c, site = limited
+    key = {"X-API-Key": site["api_key"]}
+    before = tracked(await c.get("/metrics"))
+    statuses = [
+        (
+            await c.post(TRACK, json={"event_name": "page_view", "visitor_id": f"v{i}"}, headers=key)
+        ).status_code
+        for i in range(4)
+    ]
+    assert statuses == [202, 202, 202, 429]
+    assert await count(database_url, "events", site["id"]) == 3
+    assert tracked(await c.get("/metrics")) == before + 3  # the process's registry: counted from before
 
 
 async def test_a_request_the_framework_refuses_counts_once_in_the_rate_limit(
-    settings,
-    plugins,
-    monkeypatch: pytest.MonkeyPatch,
-    database_url: str,  # type: ignore[no-untyped-def]
+    limited: tuple[httpx.AsyncClient, dict[str, Any]], database_url: str
 ) -> None:
     # the lane counts a request, then hands a malformed one to the framework: not counted twice
-    monkeypatch.setenv("SEGMENTLY_RATE_LIMIT_PUBLIC", "3/minute")
-    async with serve_app(create_app(settings, plugins)) as base, httpx.AsyncClient(base_url=base) as c:
-        _h, site = await owner_site(c, database_url)
-        key = {"X-API-Key": site["api_key"]}
-        bodies = [
-            {"event_name": "page_view"},
-            {"visitor_id": "v1"},
-            {"event_name": "page_view", "visitor_id": "v2"},
-        ]
-        statuses = [(await c.post(TRACK, json=b, headers=key)).status_code for b in bodies]
-        statuses.append(
-            (await c.post(TRACK, json=bodies[2], headers={"X-API-Key": "seg_live_nobody"})).status_code
-        )
-        assert statuses == [400, 400, 202, 429]
-        assert await count(database_url, "events", site["id"]) == 1
+    c, site = limited
+    key = {"X-API-Key": site["api_key"]}
+    bodies = [
+        {"event_name": "page_view"},
+        {"visitor_id": "v1"},
+        {"event_name": "page_view", "visitor_id": "v2"},
+    ]
+    statuses = [(await c.post(TRACK, json=b, headers=key)).status_code for b in bodies]
+    statuses.append(
+        (await c.post(TRACK, json=bodies[2], headers={"X-API-Key": "seg_live_nobody"})).status_code
+    )
+    assert statuses == [400, 400, 202, 429]
+    assert await count(database_url, "events", site["id"]) == 1
 
 
 def tracked(metrics: httpx.Response) -> float:
