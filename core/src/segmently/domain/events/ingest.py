@@ -61,7 +61,7 @@ SMALL_BATCH: Final = MAX_BATCH_EVENTS
 """Up to this many events, PostgreSQL gets them in one statement (:data:`_PG_STORE`) instead of
 claiming their ids and ``COPY``ing them: fewer round trips and less server CPU. Any one request
 fits; only groups of several requests that :mod:`group_commit` merges past it take the ``COPY``
-path (docs/benchmarks.md, "Client event ids as the snippet sends them")."""
+path (docs/benchmarks.md, "Any one request in one statement")."""
 EXPERIMENTS_TTL: Final = 2.0
 """Seconds a node remembers a site's running experiments (goals edited while paused apply after it)."""
 MAX_CACHED_SITES: Final = 50_000
