@@ -27,11 +27,11 @@ class Server:
 
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start ``segmently ARGS --port <free port>`` and wait until it logs its start-up and answers
-    ``/health``; stopped at the end."""
+    """Start ``segmently ARGS --port <free port>`` and wait until it logs its start-up (``ready``
+    times) and answers ``/health``; stopped at the end."""
     procs: list[subprocess.Popen[bytes]] = []
 
-    def _start(*args: str, env: dict[str, str]) -> Server:
+    def _start(*args: str, env: dict[str, str], ready: int = 1) -> Server:
         port = free_port()
         log = tmp_path / f"{args[0]}-{port}.log"
         with open(log, "wb") as fh:
@@ -47,8 +47,9 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         for _ in range(600):
             assert proc.poll() is None, log.read_text()[-3000:]
             try:
-                # /health alone could be another test's server that took the same free port first
-                ours = "Application startup complete" in log.read_text(errors="replace")
+                # /health alone could be another test's server that took the same free port first;
+                # `ready`: processes that must have started (each worker of `serve --workers N` logs it)
+                ours = log.read_text(errors="replace").count("Application startup complete") >= ready
                 if ours and httpx.get(base + "/health", timeout=2).status_code == 200:
                     return Server(proc, base, log)
             except httpx.TransportError:

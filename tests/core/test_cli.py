@@ -147,9 +147,10 @@ def test_serve_logs_json_to_stderr_and_stops_cleanly(tmp_path: Path, start) -> N
 def test_several_workers_share_keep_alive_load(tmp_path: Path, start) -> None:  # type: ignore[no-untyped-def]
     env = clean_env(SEGMENTLY_DATA_DIR=str(tmp_path), SEGMENTLY_SECRET_KEY=SECRET)
     assert run("migrate", env=env).returncode == 0
-    server = start("serve", "--workers", "2", env=env)
+    server = start("serve", "--workers", "2", env=env, ready=2)  # both workers listening
     answered: collections.Counter[int] = collections.Counter()
-    clients = [httpx.Client(base_url=server.base) for _ in range(8)]  # 8 keep-alive connections
+    # 16 keep-alive connections: the kernel spreads them at random, all on one worker is 2 in 65,536
+    clients = [httpx.Client(base_url=server.base) for _ in range(16)]
     try:
         for _ in range(5):
             for client in clients:
