@@ -65,7 +65,7 @@ describe("visitor cookies", () => {
     expect(readCookie(cleared._jar, "seg_visitor_id")).toBe(fresh._visitorId);
   });
 
-  test("the page's jar reads document.cookie once per task; a write of ours reads it again", async () => {
+  test("the page's jar reads document.cookie once per task; a cookie we wrote is read again", async () => {
     let reads = 0;
     let value = "a=1";
     const doc = {
@@ -78,18 +78,48 @@ describe("visitor cookies", () => {
       },
     } as unknown as Document;
     const jar = documentCookieJar(doc, true);
-    expect([jar.get(), jar.get()]).toEqual(["a=1", "a=1"]);
+    expect([jar.get("a"), jar.get("a")]).toEqual(["a=1", "a=1"]);
     expect(reads).toBe(1);
     jar.set("b=2; path=/");
-    expect(jar.get()).toBe("a=1; b=2");
+    expect(jar.get("a")).toBe("a=1"); // not written since the read: the read stands
+    expect(reads).toBe(1);
+    expect(jar.get("b")).toBe("a=1; b=2");
+    expect(reads).toBe(2);
+    expect(jar.get("a")).toBe("a=1; b=2");
     expect(reads).toBe(2);
     value = "c=3"; // the page's own write, seen from the next task on
     await Promise.resolve();
-    expect(jar.get()).toBe("c=3");
+    expect(jar.get("c")).toBe("c=3");
     const plain = documentCookieJar(doc);
-    plain.get();
-    plain.get();
+    plain.get("c");
+    plain.get("c");
     expect(reads).toBe(5);
+  });
+
+  test("a first visit writes its two cookies and reads the jar once: no probe on the site's own domain", () => {
+    for (const [host, reads, writes] of [
+      ["example.com", 1, 2],
+      ["www.example.com", 2, 4], // the probe of example.com: written, read back, removed
+    ] as const) {
+      let count = 0;
+      const fake = new FakeCookieJar(host);
+      const doc = {
+        get cookie() {
+          count++;
+          return fake.get();
+        },
+        set cookie(c: string) {
+          fake.set(c);
+        },
+      } as unknown as Document;
+      const jar = documentCookieJar(doc, true);
+      const id = loadIdentity({ _jar: jar, _hostname: host, _secure: true, _now: () => NOW });
+      expect(isOptedOut(jar)).toBe(false); // after our writes: still the one read
+      expect([count, fake.written.length]).toEqual([reads, writes]);
+      expect(id._domain).toBe("example.com");
+      expect(readCookie(fake, "seg_visitor_id")).toBe(id._visitorId);
+      expect(fake.get()).not.toContain("_seg_probe");
+    }
   });
 
   test("subdomains of one site share the visitor", () => {

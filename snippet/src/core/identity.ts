@@ -29,9 +29,12 @@ const PROBE_COOKIE = "_seg_probe";
 /** localStorage: `[cookie domain or null, day number]` of the last renewal */
 const RENEWED_KEY = "seg_renewed";
 
-/** `document.cookie` as an interface: `get()` reads the `a=b; c=d` string, `set()` writes one cookie. */
+/**
+ * `document.cookie` as an interface: `get(name)` reads the `a=b; c=d` string (current for cookie
+ * `name`), `set()` writes one cookie.
+ */
 export interface CookieJar {
-  get(): string;
+  get(name?: string): string;
   set(cookie: string): void;
 }
 
@@ -39,25 +42,29 @@ export interface CookieJar {
  * The browser's cookie jar; a blocked `document.cookie` (sandboxed iframe) reads as empty.
  *
  * Reading `document.cookie` asks the browser process (about a millisecond each in Chromium, more
- * on a busy machine). With `perTask`, one read serves the rest of the task: a write of ours
- * forgets it, and the next task reads again (the page's own writes are seen from then on).
+ * on a busy machine). With `perTask`, one read serves the rest of the task: only a cookie we wrote
+ * since is read again (a first visit's opt-out check after writing the visitor cookies reads
+ * nothing new), and the next task reads again (the page's own writes are seen from then on).
  */
 export function documentCookieJar(doc: Document, perTask?: boolean): CookieJar {
   let read: string | null = null;
+  /** the cookies written since `read`, each as `;name=value…` */
+  let written = "";
   return {
-    get: () => {
-      if (read === null || !perTask) {
+    get: (name) => {
+      if (read === null || !perTask || written.includes(`;${name}=`)) {
         try {
           read = doc.cookie;
         } catch {
           read = "";
         }
+        written = "";
         if (perTask) Promise.resolve().then(() => (read = null));
       }
       return read;
     },
     set: (cookie) => {
-      read = null;
+      written += ";" + cookie;
       try {
         doc.cookie = cookie;
       } catch {
@@ -79,7 +86,7 @@ function decode(s: string): string | null {
 /** Every value of cookie `name` (a host-only and a domain cookie may share a name), decoded. */
 export function readCookies(jar: CookieJar, name: string): string[] {
   const out: string[] = [];
-  for (const part of jar.get().split(";")) {
+  for (const part of jar.get(name).split(";")) {
     const [key, found, raw] = partition(part, "=");
     const value = raw.trim();
     if (found && key.trim() === name) out.push(decode(value) || value);
@@ -111,13 +118,15 @@ export function normalizeHost(host: string): string {
 /**
  * The widest domain under `hostname` the browser lets us set a cookie on (`example.com` for
  * `www.example.com`; never a public suffix such as `co.uk`, which browsers refuse), or null for a
- * host-only cookie (localhost, IP addresses, or when every probe is refused).
+ * host-only cookie (localhost, IP addresses). The host itself needs no probe: a browser takes a
+ * cookie for its own host, host-only where the host is a public suffix (RFC 6265 §5.3), so on
+ * `example.com` nothing is probed and on `www.example.com` only `example.com`.
  */
 export function cookieDomain(jar: CookieJar, hostname: string, secure: boolean): string | null {
   const host = normalizeHost(hostname);
   if (!host.includes(".") || /^[\d.]+$/.test(host) || host.includes(":")) return null;
   const labels = host.split(".");
-  for (let n = 2; n <= labels.length; n++) {
+  for (let n = 2; n < labels.length; n++) {
     const candidate = labels.slice(-n).join(".");
     const probe = `${Date.now()}`;
     jar.set(cookie(PROBE_COOKIE, probe, 10, candidate, secure));
@@ -126,7 +135,7 @@ export function cookieDomain(jar: CookieJar, hostname: string, secure: boolean):
       return candidate;
     }
   }
-  return null;
+  return host;
 }
 
 /** What identity needs of the page. */
