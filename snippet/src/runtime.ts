@@ -16,7 +16,7 @@ import { hashV2 } from "./core/hash";
 import { type ConfigLoad, INLINE_CONFIG_GLOBAL, loadConfig } from "./core/config";
 import { type VisitorContext, evaluate, hasTriggers } from "./core/evaluate";
 import { HOST_GLOBAL, type Assignment, type Emit, type ModuleHost, type Running, type Tracker } from "./core/host";
-import { type Identity, adoption, documentCookieJar, isOptedOut, loadIdentity, resetIdentity } from "./core/identity";
+import { type Identity, adoption, documentCookieJar, isOptedOut, loadIdentity, readCookie, resetIdentity } from "./core/identity";
 import { createOutbox } from "./core/outbox";
 import { browserStorage, isRecord, readJson, removeKey, writeJson } from "./core/storage";
 import { RESERVED_ATTRIBUTE_KEYS, deviceForWidth, urlMatches } from "./core/targeting";
@@ -24,7 +24,7 @@ import type { ExperimentConfig, SiteConfig, VariantConfig } from "./core/types";
 import type { Referral } from "./modules/referral";
 
 export const VERSION = "0.1.0";
-/** sessionStorage key of the preview (`slug:variantKey`); the preview panel removes it for "View Original". */
+/** the preview's parameter, and its session cookie (`slug:variantKey`), which the panel's "View Original" removes */
 export const PREVIEW_KEY = "segmently_preview";
 /** query parameter, and the name of the dashboard's iframe, of the visual editor's frame mode */
 const EDITOR_KEY = "segmently_editor";
@@ -109,16 +109,15 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   const optedOut = isOptedOut(jar);
   const storage = optedOut ? null : browserStorage(win); // opted out: nothing kept either
   const query = new URLSearchParams(loc.search);
-  const session = browserStorage(win, "sessionStorage"); // blocked: the preview lasts one page
   // the visual editor's frame: `?segmently_editor=1`, or the frame's name (kept when a link in it is followed)
   const editor = win.parent !== win && (query.get(EDITOR_KEY) === "1" || win.name === EDITOR_KEY);
   const tracking = !optedOut && !editor;
 
   // preview: `?segmently_preview=slug:variantKey`, remembered for the browser session (empty ends it)
+  // in a session cookie, read with the others (sessionStorage would cost every page its own read)
   const asked = query.get(PREVIEW_KEY);
-  if (asked) writeJson(session, PREVIEW_KEY, asked);
-  else if (asked !== null) removeKey(session, PREVIEW_KEY);
-  const [preview, previewSlug, previewKey] = /^([^:]+):(.+)/.exec(String(asked || readJson(session, PREVIEW_KEY))) || [];
+  if (asked !== null && !optedOut) jar.set(`${PREVIEW_KEY}=${encodeURIComponent(asked)}; path=/; SameSite=Lax${asked ? "" : "; max-age=0"}`);
+  const [preview, previewSlug, previewKey] = /^([^:]+):(.+)/.exec(String(asked ?? readCookie(jar, PREVIEW_KEY))) || [];
   // the curtain is never drawn in the visual editor, nor for an opted-out visitor (but in a preview)
   const veiled = !editor && (!optedOut || !!preview);
 

@@ -124,11 +124,11 @@ describe("test panel", () => {
     const original = panel.root.querySelector<HTMLAnchorElement>("a.original")!;
     expect(original.textContent).toBe("View Original");
     expect(original.getAttribute("href")).toBe("http://localhost:3000/pricing?utm_source=mail");
-    // the core keeps the preview for the session; leaving it forgets that too
-    window.sessionStorage.setItem("segmently_preview", JSON.stringify("checkout-cta:control"));
+    // the core keeps the preview for the session (a session cookie); leaving it forgets that too
+    document.cookie = "segmently_preview=checkout-cta%3Acontrol; path=/";
     original.addEventListener("click", (e) => e.preventDefault());
     original.click();
-    expect(window.sessionStorage.getItem("segmently_preview")).toBeNull();
+    expect(document.cookie).not.toContain("segmently_preview=checkout"); // max-age=0 (happy-dom keeps it empty)
   });
 
   it("Dashboard opens the experiment on the Segmently server in a new tab", () => {

@@ -514,6 +514,8 @@ describe("preview", () => {
   it("keeps the preview on the next pages of the session, and never caches the draft's config", async () => {
     serve(site({ experiments: [draft()] }));
     const first = await visit("https://shop.example.com/?segmently_preview=hero:variant_b");
+    // remembered in a session cookie (no max-age), read with the others
+    expect(first.doc.cookie).toContain("segmently_preview=hero%3Avariant_b");
     const next = await visit("https://shop.example.com/about", { from: first });
     expect(server.configRequests[1]).toContain("&preview=hero%3Avariant_b");
     expect(headline(next)).toBe("New headline");
@@ -522,6 +524,26 @@ describe("preview", () => {
     const ended = await visit("https://shop.example.com/?segmently_preview=", { from: next });
     expect(server.configRequests[2]).not.toContain("preview");
     expect(headline(ended)).toBe("Old headline");
+    expect(ended.doc.cookie).not.toContain("segmently_preview=hero"); // max-age=0 (happy-dom keeps it empty)
+    const after = await visit("https://shop.example.com/about", { from: ended });
+    expect(server.configRequests[3]).not.toContain("preview");
+    expect(headline(after)).toBe("Old headline");
+  });
+
+  it("a page without a preview never opens sessionStorage (each first use is a request to the browser process)", async () => {
+    let opened = 0;
+    const page = await visit("https://shop.example.com/", {
+      before: (win) =>
+        Object.defineProperty(win, "sessionStorage", {
+          get: () => {
+            opened++;
+            throw new Error("no sessionStorage here");
+          },
+        }),
+    });
+    expect(headline(page)).toBe("New headline");
+    expect(page.api.getVisitorId()).toMatch(/^[0-9a-f-]{36}$/);
+    expect(opened).toBe(0);
   });
 });
 

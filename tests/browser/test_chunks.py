@@ -66,6 +66,17 @@ async def test_preview_shows_a_draft_variant_and_the_panel_without_recording_an_
     await expect(page.get_by_role("button", name="Expand the test panel")).to_be_visible()
     await expect(page.get_by_role("button", name="Minimize the test panel")).to_have_count(0)
 
+    # View Original ends the preview for the session: this page and the next show the original
+    await page.get_by_role("button", name="Expand the test panel").click()
+    await page.get_by_role("link", name="View Original").click()
+    await page.wait_for_url(shop.url("/next"))
+    await revealed(page)
+    await expect(page.locator("h1.hero")).to_have_text(ORIGINAL)
+    await page.goto(url)
+    await revealed(page)
+    await expect(page.locator("h1.hero")).to_have_text(ORIGINAL)
+    assert await page.locator("segmently-preview").count() == 0
+
     await asyncio.sleep(1.5)  # anything the snippet sends has been sent
     assert await events_of(database_url, site["id"], "assignment") == []
     assert (

@@ -264,13 +264,9 @@ export function startPreview(
     }
     const original = el(doc, "a", "original", "View Original");
     original.href = previewUrl(href, null);
-    // the core remembers the preview for the session (under the parameter's name): forget it too
+    // the core remembers the preview for the session (a cookie of the parameter's name): forget it too
     original.addEventListener("click", () => {
-      try {
-        win.sessionStorage.removeItem(PREVIEW_PARAM);
-      } catch {
-        // storage blocked: the core could not have remembered it either
-      }
+      doc.cookie = `${PREVIEW_PARAM}=; path=/; SameSite=Lax; max-age=0`;
     });
     body.appendChild(original);
     panel.appendChild(body);
