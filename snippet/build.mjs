@@ -31,12 +31,20 @@ const common = {
 // safe options only: no `unsafe*`, no `pure_getters` (a getter such as document.cookie may throw)
 const TERSER = { ecma: 2018, compress: { passes: 3 }, mangle: true, format: { comments: false } };
 
-async function build(options) {
+// Chromium's file-level compile hint (V8's "explicit compile hints", Chrome 136+): every function
+// of the file is compiled with the script instead of on its first call. Nearly every function of
+// the core runs during its start, so this spares the lazy compiles that held the page: about 7 ms
+// of a first visit's start in the bench (docs/benchmarks.md). It has to be the file's first line
+// (the server's /s/{key}.js keeps it first); other browsers read a comment. Not for the chunks,
+// much of which only runs on later events.
+const COMPILE_HINT = "//# allFunctionsCalledOnLoad\n";
+
+async function build(options, hint = "") {
   const result = await esbuild.build(options);
   mkdirSync(outdir, { recursive: true });
   for (const file of result.outputFiles) {
     const min = await minify(file.text, TERSER);
-    writeFileSync(file.path, min.code);
+    writeFileSync(file.path, hint + min.code);
   }
 }
 
@@ -56,7 +64,7 @@ function chunkEntries() {
 
 const outdir = process.env.SNIPPET_OUTDIR || "dist";
 rmSync(outdir, { recursive: true, force: true });
-await build({ ...common, entryPoints: { segmently: "src/index.ts" }, outdir, format: "iife" });
+await build({ ...common, entryPoints: { segmently: "src/index.ts" }, outdir, format: "iife" }, COMPILE_HINT);
 const chunks = chunkEntries();
 if (Object.keys(chunks).length > 0) {
   // each chunk is self-contained: the core never includes it, and it never pulls the core in twice

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import update
 
 from segmently.db.models import Organization
+from segmently.domain.sdk.snippet import COMPILE_HINT
 from tests.conftest import make_settings, serve_app
 from tests.core.accounts.test_team import db_update
 from tests.core.experiments.test_experiments import owner_site
@@ -95,6 +96,21 @@ async def test_the_site_script_inlines_the_config_before_the_core(
     await client.post(f"/api/v1/experiments/{exp['id']}/pause", headers=h)
     changed = await client.get(f"/s/{site['api_key']}.js", headers={"If-None-Match": r.headers["etag"]})
     assert changed.status_code == 200 and b'"experiments":[]' in changed.content
+
+
+async def test_the_site_script_keeps_the_cores_compile_hint_its_first_line(
+    client: httpx.AsyncClient, database_url: str, dist: Path
+) -> None:
+    """Chromium reads ``//# allFunctionsCalledOnLoad`` only as a file's first line."""
+    (dist / "segmently.js").write_bytes(COMPILE_HINT + CORE)
+    h, site = await owner_site(client, database_url)
+    await live(client, h, site)
+    assert (await client.get("/segmently.js")).content == COMPILE_HINT + CORE
+    r = await client.get(f"/s/{site['api_key']}.js")
+    hint, head, core = r.content.split(b"\n", 2)
+    assert hint + b"\n" == COMPILE_HINT
+    assert head.startswith(b"window.__segmentlyConfig=") and core == CORE
+    assert r.content.count(b"allFunctionsCalledOnLoad") == 1
 
 
 async def test_the_site_script_refuses_unknown_keys_and_suspended_orgs(

@@ -5,7 +5,8 @@
 - ``GET /snippet/{name}.js``: a chunk the core loads when needed (preview panel, editor, badge);
 - ``GET /s/{api_key}.js``: one request instead of two — ``window.__segmentlyConfig = {config,
   etag, apiKey}`` followed by the core, so a first visit applies experiments without waiting for
-  a config request. Private and revalidated (the config depends on the visitor's country).
+  a config request. Private and revalidated (the config depends on the visitor's country). The
+  core's first line, a compile hint (:data:`COMPILE_HINT`), stays the file's first line.
 
 The files are read from ``settings.snippet_dir`` once and again whenever they change on disk.
 """
@@ -31,6 +32,9 @@ from segmently.http.protection import PUBLIC_ROUTE_OPT, rate_limit
 JS = "text/javascript; charset=utf-8"
 CHUNK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\.js$")
 SITE_SCRIPT = re.compile(r"^(seg_live_[A-Za-z0-9_-]{8,128})\.js$")
+COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
+"""Chromium's file-level compile hint, the first line of the built core (snippet/build.mjs); only
+as a file's first line does it count, so ``/s/{api_key}.js`` puts it before the inline config."""
 PUBLIC_FILE = {**PUBLIC, **PUBLIC_ROUTE_OPT}
 
 
@@ -140,7 +144,8 @@ class SnippetController(Controller):
         etag = (
             '"' + hashlib.blake2b(built.etag.encode() + core.etag.encode(), digest_size=12).hexdigest() + '"'
         )
-        response = _js(head + core.body, etag, "private, no-cache", request)
+        hint = COMPILE_HINT if core.body.startswith(COMPILE_HINT) else b""
+        response = _js(hint + head + core.body[len(hint) :], etag, "private, no-cache", request)
         if kernel.settings.country_header:
             response.headers["Vary"] = kernel.settings.country_header
         return response
