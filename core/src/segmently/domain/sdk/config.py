@@ -133,10 +133,12 @@ async def build(
     }
 
 
-_VERSION_PG = (
+_VERSION_SQL = (
     "SELECT s.config_version, o.plan FROM sites s JOIN organizations o ON o.id = s.organization_id "
-    "WHERE s.id = %s"
+    "WHERE s.id = {}"
 )
+_VERSION_PG = _VERSION_SQL.format("%s")
+_VERSION_SQLITE = _VERSION_SQL.format("?")
 
 
 class ConfigCache:
@@ -156,20 +158,23 @@ class ConfigCache:
     ) -> BuiltConfig | None:
         """The site's config, built if its version changed; None if the site is gone.
 
-        On PostgreSQL the version and the plan are read first with one autocommitted statement
-        (no ``BEGIN``/``COMMIT``, no session), and a cached config needs nothing more.
+        The version and the plan are read first with one statement outside the session (on
+        PostgreSQL autocommitted: no ``BEGIN``/``COMMIT``; on SQLite on the event loop's thread,
+        :meth:`~segmently.db.engine.Database.sqlite_first`), and a cached config needs nothing more.
         """
-        if kernel.db.engine.dialect.name == "postgresql":
+        if kernel.db.is_sqlite:
+            version = await kernel.db.sqlite_first(_VERSION_SQLITE, (site_key.site_id,))
+        else:
             async with kernel.db.autocommit() as conn:
                 cur = await conn.execute(_VERSION_PG, (site_key.site_id,))
                 version = await cur.fetchone()
-            if version is None:
-                return None
-            known = (site_key.site_id, version[0], version[1], country, preview)
-            hit = self._items.get(known)
-            if hit is not None:
-                self._items.move_to_end(known)
-                return hit
+        if version is None:
+            return None
+        known = (site_key.site_id, version[0], version[1], country, preview)
+        hit = self._items.get(known)
+        if hit is not None:
+            self._items.move_to_end(known)
+            return hit
         row = (
             await session.execute(
                 select(Site, Organization)

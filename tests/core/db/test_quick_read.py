@@ -1,0 +1,43 @@
+"""``Database.sqlite_first``: the SQLite backend's small reads on the event loop's thread."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from segmently.db.engine import Database
+
+
+async def test_a_quick_read_sees_every_commit_of_the_engine_at_once(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'quick.db'}")
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE sites (id TEXT PRIMARY KEY, config_version INTEGER)"))
+            await conn.execute(text("INSERT INTO sites VALUES ('a', 1)"))
+        read = "SELECT config_version FROM sites WHERE id = ?"
+        assert await db.sqlite_first(read, ("a",)) == (1,)
+        assert await db.sqlite_first(read, ("b",)) is None
+        async with db.engine.begin() as conn:  # another connection commits: the next read sees it
+            await conn.execute(text("UPDATE sites SET config_version = 2 WHERE id = 'a'"))
+        assert await db.sqlite_first(read, ("a",)) == (2,)
+        # read-only: nothing is ever written through it, nor through the engine instead
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await db.sqlite_first("DELETE FROM sites RETURNING id", ())
+        assert await db.sqlite_first(read, ("a",)) == (2,)
+    finally:
+        await db.dispose()
+
+
+async def test_an_in_memory_database_is_read_through_the_engine(tmp_path: Path) -> None:
+    # a second connection to ":memory:" would open another, empty database
+    db = Database("sqlite+aiosqlite://")
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            await conn.execute(text("INSERT INTO t VALUES (7)"))
+        assert await db.sqlite_first("SELECT x FROM t WHERE x = ?", (7,)) == (7,)
+    finally:
+        await db.dispose()
