@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -39,5 +40,19 @@ async def test_an_in_memory_database_is_read_through_the_engine(tmp_path: Path) 
             await conn.execute(text("CREATE TABLE t (x INTEGER)"))
             await conn.execute(text("INSERT INTO t VALUES (7)"))
         assert await db.sqlite_first("SELECT x FROM t WHERE x = ?", (7,)) == (7,)
+    finally:
+        await db.dispose()
+
+
+async def test_an_event_loop_of_another_thread_reads_through_it_too(tmp_path: Path) -> None:
+    # Litestar's test client runs the app in a thread of its own: the same Database, another loop
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'threads.db'}")
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            await conn.execute(text("INSERT INTO t VALUES (3)"))
+        assert await db.sqlite_first("SELECT x FROM t", ()) == (3,)  # opened on this thread
+        elsewhere = await asyncio.to_thread(asyncio.run, db.sqlite_first("SELECT x + 1 FROM t", ()))
+        assert elsewhere == (4,)
     finally:
         await db.dispose()

@@ -139,8 +139,14 @@ class Database:
             if path == ":memory:":  # another connection would open another, empty database
                 raise sqlite3.OperationalError("no file to read")
             uri = Path(path).absolute().as_uri() + "?mode=ro"
+            # any thread's event loop may read through it (one statement at a time; Python's
+            # sqlite3 serializes a connection's calls)
             self._quick = sqlite3.connect(
-                uri, uri=True, timeout=SQLITE_QUICK_READ_TIMEOUT_S, isolation_level=None
+                uri,
+                uri=True,
+                timeout=SQLITE_QUICK_READ_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
             )
         row: tuple[Any, ...] | None = self._quick.execute(sql, params).fetchone()
         return row
