@@ -10,13 +10,10 @@ export interface KeyValueStorage {
   removeItem(key: string): void;
 }
 
-/** `window.localStorage` (or `sessionStorage`), or null when reading it throws (blocked storage). */
-export function browserStorage(
-  win: { localStorage?: KeyValueStorage; sessionStorage?: KeyValueStorage },
-  name: "localStorage" | "sessionStorage" = "localStorage",
-): KeyValueStorage | null {
+/** `window.localStorage`, or null when reading it throws (blocked storage). */
+export function browserStorage(win: { localStorage?: KeyValueStorage }): KeyValueStorage | null {
   try {
-    return win[name] || null;
+    return win.localStorage || null;
   } catch {
     return null;
   }
