@@ -6,6 +6,7 @@ tests check the serving (the browser tests load the real build).
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from segmently.domain.sdk.snippet import COMPILE_HINT
 from tests.conftest import make_settings, serve_app
 from tests.core.accounts.test_team import db_update
 from tests.core.experiments.test_experiments import owner_site
-from tests.core.experiments.test_public_api import live
+from tests.core.experiments.test_public_api import live, raw
 
 pytestmark = pytest.mark.usefixtures("backend")
 CORE = b"(function(){window.SegmentlyLoaded=!0})();\n"
@@ -96,6 +97,25 @@ async def test_the_site_script_inlines_the_config_before_the_core(
     await client.post(f"/api/v1/experiments/{exp['id']}/pause", headers=h)
     changed = await client.get(f"/s/{site['api_key']}.js", headers={"If-None-Match": r.headers["etag"]})
     assert changed.status_code == 200 and b'"experiments":[]' in changed.content
+
+
+async def test_the_files_go_gzipped_to_clients_that_take_it(
+    client: httpx.AsyncClient, database_url: str, dist: Path
+) -> None:
+    big = CORE + b"".join(b"/* padding %d */\n" % i for i in range(200))
+    (dist / "segmently.js").write_bytes(big)
+    h, site = await owner_site(client, database_url)
+    await live(client, h, site)
+    for url in ("/segmently.js", f"/s/{site['api_key']}.js"):
+        plain, plain_body = await raw(client, url, {"Accept-Encoding": "identity"})
+        zipped, zipped_body = await raw(client, url, {"Accept-Encoding": "gzip, deflate"})
+        assert "content-encoding" not in plain.headers and plain_body.endswith(big), url
+        assert zipped.headers["content-encoding"] == "gzip", url
+        assert gzip.decompress(zipped_body) == plain_body and zipped.headers["etag"] == plain.headers["etag"]
+        assert plain.headers["vary"] == zipped.headers["vary"] == "Accept-Encoding"
+    # a small chunk goes as it is
+    small, small_body = await raw(client, "/snippet/preview.js", {"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers and small_body == b"(function(){})();\n"
 
 
 async def test_the_site_script_keeps_the_cores_compile_hint_its_first_line(

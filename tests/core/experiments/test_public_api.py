@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,30 @@ async def live(client: httpx.AsyncClient, h: dict[str, str], site: dict, **over)
     started = await client.post(f"/api/v1/experiments/{exp['id']}/start", headers=h)
     assert started.status_code == 200, started.text
     return started.json()  # type: ignore[no-any-return]
+
+
+async def raw(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
+    """The response and its body as sent (httpx would decode ``Content-Encoding``)."""
+    async with client.stream("GET", url, headers=headers) as r:
+        return r, b"".join([chunk async for chunk in r.aiter_raw()])
+
+
+async def test_the_config_goes_gzipped_to_clients_that_take_it(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    h, site = await owner_site(client, database_url)
+    for _ in range(3):  # a body over a kilobyte
+        await live(client, h, site)
+    key = {"X-API-Key": site["api_key"]}
+    plain, plain_body = await raw(client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "identity"})
+    zipped, zipped_body = await raw(client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "gzip, br"})
+    assert len(plain_body) > 1024 and "content-encoding" not in plain.headers
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert gzip.decompress(zipped_body) == plain_body and len(zipped_body) < len(plain_body) / 2
+    assert zipped.headers["etag"] == plain.headers["etag"]
+    assert "Accept-Encoding" in plain.headers["vary"] and "Accept-Encoding" in zipped.headers["vary"]
+    # the same bytes each time: made once with the config, not per request
+    assert (await raw(client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "gzip"}))[1] == zipped_body
 
 
 async def test_config_serves_live_experiments_with_etag_and_304(
@@ -140,7 +165,7 @@ async def test_country_comes_from_the_trusted_header(
     trusting = create_app(msgspec.structs.replace(settings, country_header="CF-IPCountry"), plugins)
     async with serve_app(trusting) as base, httpx.AsyncClient(base_url=base) as c:
         de = await c.get("/api/v1/sdk/config", headers={**key, "CF-IPCountry": "de"})
-        assert de.json()["country"] == "DE" and de.headers["vary"] == "CF-IPCountry"
+        assert de.json()["country"] == "DE" and de.headers["vary"] == "CF-IPCountry, Accept-Encoding"
         us = await c.get(
             "/api/v1/sdk/config", headers={**key, "CF-IPCountry": "US", "If-None-Match": de.headers["etag"]}
         )

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from segmently.db.models import Experiment, Flag, Organization, Site, SiteSettings, Variant
 from segmently.domain.sites.keys import SiteKey
 from segmently.hookspecs import OrgRef, SiteRef
+from segmently.http.precompressed import gzipped
 from segmently.kernel import Kernel
 from segmently.tiers.guards import org_ref
 
@@ -27,9 +28,10 @@ DEFAULT_ANTI_FLICKER_TIMEOUT_MS = 5_000
 
 
 class BuiltConfig(msgspec.Struct, frozen=True):
-    """A serialized config and its entity tag."""
+    """A serialized config, its gzip and its entity tag."""
 
     body: bytes
+    gzip: bytes
     etag: str
 
 
@@ -197,7 +199,8 @@ class ConfigCache:
             self._items.move_to_end(key)
             return hit
         body = msgspec.json.encode(await build(session, kernel, site, org, country, preview))
-        built = BuiltConfig(body=body, etag='"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
+        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        built = BuiltConfig(body=body, gzip=gzipped(body), etag=etag)
         self._items[key] = built
         if len(self._items) > self.entries:
             self._items.popitem(last=False)

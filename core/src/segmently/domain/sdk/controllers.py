@@ -19,6 +19,7 @@ from segmently.domain.sdk.config import ConfigCache
 from segmently.http.access import SITE, current_site
 from segmently.http.deps import DbSession, KernelState
 from segmently.http.errors import field_error
+from segmently.http.precompressed import NO_COMPRESSION, respond
 from segmently.http.protection import RateLimits, rate_limit
 from segmently.kernel import Kernel
 from segmently.targeting import AttributeRule, UrlRule
@@ -91,7 +92,7 @@ class SdkController(Controller):
     opt = PUBLIC_SITE
     middleware = [rate_limit("public")]  # per IP and endpoint: generous, many visitors share an IP
 
-    @get("/sdk/config", operation_id="sdkConfig")
+    @get("/sdk/config", operation_id="sdkConfig", opt=NO_COMPRESSION)
     async def config(
         self,
         request: Request[Any, Any, Any],
@@ -111,11 +112,11 @@ class SdkController(Controller):
         if built is None:
             raise NotFoundException("This site no longer exists")
         headers = {"ETag": built.etag, "Cache-Control": "private, no-cache"}  # per visitor country
-        if kernel.settings.country_header:
-            headers["Vary"] = kernel.settings.country_header
+        vary = kernel.settings.country_header or None
         if request.headers.get("if-none-match") == built.etag:
+            headers["Vary"] = f"{vary}, Accept-Encoding" if vary else "Accept-Encoding"
             return Response(b"", status_code=304, headers=headers)
-        return Response(built.body, media_type="application/json", headers=headers)
+        return respond(request, built.body, built.gzip, "application/json", headers, vary)
 
     @post("/experiments/{experiment_id:str}/assign", operation_id="assignVisitor", status_code=200)
     async def assign(

@@ -27,6 +27,7 @@ from segmently.domain.sdk.config import ConfigCache
 from segmently.domain.sdk.controllers import country_of
 from segmently.http.access import PUBLIC
 from segmently.http.deps import DbSession, KernelState
+from segmently.http.precompressed import NO_COMPRESSION, GzipCache, accepts_gzip, gzipped, respond
 from segmently.http.protection import PUBLIC_ROUTE_OPT, rate_limit
 
 JS = "text/javascript; charset=utf-8"
@@ -35,13 +36,16 @@ SITE_SCRIPT = re.compile(r"^(seg_live_[A-Za-z0-9_-]{8,128})\.js$")
 COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
 """Chromium's file-level compile hint, the first line of the built core (snippet/build.mjs); only
 as a file's first line does it count, so ``/s/{api_key}.js`` puts it before the inline config."""
-PUBLIC_FILE = {**PUBLIC, **PUBLIC_ROUTE_OPT}
+PUBLIC_FILE = {**PUBLIC, **PUBLIC_ROUTE_OPT, **NO_COMPRESSION}
+_SITE_SCRIPTS = GzipCache()
+"""The gzip of recent ``/s/{api_key}.js`` bodies (by their entity tag)."""
 
 
 class SnippetFile(msgspec.Struct, frozen=True):
-    """One built file and its entity tag."""
+    """One built file, its gzip and its entity tag."""
 
     body: bytes
+    gzip: bytes
     etag: str
     mtime_ns: int
 
@@ -65,7 +69,7 @@ class SnippetFiles:
             return hit
         body = path.read_bytes()
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-        self._files[name] = built = SnippetFile(body=body, etag=etag, mtime_ns=mtime)
+        self._files[name] = built = SnippetFile(body=body, gzip=gzipped(body), etag=etag, mtime_ns=mtime)
         return built
 
     def core(self) -> SnippetFile:
@@ -79,11 +83,13 @@ class SnippetFiles:
         return core
 
 
-def _js(body: bytes, etag: str, cache: str, request: Request[Any, Any, Any]) -> Response[bytes]:
+def _js(
+    body: bytes, zipped: bytes | None, etag: str, cache: str, request: Request[Any, Any, Any]
+) -> Response[bytes]:
     headers = {"ETag": etag, "Cache-Control": cache}
     if request.headers.get("if-none-match") == etag:
-        return Response(b"", status_code=304, headers=headers)
-    return Response(body, media_type=JS, headers=headers)
+        return Response(b"", status_code=304, headers={**headers, "Vary": "Accept-Encoding"})
+    return respond(request, body, zipped, JS, headers)
 
 
 def _script_json(value: bytes) -> bytes:
@@ -103,7 +109,7 @@ class SnippetController(Controller):
     async def core(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """The core; cached 5 minutes, then revalidated (the URL carries no version)."""
         core = _files(request).core()
-        return _js(core.body, core.etag, "public, max-age=300", request)
+        return _js(core.body, core.gzip, core.etag, "public, max-age=300", request)
 
     @get("/snippet/{name:str}", operation_id="snippetChunk")
     async def chunk(self, request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
@@ -111,7 +117,7 @@ class SnippetController(Controller):
         found = _files(request).get(name) if CHUNK_NAME.match(name) and name != "segmently.js" else None
         if found is None:
             raise NotFoundException(f"No snippet chunk {name!r}")
-        return _js(found.body, found.etag, "public, max-age=300", request)
+        return _js(found.body, found.gzip, found.etag, "public, max-age=300", request)
 
     @get("/s/{script:str}", operation_id="snippetWithConfig")
     async def site_script(
@@ -145,9 +151,11 @@ class SnippetController(Controller):
             '"' + hashlib.blake2b(built.etag.encode() + core.etag.encode(), digest_size=12).hexdigest() + '"'
         )
         hint = COMPILE_HINT if core.body.startswith(COMPILE_HINT) else b""
-        response = _js(hint + head + core.body[len(hint) :], etag, "private, no-cache", request)
+        body = hint + head + core.body[len(hint) :]
+        zipped = _SITE_SCRIPTS.get(etag, body) if accepts_gzip(request) else None
+        response = _js(body, zipped, etag, "private, no-cache", request)
         if kernel.settings.country_header:
-            response.headers["Vary"] = kernel.settings.country_header
+            response.headers["Vary"] = f"{kernel.settings.country_header}, Accept-Encoding"
         return response
 
 
