@@ -482,7 +482,26 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
         sendView();
         call("leave", Date.now()); // only when the chunk is there: else no time_on_page
         if (chunks.track) (chunks.track as Tracker).flush();
-        else outbox._beacon((url, body) => win.navigator.sendBeacon(url, body));
+        else {
+          // left before the track chunk ran: the goals of the clicks and submits it never saw
+          // count here (once per goal, as it counts them), so the beacon carries the conversions
+          const done = new Set<string>();
+          for (const event of early.splice(0)) {
+            for (const [e, v, , forced] of running.values()) {
+              for (const g of forced ? [] : e.goals || []) {
+                try {
+                  if (g.type == (event.type == "submit" ? "form_submit" : "click") && (event.target as Element).closest(g.selector!) && !done.has(e.id + g.id)) {
+                    done.add(e.id + g.id);
+                    emit("conversion", { goal_id: g.id, goal_name: g.name }, e.id, v.id);
+                  }
+                } catch {
+                  // an invalid selector never matches
+                }
+              }
+            }
+          }
+          outbox._beacon((url, body) => win.navigator.sendBeacon(url, body));
+        }
       }),
     );
     if (site) {

@@ -648,6 +648,32 @@ describe("goals and engagement", () => {
     ]);
   });
 
+  it("a goal clicked on a page left before the track chunk ran goes with the beacon, once", async () => {
+    const beacons: string[] = [];
+    const goals = [
+      { id: "g-1", type: "click" as const, name: "Headline", selector: "h1" },
+      { id: "g-2", type: "click" as const, name: "Cart link", selector: "#out" },
+      { id: "g-3", type: "form_submit" as const, name: "Any form", selector: "form" },
+    ];
+    const page = open("https://shop.example.com/", {
+      inline: site({ experiments: [experiment({ goals })] }),
+      before: (win) => {
+        win.navigator.sendBeacon = (url: string, body: unknown) => beacons.push(String(body)) > 0;
+      },
+    });
+    expect((page.win as unknown as { __segmentlyTrack?: unknown }).__segmentlyTrack).toBeUndefined();
+    const click = () => new (page.win as unknown as typeof globalThis).MouseEvent("click", { bubbles: true });
+    page.doc.querySelector("h1")!.dispatchEvent(click());
+    page.doc.querySelector("h1")!.dispatchEvent(click()); // twice: still one conversion
+    (page.win as unknown as EventTarget).dispatchEvent(new (page.win as unknown as typeof globalThis).Event("pagehide"));
+    expect(beacons).toHaveLength(1);
+    const sent = (JSON.parse(beacons[0]!) as { events: Record<string, unknown>[] }).events;
+    expect(named(sent, "conversion")).toEqual([
+      expect.objectContaining({ experiment_id: "exp-1", variant_id: "var-b", event_data: { goal_id: "g-1", goal_name: "Headline" } }),
+    ]);
+    expect(named(await page.events(), "conversion")).toEqual([]); // the chunk, loaded since, does not count it again
+  });
+
   it("on pagehide: time on page, then everything unsent goes by sendBeacon", async () => {
     const beacons: string[] = [];
     const page = await visit("https://shop.example.com/", {
