@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Final
 
 from litestar import Request, Response
@@ -33,19 +34,23 @@ def accepts_gzip(request: Request[Any, Any, Any]) -> bool:
 def respond(
     request: Request[Any, Any, Any],
     body: bytes,
-    zipped: bytes | None,
+    zipped: Callable[[], bytes],
     media_type: str,
     headers: dict[str, str],
     vary: str | None = None,
 ) -> Response[bytes]:
-    """``body`` (or ``zipped``, its gzip, when the client takes it), with ``Vary: Accept-Encoding``.
+    """``body``, or its gzip (``zipped()``, asked only then) when the client takes it.
 
-    ``vary`` is any other request header the body depends on (the country header of the config).
+    304 when the request's ``If-None-Match`` is ``headers["ETag"]``; always ``Vary:
+    Accept-Encoding``. ``vary`` is any other request header the body depends on (the country
+    header of the config).
     """
     out = {**headers, "Vary": "Accept-Encoding" if vary is None else f"{vary}, Accept-Encoding"}
-    if zipped is not None and len(body) >= MINIMUM_SIZE and accepts_gzip(request):
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(b"", status_code=304, headers=out)
+    if len(body) >= MINIMUM_SIZE and accepts_gzip(request):
         out["Content-Encoding"] = "gzip"
-        return Response(zipped, media_type=media_type, headers=out)
+        return Response(zipped(), media_type=media_type, headers=out)
     return Response(body, media_type=media_type, headers=out)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from segmently.domain.sdk.config import ConfigCache
 from segmently.domain.sdk.controllers import country_of
 from segmently.http.access import PUBLIC
 from segmently.http.deps import DbSession, KernelState
-from segmently.http.precompressed import NO_COMPRESSION, GzipCache, accepts_gzip, gzipped, respond
+from segmently.http.precompressed import NO_COMPRESSION, GzipCache, gzipped, respond
 from segmently.http.protection import PUBLIC_ROUTE_OPT, rate_limit
 
 JS = "text/javascript; charset=utf-8"
@@ -84,12 +85,14 @@ class SnippetFiles:
 
 
 def _js(
-    body: bytes, zipped: bytes | None, etag: str, cache: str, request: Request[Any, Any, Any]
+    body: bytes,
+    zipped: Callable[[], bytes],
+    etag: str,
+    cache: str,
+    request: Request[Any, Any, Any],
+    vary: str | None = None,
 ) -> Response[bytes]:
-    headers = {"ETag": etag, "Cache-Control": cache}
-    if request.headers.get("if-none-match") == etag:
-        return Response(b"", status_code=304, headers={**headers, "Vary": "Accept-Encoding"})
-    return respond(request, body, zipped, JS, headers)
+    return respond(request, body, zipped, JS, {"ETag": etag, "Cache-Control": cache}, vary)
 
 
 def _script_json(value: bytes) -> bytes:
@@ -109,7 +112,7 @@ class SnippetController(Controller):
     async def core(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """The core; cached 5 minutes, then revalidated (the URL carries no version)."""
         core = _files(request).core()
-        return _js(core.body, core.gzip, core.etag, "public, max-age=300", request)
+        return _js(core.body, lambda: core.gzip, core.etag, "public, max-age=300", request)
 
     @get("/snippet/{name:str}", operation_id="snippetChunk")
     async def chunk(self, request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
@@ -117,7 +120,7 @@ class SnippetController(Controller):
         found = _files(request).get(name) if CHUNK_NAME.match(name) and name != "segmently.js" else None
         if found is None:
             raise NotFoundException(f"No snippet chunk {name!r}")
-        return _js(found.body, found.gzip, found.etag, "public, max-age=300", request)
+        return _js(found.body, lambda: found.gzip, found.etag, "public, max-age=300", request)
 
     @get("/s/{script:str}", operation_id="snippetWithConfig")
     async def site_script(
@@ -152,11 +155,14 @@ class SnippetController(Controller):
         )
         hint = COMPILE_HINT if core.body.startswith(COMPILE_HINT) else b""
         body = hint + head + core.body[len(hint) :]
-        zipped = _SITE_SCRIPTS.get(etag, body) if accepts_gzip(request) else None
-        response = _js(body, zipped, etag, "private, no-cache", request)
-        if kernel.settings.country_header:
-            response.headers["Vary"] = f"{kernel.settings.country_header}, Accept-Encoding"
-        return response
+        return _js(
+            body,
+            lambda: _SITE_SCRIPTS.get(etag, body),
+            etag,
+            "private, no-cache",
+            request,
+            kernel.settings.country_header or None,
+        )
 
 
 def _files(request: Request[Any, Any, Any]) -> SnippetFiles:
