@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
 import httpx
 import pytest
 from scipy import stats as scipy_stats  # type: ignore[import-untyped]
+from sqlalchemy import update
 from statsmodels.stats.proportion import proportions_ztest  # type: ignore[import-untyped]
 
+from segmently.db.models import Experiment
 from segmently.stats import (
     NO_WINNER_MESSAGE,
     SRM_MESSAGE,
@@ -18,6 +21,7 @@ from segmently.stats import (
     sequential_proportions_test,
 )
 from tests.core.accounts.test_auth import bearer, signup
+from tests.core.accounts.test_team import db_update
 from tests.core.analytics.seed import assign, convert, live, owner_site, populate, send, stamp
 from tests.core.events.test_ingest import rows
 from tests.core.experiments.test_experiments import hero
@@ -240,12 +244,14 @@ async def test_funnels_count_steps_completed_in_order_only(
         client,
         site["api_key"],
         [
-            *views("a", "/", "/product", "/thanks"),  # all three
+            # all three, each step seen twice: a visitor counts once per step
+            *views("a", "/", "/", "/product", "/product", "/thanks", "/thanks"),
             *views("b", "/", "/thanks", "/product"),  # skips product, then product: two steps
             *views("c", "/product", "/thanks"),  # out of order: nothing
             *views("e", "/"),
         ],
     )
+    await send(client, site["api_key"], views("a", "/", "/product", "/thanks"))  # the journey again, later
     res = await results(client, h, exp)
     (f,) = res["funnels"]
     assert f["name"] == "Checkout" and f["steps"] == ["Home", "Product", "Paid"]
@@ -262,6 +268,10 @@ async def test_funnels_count_steps_completed_in_order_only(
 async def test_the_timeline_has_one_entry_per_day(client: httpx.AsyncClient, database_url: str) -> None:
     h, site = await owner_site(client, database_url)
     exp = await live(client, h, site)
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(days=2, hours=1)
+    await db_update(
+        database_url, update(Experiment).where(Experiment.id == exp["id"]).values(activated_at=started)
+    )
     await send(
         client,
         site["api_key"],
@@ -285,6 +295,7 @@ async def test_the_timeline_has_one_entry_per_day(client: httpx.AsyncClient, dat
     assert [p["cumulative_visitors"] for p in control] == [4, 4, 10]
     assert [p["cumulative_conversion_rate"] for p in control] == pytest.approx([0.0, 50.0, 30.0])
     assert [next(p for p in d["variants"] if p["key"] == "variant_b")["visitors"] for d in days] == [2, 0, 0]
+    assert res["duration_days"] == 2  # whole days since launch
 
 
 async def test_a_draft_has_empty_results(client: httpx.AsyncClient, database_url: str) -> None:

@@ -203,6 +203,9 @@ async def test_malformed_json_and_oversized_bodies(client: httpx.AsyncClient, da
     }
     too_big = await client.post("/api/v1/events/batch", content=json.dumps(big), headers=key)
     assert too_big.status_code == 413
+    assert too_big.json()["errors"] == [
+        {"field": "body", "message": "is larger than the limit of 1,048,576 bytes"}
+    ]
     assert await count(database_url, "events", site["id"]) == 0
 
 
@@ -608,11 +611,21 @@ async def test_a_batch_of_only_duplicates_stores_nothing_and_says_so(
     small_batch: int | None,
 ) -> None:
     # on PostgreSQL a request takes one statement; groups past SMALL_BATCH claim the ids and COPY
+    # (SQLite: claim, then executemany); the bulk path runs where it should
     if small_batch is not None:
         monkeypatch.setattr(ingest, "SMALL_BATCH", small_batch)
+    bulk, real = [], ingest.Ingestor._insert_events
+
+    async def counted(self: ingest.Ingestor, conn: Any, site_id: str, stored: list[Any]) -> None:
+        bulk.append(len(stored))
+        await real(self, conn, site_id, stored)
+
+    monkeypatch.setattr(ingest.Ingestor, "_insert_events", counted)
     _h, site = await owner_site(client, database_url)
     events = [{"event_name": "page_view", "visitor_id": f"v{i}", "event_id": f"e{i}"} for i in range(size)]
     assert (await send(client, site["api_key"], events)).json()["accepted"] == size
+    one_statement = database_url.startswith("postgresql") and small_batch is None
+    assert bulk == ([] if one_statement else [size])
     again = await send(client, site["api_key"], events)
     assert again.status_code == 202 and again.json() == {"accepted": 0, "duplicates": size, "rejected": {}}
     assert await count(database_url, "events", site["id"]) == size
@@ -745,3 +758,112 @@ async def test_a_conversion_that_arrives_before_its_earlier_assignment_is_credit
         "SELECT experiment_id, count, revenue FROM experiment_conversions WHERE visitor_id = 'v'",
     )
     assert sorted(map(tuple, got)) == sorted([(first["id"], 1, 7.0), (second["id"], 1, 7.0)])
+
+
+async def test_an_event_id_twice_in_one_batch_is_stored_once(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    _h, site = await owner_site(client, database_url)
+    events = [
+        {"event_name": "page_view", "visitor_id": "v1", "event_id": "same"},
+        {"event_name": "page_view", "visitor_id": "v2", "event_id": "other"},
+        {"event_name": "signup", "visitor_id": "v1", "event_id": "same"},  # a client's bug: the id again
+    ]
+    r = await send(client, site["api_key"], events)
+    assert r.status_code == 202 and r.json() == {"accepted": 2, "duplicates": 1, "rejected": {}}
+    stored = await rows(
+        database_url, "SELECT client_event_id, event_name FROM events WHERE site_id = :s", s=site["id"]
+    )
+    assert sorted(stored) == [("other", "page_view"), ("same", "page_view")]  # the first one kept
+
+
+async def test_a_batch_failing_after_its_first_writes_leaves_nothing_and_no_plugin_hears_of_it(
+    client: httpx.AsyncClient, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The events, their ids, the assignment are written before the conversion is credited; a failure
+    there rolls all of it back (500), plugins hear nothing, and the client's resend stores it once."""
+    from segmently_dummy import plugin as dummy
+
+    from segmently.domain.events.ingest import Ingestor
+
+    h, site = await owner_site(client, database_url, plan="professional")
+    exp = await live(client, h, site)
+    v = ids(exp)
+    real, calls = Ingestor._credit, []
+
+    async def fails_once(self: Ingestor, *args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the disk is full")
+        return await real(self, *args)
+
+    monkeypatch.setattr(Ingestor, "_credit", fails_once)
+    t0 = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    batch = [
+        {
+            "event_name": "assignment",
+            "visitor_id": "buyer",
+            "experiment_id": exp["id"],
+            "variant_id": v["variant_b"],
+            "event_id": "a1",
+            "timestamp": t0.isoformat(),
+        },
+        {
+            "event_name": "conversion",
+            "visitor_id": "buyer",
+            "event_id": "c1",
+            "event_data": {"revenue": 30},
+            "timestamp": (t0 + dt.timedelta(minutes=1)).isoformat(),
+        },
+        {"event_name": "page_view", "visitor_id": "browser", "event_id": "p1"},
+    ]
+    failed = await send(client, site["api_key"], batch)
+    assert failed.status_code == 500 and calls == [1]
+    for table in ("events", "event_keys"):
+        assert await count(database_url, table, site["id"]) == 0, table
+    for table in ("experiment_visitors", "experiment_conversions"):
+        found = await rows(
+            database_url, f"SELECT count(*) FROM {table} WHERE experiment_id = :e", e=exp["id"]
+        )
+        assert found[0][0] == 0, table
+    await asyncio.sleep(0.3)
+    assert [p for hook, p in dummy.RECORDED if hook == "on_events_ingested"] == []
+
+    again = await send(client, site["api_key"], batch)
+    assert again.status_code == 202 and again.json() == {"accepted": 3, "duplicates": 0, "rejected": {}}
+    credited = await rows(
+        database_url,
+        "SELECT visitor_id, revenue FROM experiment_conversions WHERE experiment_id = :e",
+        e=exp["id"],
+    )
+    assert [(visitor, float(revenue)) for visitor, revenue in credited] == [("buyer", 30.0)]
+    for _ in range(50):
+        heard = [p for hook, p in dummy.RECORDED if hook == "on_events_ingested"]
+        if heard:
+            break
+        await asyncio.sleep(0.05)
+    stored = await rows(database_url, "SELECT id FROM events WHERE site_id = :s", s=site["id"])
+    assert len(heard) == 1 and sorted(heard[0]) == sorted(r[0] for r in stored)
+
+
+async def test_a_beacon_batch_may_carry_its_key_in_the_body(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    _h, site = await owner_site(client, database_url)
+    beacon = await client.post(
+        "/api/v1/events/batch",
+        content=json.dumps(
+            {"api_key": site["api_key"], "events": [{"event_name": "page_view", "visitor_id": "v"}]}
+        ),
+        headers={"Content-Type": "text/plain;charset=UTF-8"},
+    )
+    assert beacon.status_code == 202 and beacon.json() == {"accepted": 1, "duplicates": 0, "rejected": {}}
+    wrong = await client.post(
+        "/api/v1/events/batch",
+        content=json.dumps(
+            {"api_key": "seg_live_nope", "events": [{"event_name": "page_view", "visitor_id": "v"}]}
+        ),
+        headers={"Content-Type": "text/plain"},
+    )
+    assert wrong.status_code == 401
+    assert await count(database_url, "events", site["id"]) == 1

@@ -79,6 +79,7 @@ async def test_a_body_sent_in_pieces_is_read_whole_and_an_oversized_one_is_refus
         TRACK, content=pieces(*(filler[i : i + 8192] for i in range(0, len(filler), 8192))), headers=key
     )
     assert big.status_code == 413, big.text
+    assert big.json()["detail"] == "body: is larger than the limit of 65,536 bytes"
     assert await count(database_url, "events", site["id"]) == 1
 
 

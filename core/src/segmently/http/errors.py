@@ -71,7 +71,18 @@ def _errors_of(extra: Any) -> list[FieldError]:
     return out
 
 
+def _too_large(request: Request[Any, Any, Any]) -> ErrorBody:
+    """A 413 names the body and the route's limit (Litestar's own says only "Request Entity Too Large")."""
+    limit = request.route_handler.resolve_request_max_body_size()
+    message = f"is larger than the limit of {limit:,} bytes" if limit else "is too large"
+    return ErrorBody(
+        status_code=413, detail=f"body: {message}", errors=[FieldError(field="body", message=message)]
+    )
+
+
 def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if exc.status_code == 413 and not exc.extra:
+        return Response(_too_large(request), status_code=413, headers=exc.headers or None)
     body = ErrorBody(status_code=exc.status_code, detail=exc.detail, errors=_errors_of(exc.extra))
     if exc.status_code == 400 and body.errors and exc.detail.startswith("Validation failed for"):
         body.detail = "; ".join(f"{e.field}: {e.message}" for e in body.errors)
