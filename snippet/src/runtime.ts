@@ -16,7 +16,7 @@ import { hashV2 } from "./core/hash";
 import { type ConfigLoad, INLINE_CONFIG_GLOBAL, loadConfig } from "./core/config";
 import { type VisitorContext, evaluate, hasTriggers } from "./core/evaluate";
 import { HOST_GLOBAL, type Assignment, type Emit, type ModuleHost, type Running, type Tracker } from "./core/host";
-import { type Identity, adoption, documentCookieJar, isOptedOut, loadIdentity, readCookie, resetIdentity } from "./core/identity";
+import { CROSS_DOMAIN_PARAM, type Identity, adoption, documentCookieJar, isListedHost, isOptedOut, loadIdentity, readCookie, resetIdentity } from "./core/identity";
 import { createOutbox } from "./core/outbox";
 import { browserStorage, isRecord, readJson, removeKey, writeJson } from "./core/storage";
 import { RESERVED_ATTRIBUTE_KEYS, deviceForWidth, urlMatches } from "./core/targeting";
@@ -451,8 +451,23 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   function show(): void {
     const now = enterPage(true);
     if (tracking) {
-      // clicks and submits before the track chunk is there: it replays them (goals, click triggers)
-      const keep = (event: Event) => chunks.track || early.push(event);
+      // clicks and submits before the track chunk is there: it replays them (goals, click triggers).
+      // A link to a listed domain followed meanwhile gets its `_sgmt_vid` here, as the chunk would
+      // have given it (the navigation reads the href after the capture phase)
+      const keep = guard((event: Event) => {
+        if (chunks.track) return;
+        early.push(event);
+        const target = event.target as Element;
+        const link = event.type == "click" && target.closest && (target.closest("a[href]") as HTMLAnchorElement | null);
+        if (link && /^https?:$/.test(link.protocol) && link.hostname != loc.hostname && isListedHost(link.hostname, crossDomain)) {
+          link.search = link.search
+            .slice(1)
+            .split("&")
+            .filter((p) => p && p.split("=")[0] != CROSS_DOMAIN_PARAM)
+            .concat(`${CROSS_DOMAIN_PARAM}=${encodeURIComponent(identity!._visitorId)}`)
+            .join("&");
+        }
+      });
       doc.addEventListener("click", keep, true);
       doc.addEventListener("submit", keep, true);
     }

@@ -782,6 +782,25 @@ describe("cross-domain", () => {
     expect(named(await page.events(), "page_view")).toHaveLength(1); // cleaning the URL is no navigation
   });
 
+  it("a link to a listed host followed before the track chunk ran still carries _sgmt_vid", () => {
+    const page = open("https://shop.example.com/", { inline: site({ settings: crossDomain }) });
+    expect((page.win as unknown as { __segmentlyTrack?: unknown }).__segmentlyTrack).toBeUndefined();
+    const id = page.api.getVisitorId();
+    const links = page.doc.body.appendChild(page.doc.createElement("p"));
+    links.innerHTML =
+      '<a id="pay" href="https://checkout.example.org/pay?a=b+c&amp;_sgmt_vid=old#top"><b>pay</b></a>' +
+      '<a id="other" href="https://elsewhere.example.net/">x</a><a id="here" href="/about">y</a>';
+    const click = () => new (page.win as unknown as typeof globalThis).MouseEvent("click", { bubbles: true, cancelable: true });
+    for (const target of ["#pay b", "#other", "#here"]) {
+      const el = page.doc.querySelector(target)!;
+      // the navigation would read the href after the event: it reads it here, as the page's own handler would
+      el.addEventListener("click", (e) => e.preventDefault());
+      el.dispatchEvent(click());
+    }
+    expect((page.doc.getElementById("pay") as HTMLAnchorElement).href).toBe(`https://checkout.example.org/pay?a=b+c&_sgmt_vid=${id}#top`);
+    expect((page.doc.getElementById("other") as HTMLAnchorElement).href).toBe("https://elsewhere.example.net/");
+    expect((page.doc.getElementById("here") as HTMLAnchorElement).href).toBe("https://shop.example.com/about");
+  });
 });
 
 describe("chunks", () => {

@@ -99,3 +99,31 @@ async def rows_of(database_url: str, experiment_id: str) -> list[str]:
         e=experiment_id,
     )
     return [g[0] for g in got]
+
+
+async def test_a_link_followed_before_the_track_chunk_ran_carries_the_visitor(
+    page: Page, shop: Shop, segmently: str, api: httpx.AsyncClient, database_url: str
+) -> None:
+    """The chunk decorates links once the page is shown; a click before that is decorated by the core."""
+    h, site = await shop_site(api, database_url)
+    r = await api.put(
+        f"/api/v1/projects/{site['id']}/settings",
+        json={"cross_domain": ["shop.test", "checkout.test"]},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    tag = snippet_tag(segmently, site["api_key"])
+    pay = shop.url("/pay?step=1", host="checkout.test")
+    home = shop.add("/", HERO + f"<a id='checkout' href='{pay}'>Checkout</a>", tag=tag)
+    shop.add("/pay", HERO, tag=tag)
+    await page.route("**/snippet/track.js", lambda route: route.abort("blockedbyclient"))  # never runs
+
+    await page.goto(home)
+    await revealed(page)
+    visitor = await page.evaluate("Segmently.getVisitorId()")
+    assert await page.get_attribute("#checkout", "href") == pay  # not decorated: the chunk never ran
+    await page.click("#checkout")
+    await page.wait_for_url("http://checkout.test:*/pay*")
+    await revealed(page)
+    assert await page.evaluate("Segmently.getVisitorId()") == visitor
+    assert vid_of(page.url) == [] and parse_qs(urlsplit(page.url).query)["step"] == ["1"]
