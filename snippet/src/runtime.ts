@@ -31,6 +31,7 @@ const EDITOR_KEY = "segmently_editor";
 const ASSIGNMENTS_KEY = "seg_assignments";
 const ATTRIBUTES_KEY = "seg_attributes";
 const FIRST_VISIT_TIMEOUT_MS = 5_000;
+const BOUNCE_MS = 5_000; // left sooner without interacting: a bounce (as the track chunk's engagement)
 const MAX_HIDDEN_MS = 600_000; // the server refuses a page_view whose hidden_ms is larger
 
 /** `window.Segmently` (spec: "JavaScript API", "Using Flags in Your Code"). */
@@ -177,6 +178,8 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   /** the hosts that share the visitor through `_sgmt_vid` links (the settings' and the experiments' lists) */
   let crossDomain: string[] = [];
   const early: Event[] = [];
+  /** when this page view began for the visitor (0: hidden from its start), for a page left before the track chunk ran */
+  let shownAt: number | undefined = doc.visibilityState == "hidden" ? 0 : Date.now();
   const storedAttributes = readJson(storage, ATTRIBUTES_KEY);
   const attributes: Record<string, unknown> = isRecord(storedAttributes) ? storedAttributes : {};
   const hide = (): unknown => (curtain = curtain || drawCurtain(doc, timeout));
@@ -478,6 +481,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       sendView(); // the load's page view before the next one
       call("leave", Date.now()); // for the page being left, still under its URL
       page = loc.href;
+      shownAt = Date.now();
       stopAll(([r]) => urlRulesMatch(r) && experiments().some((e) => e.id === r.id));
       enterPage();
       pageView();
@@ -495,11 +499,19 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       "pagehide",
       guard(() => {
         sendView();
-        call("leave", Date.now()); // only when the chunk is there: else no time_on_page
-        if (chunks.track) (chunks.track as Tracker).flush();
-        else {
-          // left before the track chunk ran: the goals of the clicks and submits it never saw
-          // count here (once per goal, as it counts them), so the beacon carries the conversions
+        if (chunks.track) {
+          call("leave", Date.now());
+          (chunks.track as Tracker).flush();
+        } else {
+          // left before the track chunk ran: what it would have sent goes with the beacon. This page
+          // view's engagement (a page hidden from its start counts 0 s; a click or a submit is an
+          // interaction), then the goals of the clicks and submits it never saw (once per goal)
+          if (shownAt != null) {
+            const ms = shownAt && Date.now() - shownAt;
+            emit("time_on_page", { seconds: Math.min(Math.round(ms / 100) / 10, 86_400) });
+            if (ms < BOUNCE_MS && !early.length) emit("bounce");
+            shownAt = undefined;
+          }
           const done = new Set<string>();
           for (const event of early.splice(0)) {
             for (const [e, v, , forced] of running.values()) {

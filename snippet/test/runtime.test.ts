@@ -701,9 +701,12 @@ describe("goals and engagement", () => {
     (page.win as unknown as EventTarget).dispatchEvent(new (page.win as unknown as typeof globalThis).Event("pagehide"));
     expect(beacons).toHaveLength(1);
     const sent = (JSON.parse(beacons[0]!.split(" ").slice(1).join(" ")) as { events: Record<string, unknown>[] }).events;
-    expect(sent.map((e) => e.event_name)).toEqual(["assignment", "page_view"]);
+    // its engagement too, as the chunk would have sent it: left at once without interacting, a bounce
+    expect(sent.map((e) => e.event_name)).toEqual(["assignment", "page_view", "time_on_page", "bounce"]);
+    expect(sent[2]!.event_data).toEqual({ seconds: expect.any(Number) });
+    expect((sent[2]!.event_data as { seconds: number }).seconds).toBeLessThan(5);
     const later = await page.events(); // the track chunk's queue, loaded since, does not send them again
-    expect([...named(later, "assignment"), ...named(later, "page_view")]).toEqual([]);
+    expect(later).toEqual([]);
 
     const refused = open("https://shop.example.com/", {
       inline: site(),
@@ -717,6 +720,30 @@ describe("goals and engagement", () => {
     const events = await next.events();
     expect(named(events, "page_view")).toHaveLength(2);
     expect(named(events, "assignment")).toHaveLength(1);
+    expect(named(events, "bounce")).toHaveLength(1); // the first page's, kept with its other events
+  });
+
+  it("a page left before the track chunk ran: a click is an interaction, time counts from the start, once", async () => {
+    vi.useFakeTimers({ now: Date.parse("2026-11-26T10:00:00Z"), toFake: ["Date"] });
+    try {
+      const beacons: string[] = [];
+      const page = open("https://shop.example.com/", {
+        inline: site(),
+        before: (win) => {
+          win.navigator.sendBeacon = (url: string, body: unknown) => beacons.push(String(body)) > 0;
+        },
+      });
+      vi.setSystemTime(Date.parse("2026-11-26T10:00:02.34Z"));
+      page.doc.querySelector("h1")!.dispatchEvent(new (page.win as unknown as typeof globalThis).MouseEvent("click", { bubbles: true }));
+      const hide = () => (page.win as unknown as EventTarget).dispatchEvent(new (page.win as unknown as typeof globalThis).Event("pagehide"));
+      hide();
+      hide(); // a second pagehide (back from the back/forward cache, left again) does not send it twice
+      const sent = beacons.flatMap((b) => (JSON.parse(b) as { events: Record<string, unknown>[] }).events);
+      expect(named(sent, "time_on_page").map((e) => e.event_data)).toEqual([{ seconds: 2.3 }]);
+      expect(named(sent, "bounce")).toEqual([]); // clicked: no bounce although under 5 s
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

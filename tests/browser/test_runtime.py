@@ -216,6 +216,51 @@ async def test_click_and_page_goals_and_a_funnel_reach_the_results(
     assert b["visitors"] == 1 and b["conversions"] == 1
 
 
+async def test_pages_left_before_the_track_chunk_ran_still_send_goals_and_engagement(
+    page: Page, shop: Shop, segmently: str, api: httpx.AsyncClient, database_url: str
+) -> None:
+    """With the chunk held back (as a slow network or a blocker would), the core's beacon carries
+    what the chunk would have sent: the click goal of a link followed at once, each page's time on
+    page, and the bounce of a page left without interacting."""
+    h, site = await shop_site(api, database_url)
+    goals = [{"type": "click", "name": "Buy", "selector": "a.buy", "primary": True}]
+    exp = await experiment(api, h, site, goals=goals)
+    tag = snippet_tag(segmently, site["api_key"])
+    home = shop.add("/", HERO + "<a class='buy' href='/glance'>Buy now</a>", tag=tag)
+    shop.add("/glance", "<p>Just a glance</p>", tag=tag)
+    shop.add("/end", "<p>The end</p>")
+    await page.route("**/snippet/track.js", lambda route: route.abort("blockedbyclient"))
+    await page.goto(home)
+    await revealed(page)
+    visitor = await page.evaluate("Segmently.getVisitorId()")
+    await page.click("a.buy")  # clicked: an interaction, the goal counts
+    await page.wait_for_url("**/glance")
+    await page.wait_for_function("window.Segmently && Segmently.getVisitorId()")
+    await page.goto(shop.url("/end"))  # left at once without interacting: a bounce
+    credited = await wait_rows(
+        database_url,
+        "SELECT visitor_id, goal_id FROM experiment_conversions WHERE experiment_id = :e",
+        1,
+        e=exp["id"],
+    )
+    assert credited == [(visitor, exp["goals"][0]["id"])], (credited, visitor)
+    spent = await wait_rows(
+        database_url,
+        "SELECT url, event_data FROM events WHERE site_id = :s AND event_name = 'time_on_page' ORDER BY url",
+        2,
+        s=site["id"],
+    )
+    assert [url for url, _ in spent] == [home, shop.url("/glance")]
+    assert all(0 <= data(d)["seconds"] < 5 for _, d in spent)
+    bounces = await wait_rows(
+        database_url,
+        "SELECT url, visitor_id FROM events WHERE site_id = :s AND event_name = 'bounce'",
+        1,
+        s=site["id"],
+    )
+    assert bounces == [(shop.url("/glance"), visitor)]
+
+
 async def test_events_sent_while_the_network_was_down_arrive_later_once(
     page: Page, shop: Shop, segmently: str, api: httpx.AsyncClient, database_url: str
 ) -> None:
