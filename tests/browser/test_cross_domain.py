@@ -3,6 +3,7 @@ visitor id (``_sgmt_vid``), the other host adopts it, and a host not on the list
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -18,9 +19,8 @@ def vid_of(url: str) -> list[str]:
     return parse_qs(urlsplit(url).query).get("_sgmt_vid", [])
 
 
-async def test_a_visitor_keeps_id_and_variant_across_listed_hosts_only(
-    page: Page, shop: Shop, segmently: str, api: httpx.AsyncClient, database_url: str
-) -> None:
+async def listed_site(api: httpx.AsyncClient, database_url: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """An owner's site whose visitors are shared by ``shop.test`` and ``checkout.test``."""
     h, site = await shop_site(api, database_url)
     r = await api.put(
         f"/api/v1/projects/{site['id']}/settings",
@@ -28,6 +28,13 @@ async def test_a_visitor_keeps_id_and_variant_across_listed_hosts_only(
         headers=h,
     )
     assert r.status_code == 200, r.text
+    return h, site
+
+
+async def test_a_visitor_keeps_id_and_variant_across_listed_hosts_only(
+    page: Page, shop: Shop, segmently: str, api: httpx.AsyncClient, database_url: str
+) -> None:
+    h, site = await listed_site(api, database_url)
     exp = await experiment(
         api, h, site, variants=variants({"type": "text", "selector": "h1.hero", "text": "B"}, control=50)
     )
@@ -105,13 +112,7 @@ async def test_a_link_followed_before_the_track_chunk_ran_carries_the_visitor(
     page: Page, shop: Shop, segmently: str, api: httpx.AsyncClient, database_url: str
 ) -> None:
     """The chunk decorates links once the page is shown; a click before that is decorated by the core."""
-    h, site = await shop_site(api, database_url)
-    r = await api.put(
-        f"/api/v1/projects/{site['id']}/settings",
-        json={"cross_domain": ["shop.test", "checkout.test"]},
-        headers=h,
-    )
-    assert r.status_code == 200, r.text
+    _h, site = await listed_site(api, database_url)
     tag = snippet_tag(segmently, site["api_key"])
     pay = shop.url("/pay?step=1", host="checkout.test")
     home = shop.add("/", HERO + f"<a id='checkout' href='{pay}'>Checkout</a>", tag=tag)

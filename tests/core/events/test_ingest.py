@@ -443,10 +443,21 @@ async def test_time_on_page_and_bounces_are_kept_per_visitor(
     assert got == {"stays": (42.5, 2, False), "leaves": (0.0, 0, True)}
 
 
+async def ingested_heard() -> list[Any]:
+    """What the fixture plugin heard through ``on_events_ingested``, once it heard anything (5 s at most)."""
+    from segmently_dummy import plugin as dummy
+
+    for _ in range(100):
+        heard = [p for hook, p in dummy.RECORDED if hook == "on_events_ingested"]
+        if heard:
+            break
+        await asyncio.sleep(0.05)
+    return heard
+
+
 async def test_plugin_events_need_the_feature_and_plugins_hear_after_commit(
     client: httpx.AsyncClient, database_url: str
 ) -> None:
-    from segmently_dummy import plugin as dummy  # the fixture plugin, installed by conftest
 
     _h, site = await owner_site(client, database_url, plan="professional")
     ping = {"event_name": "dummy_ping", "visitor_id": "v", "event_data": {"count": 1}}
@@ -458,11 +469,7 @@ async def test_plugin_events_need_the_feature_and_plugins_hear_after_commit(
         "duplicates": 0,
         "rejected": {"not_entitled": 1},
     }  # dummy.pid is business
-    for _ in range(50):
-        heard = [p for hook, p in dummy.RECORDED if hook == "on_events_ingested"]
-        if heard:
-            break
-        await asyncio.sleep(0.05)
+    heard = await ingested_heard()
     stored = await rows(database_url, "SELECT id FROM events WHERE site_id = :s", s=site["id"])
     assert heard == [[stored[0][0]]]
 
@@ -506,21 +513,27 @@ async def test_concurrent_single_events_each_get_their_own_answer(
     assert dummy is not None
 
 
+def fail_once(monkeypatch: pytest.MonkeyPatch, cls: type, method: str) -> list[int]:
+    """Makes the first call of the async ``cls.method`` raise; returns the list its calls fill."""
+    real, calls = getattr(cls, method), []
+
+    async def first_fails(self: Any, *args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("could not write to the disk")
+        return await real(self, *args)
+
+    monkeypatch.setattr(cls, method, first_fails)
+    return calls
+
+
 async def test_a_failed_transaction_fails_its_requests_only_and_their_retry_stores_once(
     client: httpx.AsyncClient, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from segmently.domain.events.ingest import Ingestor
 
     _h, site = await owner_site(client, database_url)
-    real, calls = Ingestor.commit, []
-
-    async def first_fails(self: Ingestor, *args: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("could not write to the disk")
-        return await real(self, *args)
-
-    monkeypatch.setattr(Ingestor, "commit", first_fails)
+    fail_once(monkeypatch, Ingestor, "commit")
     key = {"X-API-Key": site["api_key"]}
     bodies = [{"event_name": "page_view", "visitor_id": f"v{i}", "event_id": f"e{i}"} for i in range(4)]
     track = "/api/v1/events/track"
@@ -789,15 +802,7 @@ async def test_a_batch_failing_after_its_first_writes_leaves_nothing_and_no_plug
     h, site = await owner_site(client, database_url, plan="professional")
     exp = await live(client, h, site)
     v = ids(exp)
-    real, calls = Ingestor._credit, []
-
-    async def fails_once(self: Ingestor, *args: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("the disk is full")
-        return await real(self, *args)
-
-    monkeypatch.setattr(Ingestor, "_credit", fails_once)
+    calls = fail_once(monkeypatch, Ingestor, "_credit")
     t0 = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     batch = [
         {
@@ -837,11 +842,7 @@ async def test_a_batch_failing_after_its_first_writes_leaves_nothing_and_no_plug
         e=exp["id"],
     )
     assert [(visitor, float(revenue)) for visitor, revenue in credited] == [("buyer", 30.0)]
-    for _ in range(50):
-        heard = [p for hook, p in dummy.RECORDED if hook == "on_events_ingested"]
-        if heard:
-            break
-        await asyncio.sleep(0.05)
+    heard = await ingested_heard()
     stored = await rows(database_url, "SELECT id FROM events WHERE site_id = :s", s=site["id"])
     assert len(heard) == 1 and sorted(heard[0]) == sorted(r[0] for r in stored)
 
