@@ -178,8 +178,14 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   /** the hosts that share the visitor through `_sgmt_vid` links (the settings' and the experiments' lists) */
   let crossDomain: string[] = [];
   const early: Event[] = [];
-  /** when this page view began for the visitor (0: hidden from its start), for a page left before the track chunk ran */
-  let shownAt: number | undefined = doc.visibilityState == "hidden" ? 0 : Date.now();
+  /**
+   * For a page left before the track chunk ran: when the visitor began to see this page view (its
+   * reveal or SPA navigation; 0: not shown, or hidden then), the clicks and submits before it,
+   * and the page views whose engagement the core sent (the chunk must not count those again)
+   */
+  let shownAt: number | undefined = 0;
+  let clicksBefore = 0;
+  let views = 0;
   const storedAttributes = readJson(storage, ATTRIBUTES_KEY);
   const attributes: Record<string, unknown> = isRecord(storedAttributes) ? storedAttributes : {};
   const hide = (): unknown => (curtain = curtain || drawCurtain(doc, timeout));
@@ -397,7 +403,8 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   /** `page_view`; `hiddenMs` (whole ms, from the curtain's reveal) when the page was hidden */
   const pageView = (hiddenMs?: number): void => {
     emit("page_view", hiddenMs == null ? undefined : { hidden_ms: Math.min(hiddenMs, MAX_HIDDEN_MS) });
-    call("view", page, Date.now());
+    const [url, at, n] = [page, Date.now(), views];
+    track((t) => n == views && t.view(url, at));
   };
 
   /** The first config of the page is known (null: none could be loaded). */
@@ -482,6 +489,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       call("leave", Date.now()); // for the page being left, still under its URL
       page = loc.href;
       shownAt = Date.now();
+      clicksBefore = early.length;
       stopAll(([r]) => urlRulesMatch(r) && experiments().some((e) => e.id === r.id));
       enterPage();
       pageView();
@@ -507,10 +515,11 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
           // view's engagement (a page hidden from its start counts 0 s; a click or a submit is an
           // interaction), then the goals of the clicks and submits it never saw (once per goal)
           if (shownAt != null) {
-            const ms = shownAt && Date.now() - shownAt;
+            const ms = shownAt && Math.max(0, Date.now() - shownAt);
             emit("time_on_page", { seconds: Math.min(Math.round(ms / 100) / 10, 86_400) });
-            if (ms < BOUNCE_MS && !early.length) emit("bounce");
+            if (ms < BOUNCE_MS && early.length == clicksBefore) emit("bounce");
             shownAt = undefined;
+            views++; // restored from the back/forward cache, the chunk does not count this page view again
           }
           const done = new Set<string>();
           for (const event of early.splice(0)) {
@@ -543,6 +552,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     const delay = Math.max(0, ...now.map(([e]) => (e.delay == null ? settings.activation_delay_ms || 0 : e.delay)));
     const reveal = guard(() => {
       const hidden = curtain && curtain();
+      shownAt = doc.visibilityState == "hidden" ? 0 : Date.now();
       view = () => pageView(hidden);
       later(guard(sendView)); // the page shows first; its event after the parse (or at pagehide)
     });

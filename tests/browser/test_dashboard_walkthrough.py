@@ -27,6 +27,7 @@ from tests.browser.support import (
     revealed,
     shot,
     unexpected_errors,
+    wait_rows,
 )
 from tests.conftest import make_settings, serve_app, tcp_socket
 from tests.core.accounts.test_auth import bearer
@@ -145,12 +146,16 @@ async def test_sign_up_to_a_winner_in_the_alert_bell(
             headline = CHANGED if variant == "variant_b" else ORIGINAL
             await expect(visitor.locator("h1.hero")).to_have_text(headline)
             seen[variant][0] += 1
-            if i % 2 == 0:
+            vid = await visitor.evaluate("() => Segmently.getVisitorId()")
+            bought = i % 2 == 0
+            if bought:
                 await visitor.locator("button.cta").click()
                 seen[variant][1] += 1
-            # the visitor leaves: pagehide sends what is queued by sendBeacon, which outlives the
-            # page (closing the context instead may drop a beacon still on its way)
+            # the visitor leaves: pagehide sends what is queued by sendBeacon; the context closes
+            # once it has arrived (closing it sooner may cancel a beacon still on its way)
             await visitor.goto("about:blank")
+            table = "experiment_conversions" if bought else "experiment_visitors"
+            await wait_rows(database_url, f"SELECT 1 FROM {table} WHERE visitor_id = :v", 1, v=vid)
             assert unexpected_errors(visitor) == []
 
     # the rest of the population through the events API
