@@ -723,7 +723,8 @@ describe("goals and engagement", () => {
     expect(named(events, "bounce")).toHaveLength(1); // the first page's, kept with its other events
   });
 
-  it("a page left before the track chunk ran: time from the reveal, a click is an interaction, counted once", async () => {
+  /** A page whose sendBeacon keeps the events it is given (`sent()`), opened at 10:00:00; `leave()` fires pagehide. */
+  function beaconed() {
     vi.setSystemTime(Date.parse("2026-11-26T10:00:00Z"));
     const beacons: string[] = [];
     const page = open("https://shop.example.com/", {
@@ -732,33 +733,33 @@ describe("goals and engagement", () => {
         win.navigator.sendBeacon = (url: string, body: unknown) => beacons.push(String(body)) > 0;
       },
     });
+    const sent = () => beacons.flatMap((b) => (JSON.parse(b) as { events: Record<string, unknown>[] }).events);
+    const leave = () => (page.win as unknown as EventTarget).dispatchEvent(new (page.win as unknown as typeof globalThis).Event("pagehide"));
+    const click = () => page.doc.querySelector("h1")!.dispatchEvent(new (page.win as unknown as typeof globalThis).MouseEvent("click", { bubbles: true }));
+    return { page, sent, leave, click };
+  }
+
+  it("a page left before the track chunk ran: time from the reveal, a click is an interaction, counted once", async () => {
+    const { page, sent: beaconedEvents, leave, click } = beaconed();
     vi.setSystemTime(Date.parse("2026-11-26T10:00:02.34Z"));
-    page.doc.querySelector("h1")!.dispatchEvent(new (page.win as unknown as typeof globalThis).MouseEvent("click", { bubbles: true }));
-    const hide = () => (page.win as unknown as EventTarget).dispatchEvent(new (page.win as unknown as typeof globalThis).Event("pagehide"));
-    hide();
+    click();
+    leave();
     // restored from the back/forward cache, the track chunk runs (the core's calls replayed), then
     // the page is left again: the chunk does not count the page view the core counted
     await page.events();
-    hide();
-    const sent = [...beacons.flatMap((b) => (JSON.parse(b) as { events: Record<string, unknown>[] }).events), ...(await page.events())];
+    leave();
+    const sent = [...beaconedEvents(), ...(await page.events())];
     expect(named(sent, "time_on_page").map((e) => e.event_data)).toEqual([{ seconds: 2.3 }]);
     expect(named(sent, "bounce")).toEqual([]); // clicked: no bounce although under 5 s
   });
 
   it("a page left before the track chunk ran after an SPA navigation: the click that led there was on the page before", () => {
-    vi.setSystemTime(Date.parse("2026-11-26T10:00:00Z"));
-    const beacons: string[] = [];
-    const page = open("https://shop.example.com/", {
-      inline: site(),
-      before: (win) => {
-        win.navigator.sendBeacon = (url: string, body: unknown) => beacons.push(String(body)) > 0;
-      },
-    });
-    page.doc.querySelector("h1")!.dispatchEvent(new (page.win as unknown as typeof globalThis).MouseEvent("click", { bubbles: true }));
+    const { page, sent: beaconedEvents, leave, click } = beaconed();
+    click();
     page.win.history.pushState(null, "", "/next");
     vi.setSystemTime(Date.parse("2026-11-26T10:00:01.5Z"));
-    (page.win as unknown as EventTarget).dispatchEvent(new (page.win as unknown as typeof globalThis).Event("pagehide"));
-    const sent = beacons.flatMap((b) => (JSON.parse(b) as { events: Record<string, unknown>[] }).events);
+    leave();
+    const sent = beaconedEvents();
     expect(named(sent, "time_on_page").map((e) => [e.url, e.event_data])).toEqual([["https://shop.example.com/next", { seconds: 1.5 }]]);
     expect(named(sent, "bounce").map((e) => e.url)).toEqual(["https://shop.example.com/next"]);
   });
