@@ -512,8 +512,9 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
           (chunks.track as Tracker).flush();
         } else {
           // left before the track chunk ran: what it would have sent goes with the beacon. This page
-          // view's engagement (a page hidden from its start counts 0 s; a click or a submit is an
-          // interaction), then the goals of the clicks and submits it never saw (once per goal)
+          // view's engagement (wall time since it was shown, 0 s for a page hidden at its reveal; a
+          // click or a submit is an interaction), then the goals of the clicks and submits it never
+          // saw (once per goal)
           if (shownAt != null) {
             const ms = shownAt && Math.max(0, Date.now() - shownAt);
             emit("time_on_page", { seconds: Math.min(Math.round(ms / 100) / 10, 86_400) });
