@@ -185,7 +185,8 @@ async def test_sign_up_to_a_winner_in_the_alert_bell(
     await shot(page, "walkthrough-results")
 
     # the scheduler's winner detection raises the alert; the bell shows it
-    out = run("jobs", "run", "winner_detection", env=env_for(database_url, tmp_path))
+    # in a thread: the server runs in this event loop and must not be frozen while the CLI writes
+    out = await asyncio.to_thread(run, "jobs", "run", "winner_detection", env=env_for(database_url, tmp_path))
     assert out.returncode == 0 and "job winner_detection: ran" in out.stdout, out.stderr
     await page.reload()
     badge = page.locator("#alert-badge")

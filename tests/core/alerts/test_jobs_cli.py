@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -46,11 +47,13 @@ async def test_jobs_run_winner_detection_alerts_once(
     h, site = await owner_site(client, database_url)
     exp = await live(client, h, site)
     await populate(client, site["api_key"], exp, {"control": (600, 30), "variant_b": (600, 90)})
-    logs = []
     for _ in range(3):
-        out = run("jobs", "run", "winner_detection", env=env_for(database_url, tmp_path))
+        # in a thread: the server runs in this event loop, and a transaction of its (the outbox
+        # marking an event delivered) must be able to end while the CLI waits for the file
+        out = await asyncio.to_thread(
+            run, "jobs", "run", "winner_detection", env=env_for(database_url, tmp_path)
+        )
         assert out.returncode == 0 and "job winner_detection: ran" in out.stdout, out.stderr
-        logs.append(out.stderr)
+        assert "Traceback" not in out.stderr, out.stderr  # a failure per experiment is logged, not fatal
     bell = (await client.get("/api/v1/alerts", headers=h)).json()
-    # the runs' logs say why, should a run have found no winner (it failed once in CI, never again)
-    assert [a["alert_type"] for a in bell["alerts"]] == ["winner_detected"], logs
+    assert [a["alert_type"] for a in bell["alerts"]] == ["winner_detected"]
