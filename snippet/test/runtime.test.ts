@@ -767,11 +767,20 @@ describe("goals and engagement", () => {
 
 describe("opt-out", () => {
   it("with segmently_opt_out=true nothing is tracked, stored or applied", async () => {
-    const page = open("https://shop.example.com/", { cookies: ["segmently_opt_out=true; path=/"] });
+    const beacons: unknown[] = [];
+    const page = open("https://shop.example.com/", {
+      cookies: ["segmently_opt_out=true; path=/"],
+      before: (win) => {
+        win.navigator.sendBeacon = (url: string, body: unknown) => beacons.push(body) > 0;
+      },
+    });
     expect(curtainDrawn(page)).toBe(false);
     await settle();
     page.api.track("cta_click");
+    page.doc.querySelector("h1")!.dispatchEvent(new (page.win as unknown as typeof globalThis).MouseEvent("click", { bubbles: true }));
+    (page.win as unknown as EventTarget).dispatchEvent(new (page.win as unknown as typeof globalThis).Event("pagehide"));
     expect(await page.events()).toEqual([]);
+    expect(beacons).toEqual([]); // no page view, no time on page, no bounce either
     expect(headline(page)).toBe("Old headline");
     expect(page.doc.cookie).toBe("segmently_opt_out=true");
     expect(page.win.localStorage.length).toBe(0);
