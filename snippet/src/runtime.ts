@@ -463,7 +463,9 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     if (tracking) {
       // clicks and submits before the track chunk is there: it replays them (goals, click triggers).
       // A link to a listed domain followed meanwhile gets its `_sgmt_vid` here, as the chunk would
-      // have given it (the navigation reads the href after the capture phase)
+      // have given it (the navigation reads the href after the capture phase). This is the chunk's
+      // `decorateLink` (core/identity.ts) done on the anchor's own parsed parts: the same result for
+      // a link with a query of name=value pairs, 115 bytes less than bundling `decorateLink` here
       const keep = guard((event: Event) => {
         if (chunks.track) return;
         early.push(event);
