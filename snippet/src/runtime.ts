@@ -14,7 +14,7 @@ import { applyChanges } from "./core/changes";
 import { drawCurtain } from "./core/antiflicker";
 import { hashV2 } from "./core/hash";
 import { type ConfigLoad, INLINE_CONFIG_GLOBAL, loadConfig } from "./core/config";
-import { type VisitorContext, evaluate, hasTriggers } from "./core/evaluate";
+import { type VisitorContext, evaluate } from "./core/evaluate";
 import { HOST_GLOBAL, type Assignment, type Emit, type ModuleHost, type Running, type Tracker } from "./core/host";
 import { CROSS_DOMAIN_PARAM, type Identity, adoption, documentCookieJar, isListedHost, isOptedOut, loadIdentity, readCookie, resetIdentity } from "./core/identity";
 import { createOutbox } from "./core/outbox";
@@ -291,7 +291,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   }
 
   const experiments = (): ExperimentConfig[] => (config ? config.experiments : []);
-  const urlRulesMatch = (e: ExperimentConfig): boolean => urlMatches(e.targeting.url_rules || [], page);
+  const urlRulesMatch = (e: ExperimentConfig): boolean => urlMatches(e.url, page);
 
   /**
    * The experiments to apply now on this page, with their variants; behavioral ones get their
@@ -327,7 +327,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       const decision = evaluate(e, visitor);
       if (typeof decision != "number") continue;
       const variant = e.variants[decision]!;
-      if (hasTriggers(triggers)) {
+      if (triggers) {
         // the track chunk watches the triggers; stopped before it loaded, it never sets them up
         const since = Date.now();
         const mine = generation;
@@ -412,7 +412,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     config = site = first;
     settings = (first && first.settings) || {};
     timeout = settings.anti_flicker_timeout_ms || FIRST_VISIT_TIMEOUT_MS;
-    crossDomain = (settings.cross_domain || []).concat(...experiments().map((e) => e.cross_domain || []));
+    crossDomain = settings.cross_domain || []; // the site's and every experiment's (the server joins them)
     identify();
     w[HOST_GLOBAL] = w[HOST_GLOBAL] || {
       version: VERSION,
@@ -552,7 +552,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     // reveal once the changes are in and the activation delay has passed. Elements the parser adds
     // later get their changes from the changes engine's MutationObserver before they are painted;
     // custom JavaScript runs at DOMContentLoaded, so a variant with some waits for that.
-    const delay = Math.max(0, ...now.map(([e]) => (e.delay == null ? settings.activation_delay_ms || 0 : e.delay)));
+    const delay = Math.max(0, ...now.map(([e]) => e.delay));
     const reveal = guard(() => {
       const hidden = curtain && curtain();
       shownAt = doc.visibilityState == "hidden" ? 0 : Date.now();

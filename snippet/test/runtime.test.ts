@@ -39,7 +39,13 @@ function experiment(overrides: Partial<ExperimentConfig> = {}): ExperimentConfig
     status: "live",
     preview: false,
     delay: 0,
-    targeting: { url_rules: [], traffic_percentage: 100 },
+    targeting: {},
+    // as the server serves them: URL rules as patterns, bucket ranges of weights 0/100 and 100 % traffic
+    url: [],
+    ranges: [
+      [0, 0],
+      [0, 1],
+    ],
     audience: {},
     goals: [],
     funnels: [],
@@ -283,7 +289,12 @@ describe("assignment", () => {
   it("keeps the visitor's first variant when the weights change later", async () => {
     const first = await visit("https://shop.example.com/");
     expect(first.api.getVariant("hero")).toBe("variant_b");
-    const flipped = experiment();
+    const flipped = experiment({
+      ranges: [
+        [0, 1],
+        [1, 1],
+      ],
+    });
     flipped.variants[0]!.weight = 100;
     flipped.variants[1]!.weight = 0;
     serve(site({ experiments: [flipped] }));
@@ -296,7 +307,7 @@ describe("assignment", () => {
   });
 
   it("applies an experiment only where its URL rules match", async () => {
-    serve(site({ experiments: [experiment({ targeting: { url_rules: [{ type: "contains", value: "/pricing" }] } })] }));
+    serve(site({ experiments: [experiment({ url: ["\\/pricing"] })] }));
     const home = await visit("https://shop.example.com/");
     expect(headline(home)).toBe("Old headline");
     expect(home.api.getAllAssignments()).toEqual({});
@@ -420,7 +431,7 @@ describe("anti-flicker", () => {
   });
 
   it("does not hide the page when the known config has nothing for this URL", async () => {
-    const config = site({ experiments: [experiment({ targeting: { url_rules: [{ type: "contains", value: "/pricing" }] } })] });
+    const config = site({ experiments: [experiment({ url: ["\\/pricing"] })] });
     const page = open("https://shop.example.com/", { inline: config });
     expect(curtainDrawn(page)).toBe(false);
     const [view] = named(await page.events(), "page_view");
@@ -497,7 +508,14 @@ describe("anti-flicker", () => {
 
 describe("preview", () => {
   const draft = () =>
-    experiment({ status: "draft", preview: true, targeting: { url_rules: [], traffic_percentage: 0 } });
+    experiment({
+      status: "draft",
+      preview: true,
+      ranges: [
+        [0, 0],
+        [0, 0],
+      ],
+    }); // 0 % traffic
 
   it("forces the variant of a draft, sends no event for it and loads the preview panel", async () => {
     serve(site({ experiments: [draft()] }));
@@ -792,12 +810,12 @@ describe("single-page apps", () => {
     serve(
       site({
         experiments: [
-          experiment({ custom_css: "h1{color:red}", targeting: { url_rules: [{ type: "contains", value: "/pricing" }] } }),
+          experiment({ custom_css: "h1{color:red}", url: ["\\/pricing"] }),
           experiment({
             id: "exp-2",
             slug: "checkout",
             seed: "exp-2",
-            targeting: { url_rules: [{ type: "contains", value: "/checkout" }] },
+            url: ["\\/checkout"],
             custom_css: "h1{color:blue}",
           }),
         ],

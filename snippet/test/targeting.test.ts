@@ -8,7 +8,6 @@ import {
   type AttributeRule,
   type Device,
   type ReferralSource,
-  type UrlRule,
   type VisitorType,
   attributeRulePasses,
   attributesMatch,
@@ -17,12 +16,13 @@ import {
   deviceMatches,
   referralMatches,
   urlMatches,
-  urlRuleMatches,
   visitorTypeMatches,
 } from "../src/core/targeting";
 import { classifyReferral, referralSourceOf } from "../src/modules/referral";
 
 type Attributes = Record<string, unknown>;
+
+type UrlRule = { type: string; value: string };
 
 interface PyExperiment {
   hash_seed: string;
@@ -34,6 +34,8 @@ interface PyExperiment {
   visitor_type: VisitorType;
   attribute_rules: AttributeRule[];
   referral_sources: ReferralSource[];
+  /** what the config serves beside the stored targeting (segmently.assignment.snippet_rules) */
+  snippet: { url: string[]; ranges: [number, number][]; countries: string[]; devices: Device[] };
 }
 
 interface PyVisitor {
@@ -45,6 +47,8 @@ interface PyVisitor {
   is_returning: boolean;
   attributes: Attributes;
   referrer: string | null;
+  /** the country as the config serves it (normalized) */
+  served_country: string | null;
 }
 
 interface PyDecision {
@@ -57,11 +61,16 @@ interface PyDecision {
 }
 
 interface Cases {
-  url_rules: { rule: UrlRule; url: string; matches: boolean }[];
-  url_rule_lists: { rules: UrlRule[]; url: string | null; matches: boolean }[];
+  url_rules: { rule: UrlRule; pattern: string; url: string; matches: boolean }[];
+  url_rule_lists: { rules: UrlRule[]; patterns: string[]; url: string | null; matches: boolean }[];
   device_for_width: { width: number; device: Device }[];
-  device_targeting: { devices: Device[]; device: Device | null; matches: boolean }[];
-  country_targeting: { countries: string[]; country: string | null; matches: boolean }[];
+  device_targeting: { devices: Device[]; device: Device | null; served: Device[]; matches: boolean }[];
+  country_targeting: {
+    countries: string[];
+    country: string | null;
+    served: { countries: string[]; country: string | null };
+    matches: boolean;
+  }[];
   visitor_type: { visitor_type: VisitorType; is_returning: boolean; matches: boolean }[];
   attribute_rules: { rules: AttributeRule[]; attributes: Attributes; passes: boolean }[];
   referral: { params: Record<string, string>; referrer: string | null; own_host: string | null; source: ReferralSource }[];
@@ -90,18 +99,14 @@ describe("the shared targeting cases", () => {
     }
   });
 
-  test("URL rules", () => {
-    expect(
-      disagreements(
-        cases.url_rules,
-        (r) => [urlRuleMatches(r.rule, r.url), urlMatches([r.rule], r.url)],
-        (r) => [r.matches, r.matches],
-      ),
-    ).toEqual([]);
+  // the server writes each rule as a pattern (tests/core/test_targeting.py holds the patterns to the
+  // rules in Python's re): here JavaScript's RegExp must read them alike
+  test("URL rules, as the patterns the config serves", () => {
+    expect(disagreements(cases.url_rules, (r) => urlMatches([r.pattern], r.url), (r) => r.matches)).toEqual([]);
   });
 
   test("URL rule lists combine with OR", () => {
-    expect(disagreements(cases.url_rule_lists, (r) => urlMatches(r.rules, r.url), (r) => r.matches)).toEqual([]);
+    expect(disagreements(cases.url_rule_lists, (r) => urlMatches(r.patterns, r.url), (r) => r.matches)).toEqual([]);
   });
 
   test("device from the viewport width", () => {
@@ -109,14 +114,18 @@ describe("the shared targeting cases", () => {
   });
 
   test("device targeting", () => {
-    expect(disagreements(cases.device_targeting, (r) => deviceMatches(r.devices, r.device), (r) => r.matches)).toEqual(
+    expect(disagreements(cases.device_targeting, (r) => deviceMatches(r.served, r.device), (r) => r.matches)).toEqual(
       [],
     );
   });
 
   test("country targeting", () => {
     expect(
-      disagreements(cases.country_targeting, (r) => countryMatches(r.countries, r.country), (r) => r.matches),
+      disagreements(
+        cases.country_targeting,
+        (r) => countryMatches(r.served.countries, r.served.country),
+        (r) => r.matches,
+      ),
     ).toEqual([]);
   });
 
@@ -148,13 +157,9 @@ describe("the shared targeting cases", () => {
     // the server's experiment as the config serves it
     const experiment = (e: PyExperiment): ExperimentRules => ({
       seed: e.hash_seed,
-      variants: e.variants.map((v) => ({ ...v, name: v.key })),
-      targeting: {
-        traffic_percentage: e.traffic_percentage,
-        url_rules: e.url_rules,
-        devices: e.devices,
-        countries: e.countries,
-      },
+      url: e.snippet.url,
+      ranges: e.snippet.ranges,
+      targeting: { devices: e.snippet.devices, countries: e.snippet.countries },
       audience: {
         visitor_type: e.visitor_type,
         attribute_rules: e.attribute_rules,
@@ -166,7 +171,7 @@ describe("the shared targeting cases", () => {
       _url: v.url,
       _device: v.device,
       _viewportWidth: v.viewport_width,
-      _country: v.country,
+      _country: v.served_country,
       _isReturning: v.is_returning,
       _attributes: v.attributes,
       _referrer: v.referrer,

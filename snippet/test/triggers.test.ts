@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
 // Behavioral triggers: scroll depth, time on page, element click; the first wins, once per page view.
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from "vitest";
-import { hasTriggers, onTrigger } from "../src/modules/track/triggers";
+import { onTrigger } from "../src/modules/track/triggers";
 
 function setPage(height: number, viewport = 800): void {
   Object.defineProperty(document.documentElement, "scrollHeight", { configurable: true, value: height });
@@ -16,21 +16,6 @@ function scrollTo(y: number): void {
 function click(el: Element): void {
   el.dispatchEvent(new MouseEvent("click", { bubbles: true }));
 }
-
-describe("hasTriggers", () => {
-  it("is true when any of scroll, time or click is set", () => {
-    expect(hasTriggers({ scroll_percent: 50 })).toBe(true);
-    expect(hasTriggers({ time_seconds: 5 })).toBe(true);
-    expect(hasTriggers({ click_selector: "#buy" })).toBe(true);
-  });
-
-  it("is false for no triggers, nulls or an empty selector", () => {
-    expect(hasTriggers(undefined)).toBe(false);
-    expect(hasTriggers(null)).toBe(false);
-    expect(hasTriggers({})).toBe(false);
-    expect(hasTriggers({ scroll_percent: null, time_seconds: null, click_selector: "" })).toBe(false);
-  });
-});
 
 describe("onTrigger", () => {
   const cancels: (() => void)[] = [];

@@ -4,6 +4,8 @@ operators and the referral source classification."""
 from __future__ import annotations
 
 import math
+import random
+import re
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from segmently.targeting import (
     js_string,
     referral_matches,
     url_matches,
+    url_pattern,
     url_rule_matches,
     validate_attribute_rules,
     validate_url_rule,
@@ -82,6 +85,38 @@ from segmently.targeting import (
 def test_url_rule(rule: UrlRule, url: str, matches: bool) -> None:
     assert url_rule_matches(rule, url) is matches
     assert url_matches([rule], url) is matches
+
+
+def _pattern_matches(rule: UrlRule, url: str) -> bool:
+    try:
+        return re.search(url_pattern(rule), url) is not None
+    except re.error:  # an invalid regex rule: the snippet's RegExp throws and the rule never matches
+        return False
+
+
+def test_url_patterns_match_exactly_what_the_rules_match() -> None:
+    """The snippet runs each rule as the pattern of its config: every case of test_url_rule, then
+    random rules and URLs built of the characters the rule types treat specially (scheme, host
+    case, slashes, ``?``, ``#``, an empty query, a newline), must answer as the rule itself."""
+    for args in test_url_rule.pytestmark[0].args[1]:  # type: ignore[attr-defined]
+        rule, url, matches = args
+        assert _pattern_matches(rule, url) is matches, (rule, url, url_pattern(rule))
+    rng = random.Random(7)
+    starts = [
+        "https://Shop.Example.com", "http://shop.example.com:8443", "HTTPS://SHOP.EXAMPLE.COM",
+        "ftp://a", "", "x:/", "https://",
+    ]  # fmt: skip
+    chars = "aB//??##:.%=\n+*("
+
+    def text() -> str:
+        return rng.choice(starts) + "".join(rng.choice(chars) for _ in range(rng.randint(0, 6)))
+
+    wrong = []
+    for _ in range(100_000):
+        rule, url = UrlRule(rng.choice(["exact", "contains", "starts_with", "ends_with"]), text()), text()
+        if _pattern_matches(rule, url) is not url_rule_matches(rule, url):
+            wrong.append((rule, url, url_pattern(rule)))
+    assert wrong == []
 
 
 def test_url_rules_combine_with_or() -> None:

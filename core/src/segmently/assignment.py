@@ -41,6 +41,7 @@ from segmently.targeting import (
     device_for_width,
     normalize_country,
     url_matcher,
+    url_patterns,
     visitor_type_matches,
 )
 
@@ -61,6 +62,7 @@ __all__ = [
     "fnv1a32",
     "hash_v2",
     "mvt_cells",
+    "snippet_rules",
 ]
 
 Reason = Literal["url", "device", "country", "visitor_type", "attributes", "referral", "traffic"]
@@ -254,6 +256,23 @@ class _Prepared:
         self.countries = frozenset(c.upper() for c in e.countries) or None
         self.attribute_rules = tuple(e.attribute_rules)
         self.referral = frozenset(e.referral_sources) or None
+
+
+def snippet_rules(experiment: ExperimentRules) -> dict[str, Any]:
+    """What the snippet's config carries of ``experiment`` so the browser needs no rule logic of its own.
+
+    ``url``: one regular expression per URL rule (:func:`segmently.targeting.url_pattern`);
+    ``ranges``: the bucket ranges of the weights and traffic percentage; ``countries``: upper-cased;
+    ``devices``: none when all three are listed (every device, even an unknown one). The snippet
+    then evaluates with ``RegExp.test``, a range lookup and ``includes``.
+    """
+    p = experiment._prepared
+    return {
+        "url": url_patterns(experiment.url_rules),
+        "ranges": [list(r) for r in p.ranges],
+        "countries": sorted(p.countries or ()),
+        "devices": sorted(p.devices or ()),
+    }
 
 
 class VisitorContext(msgspec.Struct, frozen=True, dict=True, kw_only=True):

@@ -154,6 +154,74 @@ def url_matches(rules: Sequence[UrlRule], url: str | None) -> bool:
     return any(url_matcher(rule)(view) for rule in rules)
 
 
+# --- URL rules as the snippet runs them ------------------------------------------------------------
+#
+# The config the snippet loads carries each experiment's rules as regular expressions
+# (``url_patterns``), so the browser needs no URL rule logic of its own: one ``RegExp.test`` per
+# rule. The patterns use only syntax JavaScript's RegExp and Python's ``re`` read alike (``(?:``,
+# ``(?=``, ``(?!``, character classes and escaped punctuation; no ``$``, which Python also matches
+# before a final newline), so the tests check them with ``re`` against :func:`url_rule_matches` and
+# the snippet's tests run them as RegExp against the same answers.
+
+_SPECIAL = frozenset("\\^$.|?*+()[]{}/")
+_PATTERN_ORIGIN = "[A-Za-z][A-Za-z0-9+.-]*://"
+_NEVER = "(?!)"
+
+
+def _literal(text: str) -> str:
+    return "".join("\\" + c if c in _SPECIAL else c for c in text)
+
+
+def _caseless(text: str) -> str:
+    """``text`` matched with ASCII letters in either case (a browser's host is ASCII: punycode)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isascii() and c.isalpha() else _literal(c) for c in text)
+
+
+@functools.lru_cache(maxsize=4096)
+def url_pattern(rule: UrlRule) -> str:
+    """A regular expression that matches exactly the URLs ``rule`` matches (see the module docstring).
+
+    An ``exact`` rule becomes: the URL's own origin (or, for a rule that names one, that origin in
+    any case), the path, any trailing slashes, then the end of the path: the query the rule names
+    (an empty one also matches none), or ``?``, ``#`` or the end. A ``regex`` rule is its own
+    pattern; an unknown type never matches.
+    """
+    value = rule.value
+    match rule.type:
+        case "exact":
+            base, has_query, query = value.partition("#")[0].partition("?")
+            origin, path = _split_origin(base)
+            # the URL's origin is taken whole (never a shorter host, whose rest a path could match);
+            # a rule's own origin needs no such guard: a path starts with "/" or is followed by the end
+            own = f"(?:{_PATTERN_ORIGIN}[^/?#]*(?![^/?#])|(?!{_PATTERN_ORIGIN}))"
+            head = own if origin is None else _caseless(origin)
+            if not has_query:
+                end = "(?![^?#])"
+            elif query:
+                end = "\\?" + _literal(query) + "(?![^#])"
+            else:
+                end = "\\??(?![^#])"
+            return "^" + head + _literal(path) + "/*" + end
+        case "contains":
+            return _literal(value)
+        case "starts_with":
+            return "^" + _literal(value)
+        case "ends_with":
+            if "#" in value:
+                return _literal(value) + "(?![\\s\\S])"
+            if "?" in value:
+                return "^[^#]*" + _literal(value) + "(?![^#])"
+            return "^[^?#]*" + _literal(value) + "(?![^?#])"
+        case "regex":
+            return value
+    return _NEVER
+
+
+def url_patterns(rules: Sequence[UrlRule]) -> list[str]:
+    """:func:`url_pattern` of each rule, for the snippet's config (no rules: every URL)."""
+    return [url_pattern(rule) for rule in rules]
+
+
 # escapes and character classes are consumed first so that what they contain is not mistaken for
 # syntax JavaScript's RegExp lacks: (?P…) groups, comments, atomic groups, inline flags, possessive
 # quantifiers, and \A / \Z (literal letters to JavaScript)

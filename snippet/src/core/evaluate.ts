@@ -3,7 +3,7 @@
  * `segmently.assignment.evaluate`, check for check and in the spec's order.
  */
 
-import { bucketRanges, chooseVariant } from "./assign";
+import { chooseVariant } from "./assign";
 import { hashV2 } from "./hash";
 import {
   type Device,
@@ -16,10 +16,10 @@ import {
   urlMatches,
   visitorTypeMatches,
 } from "./targeting";
-import type { ExperimentConfig, Triggers } from "./types";
+import type { ExperimentConfig } from "./types";
 
 /** What evaluation reads of an experiment of the config; missing lists mean no restriction. */
-export type ExperimentRules = Pick<ExperimentConfig, "seed" | "variants" | "targeting" | "audience">;
+export type ExperimentRules = Pick<ExperimentConfig, "seed" | "url" | "ranges" | "targeting" | "audience">;
 
 /** What evaluation needs of a visitor on a page. */
 export interface VisitorContext {
@@ -29,7 +29,7 @@ export interface VisitorContext {
   /** the device if known, else derived from `viewportWidth`; unknown fails device targeting. */
   _device?: Device | null;
   _viewportWidth?: number | null;
-  /** ISO 3166-1 alpha-2 from the config; null, "" or XX (not detected) passes country targeting. */
+  /** ISO 3166-1 alpha-2 from the config (normalized by the server); null (not detected) passes country targeting. */
   _country?: string | null;
   /** whether the `_seg_visitor` cookie was already present. */
   _isReturning?: boolean;
@@ -45,19 +45,19 @@ export type Reason = "url" | "device" | "country" | "visitor_type" | "attributes
 
 /**
  * The index of the visitor's variant in `experiment.variants`, or the reason they are left out:
- * URL (any rule), device, country, visitor type, attribute rules, referral source gate, then the
- * traffic percentage through the bucket ranges; the first failing check is the reason.
+ * URL (any rule's pattern), device, country, visitor type, attribute rules, referral source gate,
+ * then the traffic percentage through the bucket ranges (the config's, computed by the server from
+ * the weights); the first failing check is the reason.
  */
 export function evaluate(experiment: ExperimentRules, visitor: VisitorContext): number | Reason {
   const t = experiment.targeting;
   const a = experiment.audience;
   const url = visitor._url;
   const width = visitor._viewportWidth;
-  const traffic = t.traffic_percentage;
   const sources = a.referral_sources || [];
   const classify = visitor._classify;
   // `||` where `??` was meant: esbuild expands `??` for ES2018, and only null/undefined are falsy here
-  if (!urlMatches(t.url_rules || [], url)) return "url";
+  if (!urlMatches(experiment.url, url)) return "url";
   if (!deviceMatches(t.devices || [], visitor._device || (width == null ? null : deviceForWidth(width)))) return "device";
   if (!countryMatches(t.countries || [], visitor._country)) return "country";
   if (!visitorTypeMatches(a.visitor_type || "all", !!visitor._isReturning)) return "visitor_type";
@@ -66,15 +66,6 @@ export function evaluate(experiment: ExperimentRules, visitor: VisitorContext): 
   if (sources.length > 0 && !referralMatches(sources, classify ? classify(url || "", visitor._referrer) : null)) {
     return "referral";
   }
-  const ranges = bucketRanges(
-    experiment.variants.map((v) => v.weight / 100),
-    (traffic == null ? 100 : traffic) / 100,
-  );
-  const i = chooseVariant(hashV2(experiment.seed, visitor._visitorId), ranges);
+  const i = chooseVariant(hashV2(experiment.seed, visitor._visitorId), experiment.ranges);
   return i < 0 ? "traffic" : i;
-}
-
-/** Whether the experiment waits for a behavioral trigger (any of scroll, time, click set). */
-export function hasTriggers(t: Triggers | null | undefined): boolean {
-  return !!t && (t.scroll_percent != null || t.time_seconds != null || !!t.click_selector);
 }

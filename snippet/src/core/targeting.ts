@@ -1,13 +1,12 @@
 /**
- * Targeting predicates, identical to `segmently.targeting` on the server: URL rules, device,
- * country, visitor type, attribute rules and the referral source gate (the classification is the
- * `referral` chunk's, src/modules/referral.ts).
+ * Targeting predicates, identical to `segmently.targeting` on the server: URL rules (as the
+ * config's patterns), device, country, visitor type, attribute rules and the referral source gate
+ * (the classification is the `referral` chunk's, src/modules/referral.ts).
  *
  * Pure functions on plain values; every choice the spec leaves open is the server's, documented in
  * `core/src/segmently/targeting.py`, and both sides are held to `tests/fixtures/targeting_cases.json`.
  */
 
-export type UrlRuleType = "exact" | "contains" | "starts_with" | "ends_with" | "regex";
 export type Device = "desktop" | "tablet" | "mobile";
 export type VisitorType = "all" | "new" | "returning";
 export type AttributeOperator =
@@ -19,12 +18,6 @@ export type AttributeOperator =
   | "exists"
   | "not_exists";
 export type ReferralSource = "organic" | "paid" | "social" | "email" | "direct" | "other";
-
-/** One URL rule of the Targeting tab; an experiment runs where any of its rules matches. */
-export interface UrlRule {
-  type: UrlRuleType;
-  value: string;
-}
 
 /** One attribute rule of the Audience tab; `value` is unused by exists / not_exists. */
 export interface AttributeRule {
@@ -40,56 +33,29 @@ export const RESERVED_ATTRIBUTE_KEYS: ReadonlySet<string> = new Set(["__proto__"
 
 // --- URL rules -------------------------------------------------------------------------------------
 
-const ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
-
-/** `[lower-cased scheme://host or null, path without trailing slashes]` of a URL without query. */
-function splitOrigin(base: string): [string | null, string] {
-  const m = ORIGIN.exec(base);
-  const origin = m && m[0];
-  return [origin && origin.toLowerCase(), base.slice(origin ? origin.length : 0).replace(/\/+$/, "")];
+/**
+ * Whether any of an experiment's URL patterns matches `url`; no patterns match every URL, an unknown
+ * URL matches none. The config serves each URL rule as a pattern (`url`, built by
+ * `segmently.targeting.url_pattern` with the rules' semantics); an invalid regex rule never matches.
+ */
+export function urlMatches(patterns: readonly string[], url: string | null | undefined): boolean {
+  return (
+    patterns.length == 0 ||
+    (url != null &&
+      patterns.some((pattern) => {
+        try {
+          return new RegExp(pattern).test(url);
+        } catch {
+          return false;
+        }
+      }))
+  );
 }
 
 /** Everything before the first `sep` (all of `s` without one), whether there was one, and the rest. */
 export function partition(s: string, sep: string): [string, boolean, string] {
   const i = s.indexOf(sep);
   return i < 0 ? [s, false, ""] : [s.slice(0, i), true, s.slice(i + sep.length)];
-}
-
-/**
- * Whether one URL rule matches `url`. `exact` compares scheme and host case-insensitively and the
- * path case-sensitively, ignoring the fragment and trailing slashes, the query only if the rule has
- * one, and a rule without scheme and host compares the path alone; `contains`, `starts_with` and
- * `regex` see the whole URL; `ends_with` sees it without fragment and query unless the rule names
- * them (`?`: the query counts, `#`: the whole URL). An unknown type or an invalid regex never matches.
- */
-export function urlRuleMatches(rule: UrlRule, url: string): boolean {
-  const { type, value } = rule;
-  const withoutFragment = partition(url, "#")[0];
-  const [base, , query] = partition(withoutFragment, "?");
-  if (type == "exact") {
-    const [ruleBase, hasQuery, ruleQuery] = partition(partition(value, "#")[0], "?");
-    const [origin, path] = splitOrigin(ruleBase);
-    const [urlOrigin, urlPath] = splitOrigin(base);
-    return urlPath === path && (origin === null || urlOrigin === origin) && (!hasQuery || query === ruleQuery);
-  }
-  if (type == "contains") return url.includes(value);
-  if (type == "starts_with") return url.startsWith(value);
-  if (type == "ends_with") {
-    return (value.includes("#") ? url : value.includes("?") ? withoutFragment : base).endsWith(value);
-  }
-  if (type == "regex") {
-    try {
-      return new RegExp(value).test(url);
-    } catch {
-      // an invalid regex never matches
-    }
-  }
-  return false;
-}
-
-/** Whether any rule matches `url`; no rules match every URL, an unknown URL matches no rule. */
-export function urlMatches(rules: readonly UrlRule[], url: string | null | undefined): boolean {
-  return rules.length === 0 || (url != null && rules.some((rule) => urlRuleMatches(rule, url)));
 }
 
 // --- device, country, visitor type ---------------------------------------------------------------
@@ -101,33 +67,21 @@ export function deviceForWidth(viewportWidth: number): Device {
   return "mobile";
 }
 
-/** Whether `device` is targeted; no devices (or all three) is every device, even an unknown one. */
+/**
+ * Whether `device` is targeted; no devices is every device, even an unknown one. The config serves
+ * none for all three (segmently.assignment.snippet_rules).
+ */
 export function deviceMatches(devices: readonly Device[], device: Device | null | undefined): boolean {
   // includes(null) is false: the list holds device names only
-  return devices.length == 0 || new Set(devices).size > 2 || devices.includes(device!);
+  return devices.length == 0 || devices.includes(device!);
 }
 
-// Python's str.strip() whitespace (str.isspace): JavaScript's \s (whose only extra is U+FEFF) plus
-// U+001C–U+001F and U+0085; String.prototype.trim() would answer differently
-const PY_SPACE = "(?:(?!\ufeff)[\\s\x1c-\x1f\x85])+";
-
-/** `s.strip()` as Python answers it. */
-export function pyStrip(s: string): string {
-  return s.replace(new RegExp(`^${PY_SPACE}|${PY_SPACE}$`, "g"), "");
-}
-
-/** Upper-cased ISO 3166-1 alpha-2 code, or null when not detected (missing, empty or `XX`). */
-export function normalizeCountry(country: string | null | undefined): string | null {
-  if (country == null) return null;
-  const code = pyStrip(country).toUpperCase();
-  return code === "" || code === "XX" ? null : code;
-}
-
-/** Whether the visitor's country is targeted; no countries, or an undetected one, lets through. */
+/**
+ * Whether the visitor's country is targeted; no countries, or an undetected one (null), lets
+ * through. Both come as the config serves them: the countries upper-cased, the visitor's normalized.
+ */
 export function countryMatches(countries: readonly string[], country: string | null | undefined): boolean {
-  const code = normalizeCountry(country);
-  if (countries.length === 0 || code === null) return true;
-  return countries.some((c) => c.toUpperCase() === code);
+  return countries.length == 0 || country == null || countries.includes(country);
 }
 
 /** `all` takes everyone, `new` only first visits, `returning` only visitors seen before. */

@@ -3,7 +3,8 @@
  * the snippet reads. Types only: nothing here reaches the bundle.
  */
 
-import type { AttributeRule, Device, ReferralSource, UrlRule, VisitorType } from "./targeting";
+import type { BucketRange } from "./assign";
+import type { AttributeRule, Device, ReferralSource, VisitorType } from "./targeting";
 
 /** One visual-editor change (`segmently.domain.experiments.schemas.Change`). */
 export type Change =
@@ -63,16 +64,21 @@ export interface ExperimentConfig {
   preview: boolean;
   /** activation delay, ms */
   delay: number;
+  /** what the dashboard set (the URL rules and traffic percentage come as `url` and `ranges`) */
   targeting: {
-    url_rules?: UrlRule[];
     devices?: Device[];
+    /** upper-cased by the server */
     countries?: string[];
-    traffic_percentage?: number;
   };
+  /** each URL rule as a regular expression (`segmently.targeting.url_pattern`); none: every URL */
+  url: string[];
+  /** each variant's bucket range, from the weights and the traffic percentage (`segmently.assignment.bucket_ranges`) */
+  ranges: BucketRange[];
   audience: {
     visitor_type?: VisitorType;
     attribute_rules?: AttributeRule[];
-    triggers?: Triggers;
+    /** null (or absent) when none is set: then the experiment is not behavioral */
+    triggers?: Triggers | null;
     referral_sources?: ReferralSource[];
   };
   goals: Goal[];
@@ -109,7 +115,7 @@ export interface ModuleConfig {
 
 export interface SiteConfig {
   site: { id: string; url: string };
-  /** the visitor's country as the server saw it (ISO 3166-1 alpha-2), or null */
+  /** the visitor's country as the server saw it (ISO 3166-1 alpha-2, upper-cased), or null when not detected */
   country: string | null;
   plan: string;
   /** show the free-tier "Powered by Segmently" badge */
@@ -117,6 +123,7 @@ export interface SiteConfig {
   experiments: ExperimentConfig[];
   flags: { key: string; rollout: number }[];
   conversion_rules: ConversionRule[];
+  /** `cross_domain`: the site's hosts and every served experiment's, joined by the server */
   settings: { cross_domain: string[]; activation_delay_ms: number; anti_flicker_timeout_ms: number };
   modules: ModuleConfig[];
 }

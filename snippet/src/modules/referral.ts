@@ -6,7 +6,7 @@
  */
 
 import type { ModuleHost } from "../core/host";
-import { type ReferralSource, partition, pyStrip } from "../core/targeting";
+import { type ReferralSource, partition } from "../core/targeting";
 
 export type { ReferralSource } from "../core/targeting";
 
@@ -15,6 +15,15 @@ export interface Referral {
   source(url: string, referrer: string | null | undefined): ReferralSource;
 }
 
+
+// Python's str.strip() whitespace (str.isspace): JavaScript's \s (whose only extra is U+FEFF) plus
+// U+001C–U+001F and U+0085; String.prototype.trim() would answer differently
+const PY_SPACE = "(?:(?!\ufeff)[\\s\x1c-\x1f\x85])+";
+
+/** `s.strip()` as Python answers it. */
+function pyStrip(s: string): string {
+  return s.replace(new RegExp(`^${PY_SPACE}|${PY_SPACE}$`, "g"), "");
+}
 
 const UTM_KEYS = ["utm_source", "utm_medium", "utm_campaign"] as const;
 const PAID_MEDIUMS: ReadonlySet<string> = new Set(["cpc", "ppc", "paid", "paid_search", "paidsocial"]);

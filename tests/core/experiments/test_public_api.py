@@ -77,6 +77,9 @@ async def test_config_serves_live_experiments_with_etag_and_304(
     assert served["seed"] == exp["hash_seed"]
     assert [v["id"] for v in served["variants"]] == [v["id"] for v in exp["variants"]]
     assert served["variants"][1]["changes"][0] == {"type": "text", "selector": "h1", "text": "Hello"}
+    # what the snippet evaluates: URL rules as patterns, the bucket ranges of 50/50 at 100 % traffic
+    assert served["url"] == ["\\/"] and served["ranges"] == [[0, 0.5], [0.5, 1.0]]
+    assert served["targeting"]["countries"] == []
     etag = r.headers["etag"]
     assert (await client.get("/api/v1/sdk/config", headers={**key, "If-None-Match": etag})).status_code == 304
     # a write changes what is served at once
@@ -87,6 +90,56 @@ async def test_config_serves_live_experiments_with_etag_and_304(
         "/api/v1/sdk/config", params={"preview": f"{draft['slug']}:variant_b"}, headers=key
     )
     assert [(e["slug"], e["preview"]) for e in preview.json()["experiments"]] == [(draft["slug"], True)]
+
+
+async def test_the_config_serves_the_rules_as_the_snippet_checks_them(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    """The server does the rule work once: the snippet runs patterns, looks up ranges, and takes
+    triggers, devices and the cross-domain hosts as they come."""
+    h, site = await owner_site(client, database_url)
+    await live(
+        client,
+        h,
+        site,
+        name="Everywhere",
+        targeting={
+            "url_rules": [
+                {"type": "exact", "value": "/pricing/"},
+                {"type": "regex", "value": "^https://a\\."},
+            ],
+            "devices": ["desktop", "tablet", "mobile"],
+            "traffic_percentage": 50,
+        },
+        advanced={"cross_domain": ["checkout.example.com", "pay.example.com"]},
+    )
+    await live(
+        client,
+        h,
+        site,
+        name="Scrolled",
+        targeting={"url_rules": [], "devices": ["mobile"], "countries": ["DE"]},
+        audience={"triggers": {"scroll_percent": 50}},
+        advanced={"cross_domain": ["pay.example.com", "shop.example.com"]},
+    )
+    cfg = (await client.get("/api/v1/sdk/config", headers={"X-API-Key": site["api_key"]})).json()
+    everywhere, scrolled = cfg["experiments"]
+    own_origin = "(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*(?![^/?#])|(?![A-Za-z][A-Za-z0-9+.-]*://))"
+    assert everywhere["url"] == ["^" + own_origin + "\\/pricing/*(?![^?#])", "^https://a\\."]
+    assert everywhere["ranges"] == [[0, 0.25], [0.5, 0.75]]  # 50/50 at 50 % traffic
+    assert everywhere["targeting"]["devices"] == []  # all three: every device
+    assert everywhere["audience"]["triggers"] is None  # not behavioral
+    assert scrolled["url"] == [] and scrolled["targeting"]["devices"] == ["mobile"]
+    assert scrolled["targeting"]["countries"] == ["DE"]
+    assert scrolled["audience"]["triggers"] == {
+        "scroll_percent": 50,
+        "time_seconds": None,
+        "click_selector": None,
+    }
+    assert cfg["settings"]["cross_domain"] == ["checkout.example.com", "pay.example.com", "shop.example.com"]
+    # what the Python SDK reads is still there
+    assert everywhere["targeting"]["url_rules"][0] == {"type": "exact", "value": "/pricing/"}
+    assert everywhere["targeting"]["traffic_percentage"] == 50
 
 
 async def test_assign_follows_the_hash_and_is_sticky(client: httpx.AsyncClient, database_url: str) -> None:

@@ -12,8 +12,6 @@
 
 import type { Triggers } from "../../core/types";
 
-export { hasTriggers } from "../../core/evaluate";
-
 /**
  * Calls `fire` once, when the first configured trigger happens, and removes the other listeners.
  * Returns a cancel function (SPA navigation, stop): after it `fire` is never called. `clicks` were

@@ -15,11 +15,13 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from segmently import assignment
 from segmently.db.models import Experiment, Flag, Organization, Site, SiteSettings, Variant
 from segmently.domain.sites.keys import SiteKey
 from segmently.hookspecs import OrgRef, SiteRef
 from segmently.http.precompressed import gzipped
 from segmently.kernel import Kernel
+from segmently.targeting import AttributeRule, UrlRule
 from segmently.tiers.guards import org_ref
 
 CACHE_ENTRIES = 2_000
@@ -35,8 +37,27 @@ class BuiltConfig(msgspec.Struct, frozen=True):
     etag: str
 
 
+def rules_of(experiment: Experiment, variants: list[Variant]) -> assignment.ExperimentRules:
+    """The assignment engine's view of a stored experiment."""
+    targeting, audience = experiment.targeting, experiment.audience
+    return assignment.ExperimentRules(
+        hash_seed=experiment.hash_seed,
+        variants=tuple(assignment.WeightedVariant(id=v.id, key=v.key, weight=v.weight) for v in variants),
+        traffic_percentage=experiment.traffic_percentage,
+        url_rules=tuple(msgspec.convert(targeting.get("url_rules", []), list[UrlRule])),
+        devices=tuple(targeting.get("devices", [])),
+        countries=tuple(targeting.get("countries", [])),
+        visitor_type=audience.get("visitor_type", "all"),
+        attribute_rules=tuple(msgspec.convert(audience.get("attribute_rules", []), list[AttributeRule])),
+        referral_sources=tuple(audience.get("referral_sources", [])),
+    )
+
+
 def _experiment(exp: Experiment, variants: list[Variant], preview: bool = False) -> dict[str, Any]:
     integrations = exp.integrations or {}
+    # URL rules as patterns, bucket ranges, countries and devices as the snippet checks them
+    rules = assignment.snippet_rules(rules_of(exp, variants))
+    triggers = exp.audience.get("triggers") or {}
     return {
         "id": exp.id,
         "slug": exp.slug,
@@ -46,8 +67,14 @@ def _experiment(exp: Experiment, variants: list[Variant], preview: bool = False)
         "status": exp.status,
         "preview": preview,
         "delay": exp.activation_delay_ms,
-        "targeting": exp.targeting,
-        "audience": exp.audience,
+        "targeting": {**exp.targeting, "countries": rules["countries"], "devices": rules["devices"]},
+        "url": rules["url"],
+        "ranges": rules["ranges"],
+        # no trigger set: null, so the snippet tells a behavioral experiment by its triggers alone
+        "audience": {
+            **exp.audience,
+            "triggers": triggers if any(v not in (None, "") for v in triggers.values()) else None,
+        },
         "goals": exp.goals.get("goals", []),
         "funnels": exp.goals.get("funnels", []),
         "cross_domain": exp.advanced.get("cross_domain", []),
@@ -115,17 +142,23 @@ async def build(
         SiteRef(id=site.id, organization_id=org.id, name=site.name, url=site.url), entitlements
     )
     switched = settings.get("plugins") or {}
+    served = [_experiment(e, variants[e.id]) for e in experiments] + (
+        [_experiment(previewed, variants[previewed.id], preview=True)] if previewed else []
+    )
+    # the hosts sharing the visitor: the site's and every served experiment's, in one list
+    cross_domain = list(
+        dict.fromkeys([*settings.get("cross_domain", []), *(d for e in served for d in e["cross_domain"])])
+    )
     return {
         "site": {"id": site.id, "url": site.url},
-        "country": country,
+        "country": country,  # normalized (upper-cased, None when not detected) by kernel.countries
         "plan": plan,
         "badge": not kernel.plans.includes(plan, "branding.remove_badge"),
-        "experiments": [_experiment(e, variants[e.id]) for e in experiments]
-        + ([_experiment(previewed, variants[previewed.id], preview=True)] if previewed else []),
+        "experiments": served,
         "flags": [{"key": f.key, "rollout": f.rollout_percentage} for f in flags],
         "conversion_rules": settings.get("conversion_rules", []),
         "settings": {
-            "cross_domain": settings.get("cross_domain", []),
+            "cross_domain": cross_domain,
             "activation_delay_ms": settings.get("activation_delay_ms", DEFAULT_ACTIVATION_DELAY_MS),
             "anti_flicker_timeout_ms": settings.get(
                 "anti_flicker_timeout_ms", DEFAULT_ANTI_FLICKER_TIMEOUT_MS

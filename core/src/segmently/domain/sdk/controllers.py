@@ -15,14 +15,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from segmently import assignment
 from segmently.db.base import new_id, utcnow
 from segmently.db.models import Experiment, ExperimentVisitor, Flag, Variant
-from segmently.domain.sdk.config import ConfigCache
+from segmently.domain.sdk.config import ConfigCache, rules_of
 from segmently.http.access import SITE, current_site
 from segmently.http.deps import DbSession, KernelState
 from segmently.http.errors import field_error
 from segmently.http.precompressed import NO_COMPRESSION, respond
 from segmently.http.protection import RateLimits, rate_limit
 from segmently.kernel import Kernel
-from segmently.targeting import AttributeRule, UrlRule
 
 PUBLIC_SITE = {**SITE, "embeddable": True, "exclude_from_csrf": True}
 
@@ -66,22 +65,6 @@ class AssignOut(msgspec.Struct):
 def country_of(request: Request[Any, Any, Any], kernel: Kernel) -> str | None:
     """The visitor's country: the trusted proxy header, else the client IP in the MaxMind database."""
     return kernel.countries.of(request, RateLimits.of(request.app).client_ip(request.scope))
-
-
-def rules_of(experiment: Experiment, variants: list[Variant]) -> assignment.ExperimentRules:
-    """The assignment engine's view of a stored experiment."""
-    targeting, audience = experiment.targeting, experiment.audience
-    return assignment.ExperimentRules(
-        hash_seed=experiment.hash_seed,
-        variants=tuple(assignment.WeightedVariant(id=v.id, key=v.key, weight=v.weight) for v in variants),
-        traffic_percentage=experiment.traffic_percentage,
-        url_rules=tuple(msgspec.convert(targeting.get("url_rules", []), list[UrlRule])),
-        devices=tuple(targeting.get("devices", [])),
-        countries=tuple(targeting.get("countries", [])),
-        visitor_type=audience.get("visitor_type", "all"),
-        attribute_rules=tuple(msgspec.convert(audience.get("attribute_rules", []), list[AttributeRule])),
-        referral_sources=tuple(audience.get("referral_sources", [])),
-    )
 
 
 class SdkController(Controller):
