@@ -187,6 +187,8 @@ def url_pattern(rule: UrlRule) -> str:
     pattern; an unknown type never matches.
     """
     value = rule.value
+    if rule.type not in URL_RULE_TYPES:  # not a Literal at run time when built without validation
+        return _NEVER
     match rule.type:
         case "exact":
             base, has_query, query = value.partition("#")[0].partition("?")
@@ -214,7 +216,6 @@ def url_pattern(rule: UrlRule) -> str:
             return "^[^?#]*" + _literal(value) + "(?![^?#])"
         case "regex":
             return value
-    return _NEVER
 
 
 def url_patterns(rules: Sequence[UrlRule]) -> list[str]:

@@ -278,7 +278,10 @@ async def test_funnels_count_steps_completed_in_order_only(
 async def test_the_timeline_has_one_entry_per_day(client: httpx.AsyncClient, database_url: str) -> None:
     h, site = await owner_site(client, database_url)
     exp = await live(client, h, site)
-    started = dt.datetime.now(dt.UTC) - dt.timedelta(days=2, hours=1)
+    # the start of the day two days ago: three dates whatever the time of day the test runs at, and
+    # two whole days since launch (a launch 2 days and 1 hour ago spans four dates just after midnight)
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    started = today - dt.timedelta(days=2)
     await db_update(
         database_url, update(Experiment).where(Experiment.id == exp["id"]).values(activated_at=started)
     )
