@@ -360,14 +360,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       }
       call("enter", experiment, variant);
     }
-    const undo = applyChanges(
-      doc,
-      id,
-      variant.changes || [],
-      [experiment.custom_css, variant.custom_css],
-      [experiment.custom_js, variant.custom_js],
-      report,
-    );
+    const undo = applyChanges(doc, id, variant, report);
     running.set(id, [experiment, variant, undo, forced]);
     retarget();
   }
@@ -560,7 +553,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       later(guard(sendView)); // the page shows first; its event after the parse (or at pagehide)
     });
     const afterDelay = () => (delay > 0 ? setTimeout(reveal, delay) : reveal());
-    const scripted = now.some(([e, v]) => e.custom_js || v.custom_js || (v.changes || []).some((c) => c.type == "js"));
+    const scripted = now.some(([, v]) => v.scripts.length);
     if (now.length === 0) reveal();
     else if (scripted && doc.readyState === "loading") doc.addEventListener("DOMContentLoaded", afterDelay);
     else afterDelay();

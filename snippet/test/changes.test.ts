@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
 import { afterEach, describe, expect, test, vi } from "vitest";
 import { type Applied, applyChanges } from "../src/core/changes";
-import type { Change } from "../src/core/types";
+import type { VariantConfig } from "../src/core/types";
 
 declare global {
   interface Window {
@@ -17,9 +17,16 @@ afterEach(() => {
   delete window.seen;
 });
 
-function apply(changes: Change[], css: string[] = [], js: string[] = [], doc: Document = document) {
+// a variant as the server serves it (segmently.domain.sdk.config.applied_variant, which
+// tests/core/experiments/test_public_api.py holds to the spec's order and labels)
+function apply(
+  elements: VariantConfig["elements"],
+  styles: string[] = [],
+  scripts: [string, string][] = [],
+  doc: Document = document,
+) {
   const report = vi.fn();
-  const a = applyChanges(doc, "exp1", changes, css, js, report);
+  const a = applyChanges(doc, "exp1", { elements, styles, scripts }, report);
   applied.push(a);
   return { report, undo: () => a() };
 }
@@ -53,12 +60,6 @@ describe("element changes", () => {
     expect($("#hero")!.innerHTML).toBe("<p><em>new</em></p>");
     const cta = $(".cta")!;
     expect([cta.style.padding, cta.style.color, cta.style.fontWeight]).toEqual(["4px", "red", "bold"]);
-  });
-
-  test("an html change with empty HTML (not edited in the editor) leaves the element's children alone", () => {
-    document.body.innerHTML = `<div id="box"><span>kept</span></div>`;
-    apply([{ type: "html", selector: "#box", html: "" }]);
-    expect($("#box")!.innerHTML).toBe("<span>kept</span>");
   });
 
   test("a parent's html change does not wipe its child's changes, whatever the list order", () => {
@@ -165,21 +166,13 @@ describe("elements that appear later", () => {
 });
 
 describe("style sheets", () => {
-  test("css changes without a selector, then custom CSS, become style sheets in that order; undo removes them", () => {
-    const { undo } = apply(
-      [
-        { type: "css", css: "h1 { color: green }" },
-        { type: "css", selector: "h2", css: "h2 { color: blue }" },
-        { type: "css", selector: null, css: "" },
-      ],
-      ["body { margin: 0 }", "", ".cta { color: red }"],
-    );
+  test("go in in their order, before the element changes; undo removes them", () => {
+    const { undo } = apply([], ["h1 { color: green }", "body { margin: 0 }", ".cta { color: red }"]);
     const sheets = () => [...document.head.querySelectorAll("style")].map((s) => [s.id, s.textContent]);
     expect(sheets()).toEqual([
-      ["segmently-exp1-change-0", "h1 { color: green }"],
-      ["segmently-exp1-change-1", "h2 { color: blue }"],
-      ["segmently-exp1-css-0", "body { margin: 0 }"],
-      ["segmently-exp1-css-2", ".cta { color: red }"],
+      ["segmently-exp1-0", "h1 { color: green }"],
+      ["segmently-exp1-1", "body { margin: 0 }"],
+      ["segmently-exp1-2", ".cta { color: red }"],
     ]);
     document.body.innerHTML = `<a class="cta">Buy</a>`;
     expect(getComputedStyle($(".cta")!).color).toBe("red");
@@ -190,38 +183,40 @@ describe("style sheets", () => {
 
   test("one variant's undo leaves another variant's style sheets alone", () => {
     const report = vi.fn();
-    applied.push(applyChanges(document, "a", [], ["h1 { color: red }"], [], report));
-    const b = applyChanges(document, "b", [], ["h2 { color: blue }"], [], report);
+    applied.push(applyChanges(document, "a", { elements: [], styles: ["h1 { color: red }"], scripts: [] }, report));
+    const b = applyChanges(document, "b", { elements: [], styles: ["h2 { color: blue }"], scripts: [] }, report);
     b();
-    expect([...document.head.querySelectorAll("style")].map((s) => s.id)).toEqual(["segmently-a-css-0"]);
+    expect([...document.head.querySelectorAll("style")].map((s) => s.id)).toEqual(["segmently-a-0"]);
   });
 });
 
 describe("JavaScript", () => {
-  test("js changes run after the element changes and the style sheets, then custom JS, each once", async () => {
+  test("runs after the element changes and the style sheets, each script once, in order", async () => {
     document.body.innerHTML = `<h1>Old</h1>`;
     apply(
-      [
-        { type: "js", code: `(window.seen ||= []).push("change:" + document.querySelector("h1").textContent)` },
-        { type: "text", selector: "h1", text: "New" },
-      ],
+      [{ type: "text", selector: "h1", text: "New" }],
       [".x { color: red }"],
-      [`window.seen.push("custom:" + document.querySelectorAll("style").length)`, "", `window.seen.push("variant")`],
+      [
+        ["JS change 1", `(window.seen ||= []).push("change:" + document.querySelector("h1").textContent)`],
+        ["custom JS 1", `window.seen.push("custom:" + document.querySelectorAll("style").length)`],
+        ["custom JS 2", `window.seen.push("variant")`],
+      ],
     );
     document.body.append(document.createElement("p"));
     await settle();
     expect(window.seen).toEqual(["change:New", "custom:1", "variant"]);
   });
 
-  test("a throwing snippet is reported with its error and the rest still runs", async () => {
+  test("a throwing script is reported with its label and error, and the rest still runs", async () => {
     document.body.innerHTML = `<h1>Old</h1>`;
     const { report } = apply(
-      [
-        { type: "js", code: `document.querySelector(".missing").remove()` },
-        { type: "text", selector: "h1", text: "New" },
-      ],
+      [{ type: "text", selector: "h1", text: "New" }],
       [],
-      [`throw new Error("boom")`, `(window.seen ||= []).push("ran")`],
+      [
+        ["JS change 1", `document.querySelector(".missing").remove()`],
+        ["custom JS 1", `throw new Error("boom")`],
+        ["custom JS 2", `(window.seen ||= []).push("ran")`],
+      ],
     );
     await settle();
     expect(report.mock.calls.map(([message]) => message)).toEqual([
@@ -238,8 +233,11 @@ describe("JavaScript", () => {
     const loading = (doc: Document) => Object.defineProperty(doc, "readyState", { value: "loading", configurable: true });
     loading(document);
     try {
-      apply([{ type: "js", code: `(window.seen ||= []).push("change")` }], ["h1 { color: red }"], [`window.seen.push("custom")`]);
-      const { undo } = apply([], [], [`(window.seen ||= []).push("undone")`]);
+      apply([], ["h1 { color: red }"], [
+        ["JS change 1", `(window.seen ||= []).push("change")`],
+        ["custom JS 1", `window.seen.push("custom")`],
+      ]);
+      const { undo } = apply([], [], [["custom JS 1", `(window.seen ||= []).push("undone")`]]);
       expect(document.head.querySelectorAll("style")).toHaveLength(1);
       expect(window.seen).toBeUndefined();
       undo();

@@ -7,7 +7,7 @@ import { type SegmentlyApi, boot } from "../src/runtime";
 import type { ModuleHost } from "../src/core/host";
 import { referralSourceOf } from "../src/modules/referral";
 import { startTrack } from "../src/modules/track";
-import type { ExperimentConfig, SiteConfig } from "../src/core/types";
+import type { ExperimentConfig, SiteConfig, VariantConfig } from "../src/core/types";
 
 const KEY = "seg_live_test";
 const BASE = "https://ab.example.net";
@@ -29,7 +29,8 @@ interface Page {
 /** The server: the config it serves (with an ETag) and the config requests it saw. */
 let server: { config: SiteConfig; etag: string; configRequests: string[]; failConfig: boolean };
 
-function experiment(overrides: Partial<ExperimentConfig> = {}): ExperimentConfig {
+/** The config's experiment; `variantB` overrides the variant every visitor gets (styles, scripts). */
+function experiment(overrides: Partial<ExperimentConfig> = {}, variantB: Partial<VariantConfig> = {}): ExperimentConfig {
   return {
     id: "exp-1",
     slug: "hero",
@@ -50,18 +51,19 @@ function experiment(overrides: Partial<ExperimentConfig> = {}): ExperimentConfig
     goals: [],
     funnels: [],
     cross_domain: [],
-    custom_css: "",
-    custom_js: "",
     ga4: false,
     mixpanel: false,
     variants: [
-      { id: "var-a", key: "control", name: "Control", weight: 0 },
+      { id: "var-a", key: "control", name: "Control", weight: 0, elements: [], styles: [], scripts: [] },
       {
         id: "var-b",
         key: "variant_b",
         name: "Variant B",
         weight: 100,
-        changes: [{ type: "text", selector: "h1", text: "New headline" }],
+        elements: [{ type: "text", selector: "h1", text: "New headline" }],
+        styles: [],
+        scripts: [],
+        ...variantB,
       },
     ],
     ...overrides,
@@ -461,7 +463,7 @@ describe("anti-flicker", () => {
   });
 
   it("waits for DOMContentLoaded and the delay when the variant runs JavaScript, never past the failsafe", async () => {
-    const scripted = experiment({ delay: 500, custom_js: "document.body.dataset.ran = '1'" });
+    const scripted = experiment({ delay: 500 }, { scripts: [["custom JS 1", "document.body.dataset.ran = '1'"]] });
     const config = site({ experiments: [scripted] });
     let state = "loading";
     const page = open("https://shop.example.com/", {
@@ -810,14 +812,8 @@ describe("single-page apps", () => {
     serve(
       site({
         experiments: [
-          experiment({ custom_css: "h1{color:red}", url: ["\\/pricing"] }),
-          experiment({
-            id: "exp-2",
-            slug: "checkout",
-            seed: "exp-2",
-            url: ["\\/checkout"],
-            custom_css: "h1{color:blue}",
-          }),
+          experiment({ url: ["\\/pricing"] }, { styles: ["h1{color:red}"] }),
+          experiment({ id: "exp-2", slug: "checkout", seed: "exp-2", url: ["\\/checkout"] }, { styles: ["h1{color:blue}"] }),
         ],
       }),
     );

@@ -1,7 +1,10 @@
 /**
  * Applies one variant to the page in the spec's execution order: the visual editor's changes, then
  * the custom CSS, then the custom JavaScript; the editor's `js` changes run just before the custom
- * JavaScript (after all CSS is in, a difference only code that reads styles can notice).
+ * JavaScript (after all CSS is in, a difference only code that reads styles can notice). The server
+ * serves each variant in that order (`segmently.domain.sdk.config.applied_variant`): `elements`,
+ * `styles` (css changes that are style sheets, then the experiment's and the variant's custom CSS)
+ * and `scripts` (`[label, code]`: js changes, then custom JS); this file applies them.
  *
  * - Element changes (hide, text, html, css with a selector) apply in list order; after an html
  *   change the selectors run again over its new HTML, so a change on a parent never wipes its
@@ -15,9 +18,10 @@
  *   again while the document is still parsed (the parser may append the element's original text
  *   after it), up to DOMContentLoaded.
  * - A `css` change with a selector sets inline declarations (`color: red; …`) on its elements;
- *   one holding a rule (`{`) is a style sheet like one without a selector.
+ *   one holding a rule (`{`) is a style sheet like one without a selector (the server's split).
  * - JavaScript (`js` changes, then custom JS) runs once, after all the style sheets are in, each
- *   snippet on its own (`new Function(code)()`): a throw is reported and the rest runs. It waits
+ *   snippet on its own (`new Function(code)()`): a throw is reported with its label (`exp1: JS
+ *   change 2 threw`) and the rest runs. It waits
  *   for DOMContentLoaded while the document is still loading, so `document.querySelector` finds
  *   the body's elements; style sheets and element changes do not wait.
  * - An invalid selector is reported once and its change skipped.
@@ -26,7 +30,7 @@
  * removes the injected style sheets; element changes already made stay until the page re-renders.
  */
 
-import type { Change } from "./types";
+import type { Change, VariantConfig } from "./types";
 
 /** What `applyChanges` answers: the undo (see above). */
 export type Applied = () => void;
@@ -36,42 +40,24 @@ type ElementChange = Exclude<Change, { type: "js" }> & { selector: string };
 export function applyChanges(
   doc: Document,
   key: string,
-  changes: readonly Change[],
-  css: readonly (string | undefined)[],
-  js: readonly (string | undefined)[],
+  variant: Pick<VariantConfig, "elements" | "styles" | "scripts">,
   report: (message: string, error?: unknown) => void,
 ): Applied {
-  const styles: Element[] = [];
-  const addStyle = (text: string | undefined, name: string) => {
-    if (!text) return;
+  const styles = variant.styles.map((text, i) => {
     const style = doc.createElement("style");
-    style.id = `segmently-${key}-${name}`;
+    style.id = `segmently-${key}-${i}`;
     style.textContent = text;
-    (doc.head || doc.documentElement).appendChild(style);
-    styles.push(style);
-  };
-  const run = (code: string | undefined, what: string) => {
-    if (!code || !code.trim()) return; // nothing to run: no eval that a page's CSP would refuse
-    try {
-      new Function(code)();
-    } catch (error) {
-      report(`${key}: ${what} threw`, error);
-    }
-  };
-
-  const targets: [ElementChange, WeakSet<Element>][] = [];
-  changes.forEach((change, i) => {
-    if (change.type == "js" || (change.type == "html" && !change.html)) return;
-    const selector = change.selector;
-    if (change.type == "css" && (!selector || change.css.includes("{"))) return addStyle(change.css, `change-${i}`);
-    try {
-      // parses the selector without searching the page
-      doc.createDocumentFragment().querySelector(selector!);
-      targets.push([change as ElementChange, new WeakSet()]);
-    } catch (error) {
-      report(`${key}: invalid selector "${selector}"`, error);
-    }
+    return (doc.head || doc.documentElement).appendChild(style);
   });
+  const targets: [ElementChange, WeakSet<Element>][] = [];
+  for (const change of variant.elements as ElementChange[]) {
+    try {
+      doc.createDocumentFragment().querySelector(change.selector);
+      targets.push([change, new WeakSet()]);
+    } catch (error) {
+      report(`${key}: invalid selector "${change.selector}"`, error);
+    }
+  }
 
   const applyToElements = () => {
     let htmlChanged = false;
@@ -109,11 +95,14 @@ export function applyChanges(
     observer.observe(doc, { childList: true, subtree: true });
     if (doc.readyState == "loading") doc.addEventListener("DOMContentLoaded", applyToElements);
   }
-  const runJs = () => {
-    changes.forEach((change, i) => change.type == "js" && run(change.code, `JS change ${i + 1}`));
-    js.forEach((code, i) => run(code, `custom JS ${i + 1}`));
-  };
-  css.forEach((text, i) => addStyle(text, `css-${i}`));
+  const runJs = () =>
+    variant.scripts.forEach(([label, code]) => {
+      try {
+        new Function(code)();
+      } catch (error) {
+        report(`${key}: ${label} threw`, error);
+      }
+    });
   if (doc.readyState == "loading") doc.addEventListener("DOMContentLoaded", runJs);
   else runJs();
 

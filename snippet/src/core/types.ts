@@ -14,14 +14,22 @@ export type Change =
   | { type: "css"; css: string; selector?: string | null }
   | { type: "js"; code: string };
 
+/**
+ * One variant as the server serves it for applying (`segmently.domain.sdk.config.applied_variant`),
+ * in the spec's execution order: its element changes, then its style sheets (css changes that are
+ * style sheets, the experiment's and the variant's custom CSS), then its scripts (js changes, then
+ * the experiment's and the variant's custom JS).
+ */
 export interface VariantConfig {
   id: string;
   key: string;
   name: string;
   weight: number;
-  changes?: Change[];
-  custom_css?: string;
-  custom_js?: string;
+  /** hide, text, html and css-with-a-selector changes, in list order */
+  elements: Exclude<Change, { type: "js" }>[];
+  styles: string[];
+  /** `[label, code]`, e.g. `["JS change 2", "…"]`, `["custom JS 1", "…"]` */
+  scripts: [string, string][];
 }
 
 /** Behavioral triggers (Audience tab): the first to fire wins, at most once per page view. */
@@ -84,8 +92,6 @@ export interface ExperimentConfig {
   goals: Goal[];
   funnels: Funnel[];
   cross_domain: string[];
-  custom_css: string;
-  custom_js: string;
   ga4: boolean;
   mixpanel: boolean;
   variants: VariantConfig[];

@@ -13,6 +13,7 @@ from netaddr import IPSet
 
 from segmently.app import create_app
 from segmently.assignment import hash_v2
+from segmently.domain.sdk.config import applied_variant
 from tests.conftest import serve_app
 from tests.core.experiments.test_experiments import hero, owner_site
 
@@ -76,7 +77,9 @@ async def test_config_serves_live_experiments_with_etag_and_304(
     served = cfg["experiments"][0]
     assert served["seed"] == exp["hash_seed"]
     assert [v["id"] for v in served["variants"]] == [v["id"] for v in exp["variants"]]
-    assert served["variants"][1]["changes"][0] == {"type": "text", "selector": "h1", "text": "Hello"}
+    # what the snippet applies: the element changes, the css change without a selector as a style sheet
+    assert served["variants"][1]["elements"] == [{"type": "text", "selector": "h1", "text": "Hello"}]
+    assert served["variants"][1]["styles"] == ["h1{color:green}"] and served["variants"][1]["scripts"] == []
     # what the snippet evaluates: URL rules as patterns, the bucket ranges of 50/50 at 100 % traffic
     assert served["url"] == ["\\/"] and served["ranges"] == [[0, 0.5], [0.5, 1.0]]
     assert served["targeting"]["countries"] == []
@@ -140,6 +143,49 @@ async def test_the_config_serves_the_rules_as_the_snippet_checks_them(
     # what the Python SDK reads is still there
     assert everywhere["targeting"]["url_rules"][0] == {"type": "exact", "value": "/pricing/"}
     assert everywhere["targeting"]["traffic_percentage"] == 50
+
+
+def test_a_variant_is_served_as_the_snippet_applies_it_in_the_spec_order() -> None:
+    """Element changes in list order; style sheets (css changes without a selector or holding a
+    rule, then the experiment's and the variant's custom CSS); scripts (js changes, then the
+    experiment's and the variant's custom JS) labelled for the console. Empty ones are left out."""
+    stored = {
+        "changes": [
+            {"type": "js", "code": "first()"},
+            {"type": "css", "css": "h1 { color: green }"},
+            {"type": "text", "selector": "h1", "text": "New"},
+            {"type": "css", "selector": "h2", "css": "h2 { color: blue }"},
+            {"type": "css", "selector": ".cta", "css": "color: red"},
+            {"type": "html", "selector": "#box", "html": ""},  # not edited in the editor
+            {"type": "html", "selector": "#hero", "html": "<p>new</p>"},
+            {"type": "hide", "selector": ".promo", "mode": "remove"},
+            {"type": "css", "selector": None, "css": ""},
+            {"type": "js", "code": " \n\t"},
+            {"type": "js", "code": "eighth()"},
+        ],
+        "custom_css": ".variant { margin: 0 }",
+        "custom_js": "variant()",
+    }
+    assert applied_variant(stored, "body { margin: 0 }", "") == {
+        "elements": [
+            {"type": "text", "selector": "h1", "text": "New"},
+            {"type": "css", "selector": ".cta", "css": "color: red"},
+            {"type": "html", "selector": "#hero", "html": "<p>new</p>"},
+            {"type": "hide", "selector": ".promo", "mode": "remove"},
+        ],
+        "styles": [
+            "h1 { color: green }",
+            "h2 { color: blue }",
+            "body { margin: 0 }",
+            ".variant { margin: 0 }",
+        ],
+        "scripts": [["JS change 1", "first()"], ["JS change 11", "eighth()"], ["custom JS 2", "variant()"]],
+    }
+    assert applied_variant({"changes": []}, "", "page()") == {
+        "elements": [],
+        "styles": [],
+        "scripts": [["custom JS 1", "page()"]],
+    }
 
 
 async def test_assign_follows_the_hash_and_is_sticky(client: httpx.AsyncClient, database_url: str) -> None:

@@ -53,6 +53,37 @@ def rules_of(experiment: Experiment, variants: list[Variant]) -> assignment.Expe
     )
 
 
+def applied_variant(variant: dict[str, Any], experiment_css: str, experiment_js: str) -> dict[str, Any]:
+    """How the snippet applies a variant (``snippet/src/core/changes.ts``), in the spec's order.
+
+    ``variant`` holds the stored ``changes``, ``custom_css`` and ``custom_js``. Answers
+    ``elements``, the changes made to elements (hide, text, html with HTML, css with a selector and
+    no rule), in list order; ``styles``, the style sheets: each css change without a selector or
+    with a rule (``{``), then the experiment's custom CSS, then the variant's; ``scripts``,
+    ``[label, code]`` of each js change (``JS change 2``: its place in the list), then the
+    experiment's custom JS (``custom JS 1``) and the variant's (``custom JS 2``). Empty CSS, and
+    code that is only whitespace, are left out (no ``new Function`` that a page's CSP would refuse).
+    """
+    elements: list[dict[str, Any]] = []
+    styles: list[str] = []
+    scripts: list[list[str]] = []
+    for i, change in enumerate(variant.get("changes") or []):
+        kind = change.get("type")
+        if kind == "js":
+            scripts.append([f"JS change {i + 1}", change.get("code") or ""])
+        elif kind == "css" and (not change.get("selector") or "{" in (change.get("css") or "")):
+            styles.append(change.get("css") or "")
+        elif kind != "html" or change.get("html"):
+            elements.append(change)
+    styles += [experiment_css, variant.get("custom_css") or ""]
+    scripts += [["custom JS 1", experiment_js], ["custom JS 2", variant.get("custom_js") or ""]]
+    return {
+        "elements": elements,
+        "styles": [css for css in styles if css],
+        "scripts": [s for s in scripts if s[1].strip()],
+    }
+
+
 def _experiment(exp: Experiment, variants: list[Variant], preview: bool = False) -> dict[str, Any]:
     integrations = exp.integrations or {}
     # URL rules as patterns, bucket ranges, countries and devices as the snippet checks them
@@ -78,13 +109,20 @@ def _experiment(exp: Experiment, variants: list[Variant], preview: bool = False)
         "goals": exp.goals.get("goals", []),
         "funnels": exp.goals.get("funnels", []),
         "cross_domain": exp.advanced.get("cross_domain", []),
-        "custom_css": exp.advanced.get("custom_css", ""),
-        "custom_js": exp.advanced.get("custom_js", ""),
         # the snippet forwards to GA4 / Mixpanel only for experiments that have them configured
         "ga4": bool(integrations.get("ga4")),
         "mixpanel": bool(integrations.get("mixpanel")),
         "variants": [
-            {"id": v.id, "key": v.key, "name": v.name, "weight": v.weight, **v.changes} for v in variants
+            {
+                "id": v.id,
+                "key": v.key,
+                "name": v.name,
+                "weight": v.weight,
+                **applied_variant(
+                    v.changes, exp.advanced.get("custom_css", ""), exp.advanced.get("custom_js", "")
+                ),
+            }
+            for v in variants
         ],
     }
 
