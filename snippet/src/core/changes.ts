@@ -52,6 +52,7 @@ export function applyChanges(
   const targets: [ElementChange, WeakSet<Element>][] = [];
   for (const change of variant.elements as ElementChange[]) {
     try {
+      // parses the selector without searching the page
       doc.createDocumentFragment().querySelector(change.selector);
       targets.push([change, new WeakSet()]);
     } catch (error) {
