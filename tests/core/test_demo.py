@@ -251,11 +251,9 @@ async def test_seeded_demo_is_an_enterprise_org_with_a_live_experiment_served_to
     control, variant = experiment["variants"]
     assert (control["key"], control["weight"], control["elements"]) == ("control", 50, [])
     assert variant["weight"] == 50
-    assert [(c["type"], c["selector"]) for c in variant["elements"]] == [
-        ("text", "h1.hero-title"),
-        ("css", ".cta"),
-    ]
-    assert "background" in variant["elements"][1]["css"]
+    assert [(c["type"], c["selector"]) for c in variant["elements"]] == [("text", "h1.hero-title")]
+    # the css change holds a rule: a style sheet
+    assert len(variant["styles"]) == 1 and "background" in variant["styles"][0]
     assert [(g["type"], g["selector"], g["primary"]) for g in experiment["goals"]] == [
         ("click", ".cta", True)
     ]
