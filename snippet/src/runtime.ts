@@ -324,9 +324,8 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
         continue;
       }
       const triggers = e.audience.triggers;
-      const decision = evaluate(e, visitor);
-      if (typeof decision != "number") continue;
-      const variant = e.variants[decision]!;
+      const variant = e.variants[evaluate(e, visitor)];
+      if (!variant) continue;
       if (triggers) {
         // the track chunk watches the triggers; stopped before it loaded, it never sets them up
         const since = Date.now();

@@ -1,6 +1,6 @@
 /**
- * Whether a visitor is in an experiment and in which variant, or why not: the server's
- * `segmently.assignment.evaluate`, check for check and in the spec's order.
+ * Whether a visitor is in an experiment and in which variant: the server's
+ * `segmently.assignment.evaluate`, check for check.
  */
 
 import { chooseVariant } from "./assign";
@@ -40,16 +40,14 @@ export interface VisitorContext {
   _classify?: ((url: string, referrer: string | null | undefined) => ReferralSource) | null;
 }
 
-/** Why a visitor is left out. */
-export type Reason = "url" | "device" | "country" | "visitor_type" | "attributes" | "referral" | "traffic";
-
 /**
- * The index of the visitor's variant in `experiment.variants`, or the reason they are left out:
- * URL (any rule's pattern), device, country, visitor type, attribute rules, referral source gate,
- * then the traffic percentage through the bucket ranges (the config's, computed by the server from
- * the weights); the first failing check is the reason.
+ * The index of the visitor's variant in `experiment.variants`, or -1 when they are left out: URL
+ * (any rule's pattern), device, country, visitor type, attribute rules and the referral source gate
+ * must all pass, then the bucket ranges (the config's, computed by the server from the weights and
+ * the traffic percentage) place them. The server's `evaluate` also names the first failing check
+ * (its reason); nothing on the page reads one, so the snippet answers in or out only.
  */
-export function evaluate(experiment: ExperimentRules, visitor: VisitorContext): number | Reason {
+export function evaluate(experiment: ExperimentRules, visitor: VisitorContext): number {
   const t = experiment.targeting;
   const a = experiment.audience;
   const url = visitor._url;
@@ -57,15 +55,13 @@ export function evaluate(experiment: ExperimentRules, visitor: VisitorContext): 
   const sources = a.referral_sources || [];
   const classify = visitor._classify;
   // `||` where `??` was meant: esbuild expands `??` for ES2018, and only null/undefined are falsy here
-  if (!urlMatches(experiment.url, url)) return "url";
-  if (!deviceMatches(t.devices || [], visitor._device || (width == null ? null : deviceForWidth(width)))) return "device";
-  if (!countryMatches(t.countries || [], visitor._country)) return "country";
-  if (!visitorTypeMatches(a.visitor_type || "all", !!visitor._isReturning)) return "visitor_type";
-  if (!attributesMatch(a.attribute_rules || [], visitor._attributes || {})) return "attributes";
-  // no page URL: no parameters and no own host
-  if (sources.length > 0 && !referralMatches(sources, classify ? classify(url || "", visitor._referrer) : null)) {
-    return "referral";
-  }
-  const i = chooseVariant(hashV2(experiment.seed, visitor._visitorId), experiment.ranges);
-  return i < 0 ? "traffic" : i;
+  return urlMatches(experiment.url, url) &&
+    deviceMatches(t.devices || [], visitor._device || (width == null ? null : deviceForWidth(width))) &&
+    countryMatches(t.countries || [], visitor._country) &&
+    visitorTypeMatches(a.visitor_type || "all", !!visitor._isReturning) &&
+    attributesMatch(a.attribute_rules || [], visitor._attributes || {}) &&
+    // classified only when there is a gate; no page URL: no parameters and no own host
+    referralMatches(sources, sources.length && classify ? classify(url || "", visitor._referrer) : null)
+    ? chooseVariant(hashV2(experiment.seed, visitor._visitorId), experiment.ranges)
+    : -1;
 }
