@@ -145,13 +145,13 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       // an XMLHttpRequest, not fetch(): its answer reaches the page in one task (`load`, body
       // included), where a fetch() takes one for the headers and another for the body, each
       // waiting behind the page's own loading work (docs/benchmarks.md)
-      _fetchConfig: (url, headers) =>
+      _fetchConfig: (url, etag) =>
         new Promise((answer, fail) => {
           const xhr = new (win as Window & typeof globalThis).XMLHttpRequest();
           xhr.open("GET", preview ? `${url}&preview=${encodeURIComponent(preview)}` : url);
-          for (const name in headers) xhr.setRequestHeader(name, headers[name]!);
-          xhr.onload = () =>
-            answer({ status: xhr.status, headers: { get: (name) => xhr.getResponseHeader(name) }, text: async () => xhr.responseText });
+          if (etag) xhr.setRequestHeader("If-None-Match", etag);
+          // `load` comes with the whole body: one that breaks off is an `error`
+          xhr.onload = () => answer(xhr);
           xhr.onerror = fail;
           xhr.send();
         }),

@@ -15,11 +15,13 @@ interface Answer {
 
 function api(...answers: (Answer | "network")[]) {
   const calls: { url: string; headers: Record<string, string> }[] = [];
-  const fetchConfig = vi.fn(async (url: string, headers: Record<string, string>): Promise<ConfigResponse> => {
-    calls.push({ url, headers });
+  // answers as the runtime's XMLHttpRequest does once loaded; the calls as the headers sent
+  const fetchConfig = vi.fn(async (url: string, etag?: string): Promise<ConfigResponse> => {
+    calls.push({ url, headers: etag ? { "If-None-Match": etag } : {} });
     const a = answers.shift() ?? { status: 500 };
     if (a === "network") throw new TypeError("Failed to fetch");
-    return new Response(a.body ?? null, { status: a.status, headers: a.etag ? { ETag: a.etag } : {} });
+    const headers = new Headers(a.etag ? { ETag: a.etag } : {});
+    return { status: a.status, responseText: a.body ?? "", getResponseHeader: (name) => headers.get(name) };
   });
   return { calls, fetchConfig };
 }

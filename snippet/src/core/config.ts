@@ -18,16 +18,15 @@ export const CONFIG_PATH = "/api/v1/sdk/config";
 // "2": the shape with URL patterns and bucket ranges (a config stored in the older shape is never read)
 const STORAGE_PREFIX = "seg_config2:";
 
-/** What the config loader reads of a `fetch` `Response`. */
+/** What the config loader reads of the answer: an `XMLHttpRequest` once loaded (body included). */
 export interface ConfigResponse {
   status: number;
-  headers: { get(name: string): string | null };
-  /** the body (read for a 200 only) */
-  text(): Promise<string>;
+  responseText: string;
+  getResponseHeader(name: string): string | null;
 }
 
-/** `fetch` for the config; rejects on a network error. */
-export type FetchConfig = (url: string, headers: Record<string, string>) => Promise<ConfigResponse>;
+/** Requests the config (`If-None-Match: etag` when given); rejects on a network error. */
+export type FetchConfig = (url: string, etag?: string) => Promise<ConfigResponse>;
 
 export interface ConfigLoad<T> {
   /** the config to apply now (inline or stored), or null to wait for `_update` */
@@ -77,11 +76,11 @@ export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>
   const say = (config: T | null, why: string) => (o._report("config " + why), config);
   const failed = (why: string) => say(kept, `failed (${why})${kept ? ", the cached one used" : ""}`);
   const url = `${o._baseUrl.replace(/\/+$/, "")}${CONFIG_PATH}?api_key=${encodeURIComponent(o._apiKey)}`;
-  const request = () => o._fetchConfig(url, cached ? { "If-None-Match": cached.etag } : {});
+  const request = () => o._fetchConfig(url, cached ? cached.etag : undefined);
   // with a stored config the page starts from it: the revalidation waits (`_later`), off the page's
   // start; without one the request goes now, while the rest of the start-up runs
   const update = (kept ? new Promise((go) => o._later(go as () => void)).then(request) : new Promise<ConfigResponse>((go) => go(request())))
-    .then(async (res) => {
+    .then((res) => {
       const status = res.status;
       if (status == 304 && cached) return kept;
       if (/^40[134]$/.test("" + status)) {
@@ -89,15 +88,14 @@ export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>
         return say(null, `refused (HTTP ${status})`);
       }
       if (status != 200) return failed(`HTTP ${status}`);
-      const body = await res.text(); // a body that breaks off is a network error (below)
       let parsed: unknown;
       try {
-        parsed = JSON.parse(body);
+        parsed = JSON.parse(res.responseText);
       } catch {
         return failed("not JSON");
       }
       if (!validate(parsed)) return failed("not a config");
-      const etag = res.headers.get("ETag");
+      const etag = res.getResponseHeader("ETag");
       if (etag) writeJson(storage, key, { etag, config: parsed });
       else removeKey(storage, key); // cannot be revalidated: do not keep a copy that may be stale
       return parsed;
