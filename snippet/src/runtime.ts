@@ -16,7 +16,7 @@ import { hashV2 } from "./core/hash";
 import { type ConfigLoad, INLINE_CONFIG_GLOBAL, loadConfig } from "./core/config";
 import { type VisitorContext, evaluate } from "./core/evaluate";
 import { HOST_GLOBAL, type Assignment, type Emit, type ModuleHost, type Running, type Tracker } from "./core/host";
-import { CROSS_DOMAIN_PARAM, type Identity, adoption, documentCookieJar, isListedHost, isOptedOut, loadIdentity, readCookie, resetIdentity } from "./core/identity";
+import { CROSS_DOMAIN_PARAM, type Identity, type IdentityOptions, adoption, documentCookieJar, isListedHost, isOptedOut, loadIdentity, readCookie, resetIdentity } from "./core/identity";
 import { createOutbox } from "./core/outbox";
 import { browserStorage, isRecord, readJson, removeKey, writeJson } from "./core/storage";
 import { RESERVED_ATTRIBUTE_KEYS, deviceForWidth, urlMatches } from "./core/targeting";
@@ -226,7 +226,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   const call = <K extends keyof Tracker>(method: K, ...args: Parameters<Tracker[K]>): void =>
     track((t) => (t[method] as (...a: unknown[]) => void)(...args));
 
-  const identityOptions = { _jar: jar, _hostname: loc.hostname, _secure: loc.protocol === "https:", _storage: storage };
+  const identityOptions: IdentityOptions = { _jar: jar, _hostname: loc.hostname, _secure: loc.protocol === "https:", _storage: storage };
   const outbox = createOutbox(base, apiKey, storage, () => isOptedOut(jar));
 
   const send: Emit = (eventName, data, experimentId, variantId) => {
@@ -405,6 +405,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     settings = (first && first.settings) || {};
     timeout = settings.anti_flicker_timeout_ms || FIRST_VISIT_TIMEOUT_MS;
     crossDomain = settings.cross_domain || []; // the site's and every experiment's (the server joins them)
+    identityOptions._domains = settings.cookie_domains;
     identify();
     w[HOST_GLOBAL] = w[HOST_GLOBAL] || {
       version: VERSION,

@@ -3,7 +3,7 @@ import { loadConfig, type ConfigCacheOptions, type ConfigResponse } from "../src
 import { MemoryStorage } from "./fakes";
 
 const KEY = "seg_live_abc123";
-const STORED = `seg_config2:${KEY}`;
+const STORED = `seg_config3:${KEY}`;
 const V1 = { experiments: [{ slug: "hero", variants: [] }], settings: { cross_domain: [] } };
 const V2 = { experiments: [], settings: { cross_domain: ["checkout.example.com"] } };
 

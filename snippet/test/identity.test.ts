@@ -18,8 +18,11 @@ import { FakeCookieJar, MemoryStorage } from "./fakes";
 const VID = "0193a1c2-5e4f-4a6b-9c8d-1234567890ab";
 const NOW = Date.UTC(2026, 0, 2);
 
+/** the cookie domains a config serves for a site on example.com with example.net and example.co.uk listed */
+const DOMAINS = ["example.com", "example.net", "example.co.uk"];
+
 function page(host: string, jar = new FakeCookieJar(host), secure = true): IdentityOptions & { _jar: FakeCookieJar } {
-  return { _jar: jar, _hostname: host, _secure: secure, _now: () => NOW };
+  return { _jar: jar, _hostname: host, _secure: secure, _now: () => NOW, _domains: DOMAINS };
 }
 
 describe("visitor cookies", () => {
@@ -35,7 +38,6 @@ describe("visitor cookies", () => {
     expect(written).toBe(
       `seg_visitor_id=${id._visitorId}; path=/; max-age=31536000; domain=.example.com; SameSite=Lax; Secure`,
     );
-    expect(p._jar.get()).not.toContain("_seg_probe"); // the domain probe cleans up after itself
   });
 
   test("the next page load is the same visitor, now returning, and the cookies are renewed", () => {
@@ -55,7 +57,7 @@ describe("visitor cookies", () => {
     const afterFirst = p._jar.written.length;
     const later = loadIdentity({ ...p, _now: () => NOW + 3_600_000 });
     expect(later).toMatchObject({ _visitorId: first._visitorId, _isReturning: true, _domain: "example.com" });
-    expect(p._jar.written.length).toBe(afterFirst); // no probe, no renewal
+    expect(p._jar.written.length).toBe(afterFirst); // no renewal
     const tomorrow = loadIdentity({ ...p, _now: () => NOW + 86_400_000 });
     expect(tomorrow._visitorId).toBe(first._visitorId);
     expect(p._jar.written.slice(afterFirst).some((c) => c.startsWith("seg_visitor_id="))).toBe(true);
@@ -96,10 +98,10 @@ describe("visitor cookies", () => {
     expect(reads).toBe(5);
   });
 
-  test("a first visit writes its two cookies and reads the jar once: no probe on the site's own domain", () => {
+  test("a first visit writes its two cookies and reads the jar once, on the domain and its subdomains", () => {
     for (const [host, reads, writes] of [
       ["example.com", 1, 2],
-      ["www.example.com", 2, 4], // the probe of example.com: written, read back, removed
+      ["www.example.com", 1, 2], // the config names the domain: nothing is probed
     ] as const) {
       let count = 0;
       const fake = new FakeCookieJar(host);
@@ -113,21 +115,37 @@ describe("visitor cookies", () => {
         },
       } as unknown as Document;
       const jar = documentCookieJar(doc, true);
-      const id = loadIdentity({ _jar: jar, _hostname: host, _secure: true, _now: () => NOW });
+      const id = loadIdentity({ _jar: jar, _hostname: host, _secure: true, _now: () => NOW, _domains: DOMAINS });
       expect(isOptedOut(jar)).toBe(false); // after our writes: still the one read
       expect([count, fake.written.length]).toEqual([reads, writes]);
       expect(id._domain).toBe("example.com");
       expect(readCookie(fake, "seg_visitor_id")).toBe(id._visitorId);
-      expect(fake.get()).not.toContain("_seg_probe");
     }
   });
 
   test("subdomains of one site share the visitor", () => {
     const p = page("www.example.co.uk");
     const first = loadIdentity(p);
-    expect(first._domain).toBe("example.co.uk"); // co.uk is refused, the probe moves on
+    expect(first._domain).toBe("example.co.uk");
     const shop = page("shop.example.co.uk", p._jar.visit("shop.example.co.uk"));
     expect(loadIdentity(shop)._visitorId).toBe(first._visitorId);
+  });
+
+  test("the cookie domain is the config's entry the host is or lies under; none is host-only", () => {
+    expect(cookieDomain("WWW.Example.COM.", DOMAINS)).toBe("example.com");
+    expect(cookieDomain("a.b.example.net", DOMAINS)).toBe("example.net");
+    expect(cookieDomain("example.co.uk", DOMAINS)).toBe("example.co.uk");
+    expect(cookieDomain("notexample.com", DOMAINS)).toBeNull(); // a suffix of the name is not a subdomain
+    expect(cookieDomain("www.example.org", DOMAINS)).toBeNull(); // not the site's: host-only
+    expect(cookieDomain("www.example.com", [])).toBeNull(); // no config (yet)
+  });
+
+  test("a domain the config no longer serves is renewed on the host the same day", () => {
+    const p = { ...page("www.example.com"), _storage: new MemoryStorage() };
+    const first = loadIdentity(p);
+    const moved = loadIdentity({ ...p, _domains: [], _now: () => NOW + 3_600_000 });
+    expect(moved).toMatchObject({ _visitorId: first._visitorId, _domain: null });
+    expect(p._jar.written[p._jar.written.length - 1]).not.toContain("domain=");
   });
 
   test("localhost and IP addresses get host-only cookies, and http pages no Secure flag", () => {
@@ -135,7 +153,7 @@ describe("visitor cookies", () => {
       const p = page(host, new FakeCookieJar(host), false);
       const id = loadIdentity(p);
       expect(id._domain).toBeNull();
-      expect(cookieDomain(p._jar, host, false)).toBeNull();
+      expect(cookieDomain(host, DOMAINS)).toBeNull();
       const written = p._jar.written.find((c) => c.startsWith("seg_visitor_id="))!;
       expect(written).not.toContain("domain=");
       expect(written).not.toContain("Secure");

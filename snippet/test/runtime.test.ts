@@ -79,7 +79,7 @@ function site(overrides: Partial<SiteConfig> = {}): SiteConfig {
     experiments: [experiment()],
     flags: [],
     conversion_rules: [],
-    settings: { cross_domain: [], activation_delay_ms: 0, anti_flicker_timeout_ms: 5000 },
+    settings: { cross_domain: [], cookie_domains: ["example.com"], activation_delay_ms: 0, anti_flicker_timeout_ms: 5000 },
     modules: [],
     ...overrides,
   };
@@ -831,7 +831,12 @@ describe("single-page apps", () => {
 });
 
 describe("cross-domain", () => {
-  const crossDomain = { cross_domain: ["shop.example.com", "checkout.example.org"], activation_delay_ms: 0, anti_flicker_timeout_ms: 5000 };
+  const crossDomain = {
+    cross_domain: ["shop.example.com", "checkout.example.org"],
+    cookie_domains: ["example.com", "example.org"],
+    activation_delay_ms: 0,
+    anti_flicker_timeout_ms: 5000,
+  };
 
   it("adopts _sgmt_vid on a listed host, cleans the address bar and decorates links, also added ones", async () => {
     serve(site({ settings: crossDomain }));

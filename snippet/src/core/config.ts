@@ -15,8 +15,8 @@ import { type KeyValueStorage, isRecord, readJson, removeKey, writeJson } from "
 /** The global `/s/{api_key}.js` sets before the core: `{config: {...}, etag?: "\"…\""}`. */
 export const INLINE_CONFIG_GLOBAL = "__segmentlyConfig";
 export const CONFIG_PATH = "/api/v1/sdk/config";
-// "2": the shape with URL patterns and bucket ranges (a config stored in the older shape is never read)
-const STORAGE_PREFIX = "seg_config2:";
+// "3": the shape with cookie domains (2: URL patterns and bucket ranges); an older stored shape is never read
+const STORAGE_PREFIX = "seg_config3:";
 
 /** What the config loader reads of the answer: an `XMLHttpRequest` once loaded (body included). */
 export interface ConfigResponse {

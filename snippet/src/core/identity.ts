@@ -11,9 +11,9 @@
  *   snippet writes no cookie of its own.
  *
  * Cookies are `path=/`, `SameSite=Lax`, `Secure` on https, and set on the widest domain the
- * browser accepts (`.example.com` from `www.example.com`, found by writing a probe cookie the way
- * analytics tags do, so no public-suffix list ships in the bundle); on `localhost` and IP addresses
- * they are host-only. Everything here goes through a `CookieJar`, so tests use a fake.
+ * browser accepts (`.example.com` from `www.example.com`), which the config names
+ * (`settings.cookie_domains`, from the server's public suffix list); a host under none of those,
+ * `localhost` and IP addresses get host-only cookies. Everything here goes through a `CookieJar`, so tests use a fake.
  */
 
 import { type RandomFill, defaultRandom, isVisitorId, uuidv4 } from "./ids";
@@ -25,7 +25,6 @@ export const RETURNING_COOKIE = "_seg_visitor";
 export const OPT_OUT_COOKIE = "segmently_opt_out";
 export const CROSS_DOMAIN_PARAM = "_sgmt_vid";
 export const COOKIE_MAX_AGE_S = 365 * 24 * 60 * 60;
-const PROBE_COOKIE = "_seg_probe";
 /** localStorage: `[cookie domain or null, day number]` of the last renewal */
 const RENEWED_KEY = "seg_renewed";
 
@@ -116,26 +115,14 @@ export function normalizeHost(host: string): string {
 }
 
 /**
- * The widest domain under `hostname` the browser lets us set a cookie on (`example.com` for
- * `www.example.com`; never a public suffix such as `co.uk`, which browsers refuse), or null for a
- * host-only cookie (localhost, IP addresses). The host itself needs no probe: a browser takes a
- * cookie for its own host, host-only where the host is a public suffix (RFC 6265 §5.3), so on
- * `example.com` nothing is probed and on `www.example.com` only `example.com`.
+ * The domain the cookies go on for `hostname`: the config's `cookie_domains` entry it is or lies
+ * under (`example.com` for `www.example.com`), or null for a host-only cookie. The server serves
+ * the registrable domain of the site's URL and of each cross-domain host (public suffix list
+ * included: never `co.uk`, which browsers refuse; IP addresses and `localhost` have none).
  */
-export function cookieDomain(jar: CookieJar, hostname: string, secure: boolean): string | null {
+export function cookieDomain(hostname: string, domains: readonly string[]): string | null {
   const host = normalizeHost(hostname);
-  if (!host.includes(".") || /^[\d.]+$/.test(host) || host.includes(":")) return null;
-  const labels = host.split(".");
-  for (let n = 2; n < labels.length; n++) {
-    const candidate = labels.slice(-n).join(".");
-    const probe = `${Date.now()}`;
-    jar.set(cookie(PROBE_COOKIE, probe, 10, candidate, secure));
-    if (readCookie(jar, PROBE_COOKIE) === probe) {
-      jar.set(cookie(PROBE_COOKIE, "", 0, candidate, secure));
-      return candidate;
-    }
-  }
-  return host;
+  return domains.find((d) => host == d || host.endsWith("." + d)) || null;
 }
 
 /** What identity needs of the page. */
@@ -149,6 +136,8 @@ export interface IdentityOptions {
   _random?: RandomFill;
   /** localStorage, to remember the day the cookies were last renewed and on which domain */
   _storage?: KeyValueStorage | null;
+  /** the config's `settings.cookie_domains` (none: host-only cookies) */
+  _domains?: readonly string[];
 }
 
 /** The visitor as this page load sees them. */
@@ -183,15 +172,13 @@ export function loadIdentity(opts: IdentityOptions, fromLink?: string | null): I
   const firstSeen = readCookie(jar, RETURNING_COOKIE);
   const stored = readCookie(jar, VISITOR_COOKIE);
   const visitorId = isVisitorId(fromLink) ? fromLink : isVisitorId(stored) ? stored : uuidv4(opts._random || defaultRandom);
-  let domain: string | null = null;
+  const domain = cookieDomain(opts._hostname, opts._domains || []);
   const now = (opts._now || Date.now)();
   const day = Math.floor(now / 864e5);
-  // renewed today already (same id, both cookies there): no probe, no write
+  // renewed today already on this domain (same id, both cookies there): no write
   const renewed = readJson(opts._storage, RENEWED_KEY);
-  if (!optedOut && Array.isArray(renewed) && renewed[1] === day && stored === visitorId && firstSeen !== null) {
-    domain = renewed[0] as string | null;
-  } else if (!optedOut) {
-    domain = cookieDomain(jar, opts._hostname, opts._secure);
+  const fresh = Array.isArray(renewed) && renewed[0] === domain && renewed[1] === day && stored === visitorId && firstSeen !== null;
+  if (!optedOut && !fresh) {
     jar.set(cookie(VISITOR_COOKIE, visitorId, COOKIE_MAX_AGE_S, domain, opts._secure));
     jar.set(cookie(RETURNING_COOKIE, firstSeen === null ? String(now) : firstSeen, COOKIE_MAX_AGE_S, domain, opts._secure));
     writeJson(opts._storage, RENEWED_KEY, [domain, day]);
@@ -224,7 +211,7 @@ export function resetIdentity(opts: IdentityOptions, identity: Identity): Identi
 
 /** Sets (`true`) or removes the opt-out cookie, for a consent banner that uses the snippet's helper. */
 export function setOptOut(opts: IdentityOptions, optOut: boolean): void {
-  const domain = cookieDomain(opts._jar, opts._hostname, opts._secure);
+  const domain = cookieDomain(opts._hostname, opts._domains || []);
   opts._jar.set(cookie(OPT_OUT_COOKIE, optOut ? "true" : "", optOut ? COOKIE_MAX_AGE_S : 0, domain, opts._secure));
   if (!optOut && domain !== null) {
     // a host-only cookie of the same name (set by the site itself) would keep the opt-out alive

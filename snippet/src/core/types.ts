@@ -130,6 +130,12 @@ export interface SiteConfig {
   flags: { key: string; rollout: number }[];
   conversion_rules: ConversionRule[];
   /** `cross_domain`: the site's hosts and every served experiment's, joined by the server */
-  settings: { cross_domain: string[]; activation_delay_ms: number; anti_flicker_timeout_ms: number };
+  settings: {
+    cross_domain: string[];
+    /** the registrable domains of the site's URL and of the cross-domain hosts, where cookies go */
+    cookie_domains: string[];
+    activation_delay_ms: number;
+    anti_flicker_timeout_ms: number;
+  };
   modules: ModuleConfig[];
 }

@@ -13,7 +13,7 @@ from netaddr import IPSet
 
 from segmently.app import create_app
 from segmently.assignment import hash_v2
-from segmently.domain.sdk.config import applied_variant
+from segmently.domain.sdk.config import applied_variant, cookie_domains
 from tests.conftest import serve_app
 from tests.core.experiments.test_experiments import hero, owner_site
 
@@ -140,9 +140,19 @@ async def test_the_config_serves_the_rules_as_the_snippet_checks_them(
         "click_selector": None,
     }
     assert cfg["settings"]["cross_domain"] == ["checkout.example.com", "pay.example.com", "shop.example.com"]
+    # the site (https://shop.example.com) and its cross-domain hosts share one registrable domain
+    assert cfg["settings"]["cookie_domains"] == ["example.com"]
     # what the Python SDK reads is still there
     assert everywhere["targeting"]["url_rules"][0] == {"type": "exact", "value": "/pricing/"}
     assert everywhere["targeting"]["traffic_percentage"] == 50
+
+
+def test_cookie_domains_are_the_registrable_domains_browsers_take_cookies_on() -> None:
+    """The widest domain of each host by the public suffix list (private domains included), once
+    each, in order; IP addresses, localhost and public suffixes have none (host-only cookies)."""
+    hosts = ["www.shop.example.co.uk", "127.0.0.1", "[::1]", "localhost", "WWW.Example.com.", "example.com"]
+    hosts += ["co.uk", "pages.github.io", "github.io", "checkout.test", ""]
+    assert cookie_domains(hosts) == ["example.co.uk", "example.com", "pages.github.io", "checkout.test"]
 
 
 def test_a_variant_is_served_as_the_snippet_applies_it_in_the_spec_order() -> None:

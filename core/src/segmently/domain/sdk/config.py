@@ -8,10 +8,14 @@ request reads that one integer, so a change is served at once by every node.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
+from publicsuffixlist import PublicSuffixList
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +29,7 @@ from segmently.targeting import AttributeRule, UrlRule
 from segmently.tiers.guards import org_ref
 
 CACHE_ENTRIES = 2_000
+_PUBLIC_SUFFIXES = PublicSuffixList()  # the list the package ships, private domains included
 DEFAULT_ACTIVATION_DELAY_MS = 100
 DEFAULT_ANTI_FLICKER_TIMEOUT_MS = 5_000
 
@@ -51,6 +56,28 @@ def rules_of(experiment: Experiment, variants: list[Variant]) -> assignment.Expe
         attribute_rules=tuple(msgspec.convert(audience.get("attribute_rules", []), list[AttributeRule])),
         referral_sources=tuple(audience.get("referral_sources", [])),
     )
+
+
+def cookie_domains(hosts: Iterable[str]) -> list[str]:
+    """Where the snippet sets its cookies: the registrable domain of each host, in order, once.
+
+    ``www.shop.example.co.uk`` gives ``example.co.uk``: the widest domain a browser takes a cookie
+    on, by the public suffix list browsers use (private domains included, so never ``github.io``).
+    IP addresses, ``localhost`` and public suffixes give none; a page on a host under none of the
+    answers gets host-only cookies (``snippet/src/core/identity.ts``, ``cookieDomain``).
+    """
+    out: list[str] = []
+    for raw in hosts:
+        host = raw.strip().lower().rstrip(".")
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            continue
+        except ValueError:
+            pass
+        domain = _PUBLIC_SUFFIXES.privatesuffix(host) if host else None
+        if domain and domain not in out:
+            out.append(domain)
+    return out
 
 
 def applied_variant(variant: dict[str, Any], experiment_css: str, experiment_js: str) -> dict[str, Any]:
@@ -197,6 +224,7 @@ async def build(
         "conversion_rules": settings.get("conversion_rules", []),
         "settings": {
             "cross_domain": cross_domain,
+            "cookie_domains": cookie_domains([urlsplit(site.url).hostname or "", *cross_domain]),
             "activation_delay_ms": settings.get("activation_delay_ms", DEFAULT_ACTIVATION_DELAY_MS),
             "anti_flicker_timeout_ms": settings.get(
                 "anti_flicker_timeout_ms", DEFAULT_ANTI_FLICKER_TIMEOUT_MS
