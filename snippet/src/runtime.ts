@@ -118,7 +118,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   // in a session cookie, read with the others (sessionStorage would cost every page its own read)
   const asked = query.get(PREVIEW_KEY);
   if (asked !== null && !optedOut) jar.set(`${PREVIEW_KEY}=${encodeURIComponent(asked)}; path=/; SameSite=Lax${asked ? "" : "; max-age=0"}`);
-  const [preview, previewSlug, previewKey] = /^([^:]+):(.+)/.exec(String(asked ?? readCookie(jar, PREVIEW_KEY))) || [];
+  const preview = asked ?? readCookie(jar, PREVIEW_KEY);
   // the curtain is never drawn in the visual editor, nor for an opted-out visitor (but in a preview)
   const veiled = !editor && (!optedOut || !!preview);
 
@@ -311,10 +311,10 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     const stored = sticky();
     for (const e of experiments()) {
       if (running.has(e.id) || !urlRulesMatch(e)) continue;
-      if (e.slug === previewSlug) {
-        const forced = e.variants.find((v) => v.key === previewKey || v.id === previewKey);
-        if (forced) now.push([e, forced, true]);
-        else report(`preview: no variant '${previewKey}' in '${e.slug}'`);
+      // a preview: the server names the variant (`forced`) on the previewed experiment
+      const forced = e.variants[e.forced!];
+      if (forced) {
+        now.push([e, forced, true]);
         continue;
       }
       if (e.preview || !tracking) continue;

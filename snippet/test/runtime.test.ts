@@ -85,6 +85,18 @@ function site(overrides: Partial<SiteConfig> = {}): SiteConfig {
   };
 }
 
+/** The config as the server answers `url`: with `?preview=slug:variant`, that experiment's `forced` variant. */
+function previewed(config: SiteConfig, url: string): SiteConfig {
+  const asked = new URL(url).searchParams.get("preview");
+  if (!asked) return config;
+  const [slug, key] = [asked.slice(0, asked.indexOf(":")), asked.slice(asked.indexOf(":") + 1)];
+  const forced = (e: ExperimentConfig) => {
+    const i = e.variants.findIndex((v) => v.key === key || v.id === key);
+    return i < 0 ? null : i;
+  };
+  return { ...config, experiments: config.experiments.map((e) => (e.slug === slug ? { ...e, forced: forced(e) } : e)) };
+}
+
 function serve(config: SiteConfig): void {
   server.config = config;
   server.etag = `"v${Math.random()}"`;
@@ -130,7 +142,7 @@ function open(url: string, options: OpenOptions = {}): Page {
       if (server.failConfig) throw new TypeError("network down");
       const headers = new Headers(init.headers);
       if (headers.get("If-None-Match") === server.etag) return new Response(null, { status: 304 });
-      return new Response(JSON.stringify(server.config), { status: 200, headers: { ETag: server.etag } });
+      return new Response(JSON.stringify(previewed(server.config, input)), { status: 200, headers: { ETag: server.etag } });
     }
     return new Response(JSON.stringify({ accepted: 1 }), { status: 202 });
   });
@@ -529,6 +541,9 @@ describe("preview", () => {
     expect(events.filter((e) => e.experiment_id === "exp-1")).toEqual([]);
     const scripts = [...page.doc.querySelectorAll("script[src]")].map((s) => (s as HTMLScriptElement).src);
     expect(scripts).toContain(`${BASE}/snippet/preview.js`);
+    // a variant the experiment does not have: nothing forced, the draft not shown (the panel says why)
+    const unknown = await visit("https://shop.example.com/?segmently_preview=hero:nope");
+    expect(headline(unknown)).toBe("Old headline");
   });
 
   it("keeps the preview on the next pages of the session, and never caches the draft's config", async () => {

@@ -70,6 +70,11 @@ export interface ExperimentConfig {
   status: string;
   /** served because `?segmently_preview=slug:variant` asked for this draft */
   preview: boolean;
+  /**
+   * a preview's config only, on the experiment of the previewed slug: the index of the variant the
+   * page shows (null: no variant has that key or id; the test panel says so)
+   */
+  forced?: number | null;
   /** activation delay, ms */
   delay: number;
   /** what the dashboard set (the URL rules and traffic percentage come as `url` and `ranges`) */

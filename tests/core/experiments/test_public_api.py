@@ -93,6 +93,16 @@ async def test_config_serves_live_experiments_with_etag_and_304(
         "/api/v1/sdk/config", params={"preview": f"{draft['slug']}:variant_b"}, headers=key
     )
     assert [(e["slug"], e["preview"]) for e in preview.json()["experiments"]] == [(draft["slug"], True)]
+    # the previewed variant, by key or by id, is the one the snippet forces; an unknown one, none
+    assert preview.json()["experiments"][0]["forced"] == 1
+    assert "forced" not in served  # a visitor's config forces nothing
+    for asked, forced in ((draft["variants"][0]["id"], 0), ("nope", None)):
+        r = await client.get(
+            "/api/v1/sdk/config", params={"preview": f"{draft['slug']}:{asked}"}, headers=key
+        )
+        assert r.json()["experiments"][0]["forced"] == forced
+    long = await client.get("/api/v1/sdk/config", params={"preview": "x" * 201}, headers=key)
+    assert long.status_code == 400 and "preview" in long.text
 
 
 async def test_the_config_serves_the_rules_as_the_snippet_checks_them(

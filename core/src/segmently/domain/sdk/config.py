@@ -173,7 +173,13 @@ async def build(
     country: str | None,
     preview: str | None,
 ) -> dict[str, Any]:
-    """The config document for ``site`` (``preview`` = ``slug`` of a draft to serve as well)."""
+    """The config document for ``site``.
+
+    ``preview`` (``slug:variant``, the variant's key or id) also serves that experiment while it
+    is a draft or paused, and the experiment of that slug carries ``forced``: the index of the
+    variant the page shows (none when no variant has that key or id; the test panel says so).
+    """
+    slug, _, forced_key = (preview or "").partition(":")
     experiments = list(
         (
             await session.scalars(
@@ -184,11 +190,11 @@ async def build(
         ).all()
     )
     previewed = None
-    if preview:
+    if slug:
         previewed = await session.scalar(
             select(Experiment).where(
                 Experiment.site_id == site.id,
-                Experiment.slug == preview,
+                Experiment.slug == slug,
                 Experiment.status.in_(("draft", "paused")),
             )
         )
@@ -210,6 +216,10 @@ async def build(
     served = [_experiment(e, variants[e.id]) for e in experiments] + (
         [_experiment(previewed, variants[previewed.id], preview=True)] if previewed else []
     )
+    for e in served:
+        if slug and e["slug"] == slug:
+            at = [i for i, v in enumerate(e["variants"]) if forced_key in (v["key"], v["id"])]
+            e["forced"] = at[0] if at else None
     # the hosts sharing the visitor: the site's and every served experiment's, in one list
     cross_domain = list(
         dict.fromkeys([*settings.get("cross_domain", []), *(d for e in served for d in e["cross_domain"])])

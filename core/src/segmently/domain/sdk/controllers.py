@@ -23,6 +23,8 @@ from segmently.http.precompressed import NO_COMPRESSION, respond
 from segmently.http.protection import RateLimits, rate_limit
 from segmently.kernel import Kernel
 
+MAX_PREVIEW = 200  # a slug and a variant's key or id, with room to spare
+
 PUBLIC_SITE = {**SITE, "embeddable": True, "exclude_from_csrf": True}
 
 
@@ -85,13 +87,15 @@ class SdkController(Controller):
     ) -> Response[bytes]:
         """Everything the snippet needs for this site in one response; ``If-None-Match`` → 304.
 
-        ``?preview=slug:variant`` also serves that experiment while it is a draft.
+        ``?preview=slug:variant`` also serves that experiment while it is a draft, and tells the
+        snippet which variant to force (``forced``).
         """
+        if preview is not None and len(preview) > MAX_PREVIEW:
+            raise field_error("preview", f"must be at most {MAX_PREVIEW} characters (slug:variant)")
         site = current_site(request)
         country = country_of(request, kernel)
-        slug = preview.split(":", 1)[0] if preview else None
         cache: ConfigCache = request.app.state.config_cache
-        built = await cache.get(db_session, kernel, site, country, slug)
+        built = await cache.get(db_session, kernel, site, country, preview or None)
         if built is None:
             raise NotFoundException("This site no longer exists")
         headers = {"ETag": built.etag, "Cache-Control": "private, no-cache"}  # per visitor country
