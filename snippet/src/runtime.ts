@@ -141,7 +141,6 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       // a preview fetches the draft and never caches it
       _storage: preview ? null : storage,
       _inline: preview ? undefined : inline,
-      _validate: (v): v is SiteConfig => isRecord(v) && Array.isArray(v.experiments),
       // an XMLHttpRequest, not fetch(): its answer reaches the page in one task (`load`, body
       // included), where a fetch() takes one for the headers and another for the body, each
       // waiting behind the page's own loading work (docs/benchmarks.md)

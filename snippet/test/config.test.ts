@@ -34,7 +34,7 @@ const ok = (config: unknown, etag: string | null = '"v1"'): Answer => ({
 
 function cache(over: Partial<ConfigCacheOptions<Record<string, unknown>>> & Pick<ConfigCacheOptions<Record<string, unknown>>, "_fetchConfig">) {
   const logger = { error: vi.fn() };
-  return { logger, c: { load: () => loadConfig({ _baseUrl: "https://ab.example.com/", _apiKey: KEY, _report: logger.error, _later: setTimeout, ...over }) } };
+  return { logger, c: { load: () => loadConfig({ _baseUrl: "https://ab.example.com", _apiKey: KEY, _report: logger.error, _later: setTimeout, ...over }) } };
 }
 
 describe("config cache", () => {
@@ -139,10 +139,11 @@ describe("config cache", () => {
     expect(await none._update).toEqual(V1);
   });
 
-  test("a custom validator rejects what is not a config", async () => {
-    const isConfig = (v: unknown): v is Record<string, unknown> =>
-      typeof v === "object" && v !== null && Array.isArray((v as { experiments?: unknown }).experiments);
-    const { c } = cache({ _fetchConfig: api(ok({ hello: 1 })).fetchConfig, _validate: isConfig });
-    expect(await c.load()._update).toEqual(null);
+  test("JSON without a list of experiments is not a config", async () => {
+    for (const body of [{ hello: 1 }, { experiments: {} }, [V1]]) {
+      const { c, logger } = cache({ _fetchConfig: api(ok(body)).fetchConfig });
+      expect(await c.load()._update).toEqual(null);
+      expect(logger.error).toHaveBeenCalledWith("config failed (not a config)");
+    }
   });
 });

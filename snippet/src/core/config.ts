@@ -7,7 +7,7 @@
  * `If-None-Match`: 304 keeps it, 200 replaces it), else none (then fetched). A failed request keeps
  * what is stored and reports once to the console; 401/403/404 (key revoked, organization
  * suspended, site deleted) forget it, so a gone site stops running experiments. A stored value that
- * is not valid JSON, or not a config, is discarded.
+ * is not valid JSON, or not a config (an object with a list of `experiments`), is discarded.
  */
 
 import { type KeyValueStorage, isRecord, readJson, removeKey, writeJson } from "./storage";
@@ -40,7 +40,7 @@ export interface ConfigLoad<T> {
 }
 
 export interface ConfigCacheOptions<T> {
-  /** Where the API lives, e.g. `https://ab.example.com`. */
+  /** Where the API lives, e.g. `https://ab.example.com` (no trailing slash). */
   _baseUrl: string;
   _apiKey: string;
   _fetchConfig: FetchConfig;
@@ -48,8 +48,6 @@ export interface ConfigCacheOptions<T> {
   _storage?: KeyValueStorage | null;
   /** the value of `window[INLINE_CONFIG_GLOBAL]`, if any */
   _inline?: unknown;
-  /** whether a parsed value is a config (default: any JSON object) */
-  _validate?: (value: unknown) => value is T;
   /** one console error (the runtime's `report`: "Segmently: " first, once per message) */
   _report: (message: string) => void;
   /** Runs the stored config's revalidation off the page's start (the runtime: after the parse). */
@@ -61,7 +59,7 @@ export interface ConfigCacheOptions<T> {
  * revalidated), else none (then fetched); `_update` settles once the network answered.
  */
 export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>): ConfigLoad<T> {
-  const validate = o._validate || (isRecord as (value: unknown) => value is T);
+  const validate = (v: unknown): v is T => isRecord(v) && Array.isArray(v.experiments);
   const storage = o._storage || null;
   const key = STORAGE_PREFIX + o._apiKey;
   const inline = isRecord(o._inline) && o._inline.config;
@@ -75,7 +73,7 @@ export function loadConfig<T = Record<string, unknown>>(o: ConfigCacheOptions<T>
   const kept = cached && cached.config;
   const say = (config: T | null, why: string) => (o._report("config " + why), config);
   const failed = (why: string) => say(kept, `failed (${why})${kept ? ", the cached one used" : ""}`);
-  const url = `${o._baseUrl.replace(/\/+$/, "")}${CONFIG_PATH}?api_key=${encodeURIComponent(o._apiKey)}`;
+  const url = `${o._baseUrl}${CONFIG_PATH}?api_key=${encodeURIComponent(o._apiKey)}`;
   const request = () => o._fetchConfig(url, cached ? cached.etag : undefined);
   // with a stored config the page starts from it: the revalidation waits (`_later`), off the page's
   // start; without one the request goes now, while the rest of the start-up runs
