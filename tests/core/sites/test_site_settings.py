@@ -149,6 +149,30 @@ BAD_STEPS: list[tuple[dict[str, Any], str]] = [
 ]
 
 
+async def test_the_activation_delay_is_the_default_of_new_experiments(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    """An experiment created without its own delay takes the site's; one given a delay keeps it."""
+    h, site_id, body = await owner_site(client, "delay")
+    await set_plan(database_url, body["organization"]["id"], "enterprise")
+    experiments = f"/api/v1/projects/{site_id}/experiments"
+    two = [{"key": "control", "name": "Control", "weight": 50}, {"key": "b", "name": "B", "weight": 50}]
+    default = await client.post(experiments, json={"name": "Before", "variants": two}, headers=h)
+    assert default.status_code == 201, default.text
+    assert default.json()["activation_delay_ms"] == 100
+    assert (await client.put(url(site_id), json={"activation_delay_ms": 500}, headers=h)).status_code == 200
+    site_default = await client.post(experiments, json={"name": "After", "variants": two}, headers=h)
+    assert site_default.status_code == 201, site_default.text
+    assert site_default.json()["activation_delay_ms"] == 500
+    own = await client.post(
+        experiments, json={"name": "Own", "variants": two, "activation_delay_ms": 0}, headers=h
+    )
+    assert own.json()["activation_delay_ms"] == 0
+    # the experiments made before keep theirs
+    got = await client.get(f"/api/v1/experiments/{default.json()['id']}", headers=h)
+    assert got.json()["activation_delay_ms"] == 100
+
+
 async def test_bad_settings_are_400_naming_the_field_and_write_nothing(client: httpx.AsyncClient) -> None:
     h, site_id, _ = await owner_site(client, "strict")
     before = (await client.put(url(site_id), json=FULL, headers=h)).json()

@@ -175,7 +175,8 @@ class ExperimentIn(msgspec.Struct, forbid_unknown_fields=True):
     description: Annotated[str, msgspec.Meta(max_length=10_000)] = ""
     hypothesis: Annotated[str, msgspec.Meta(max_length=10_000)] = ""
     type: Literal["ab", "mvt"] = "ab"
-    activation_delay_ms: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 100
+    # unset: the site's default (its settings' activation_delay_ms, else 100)
+    activation_delay_ms: Annotated[int, msgspec.Meta(ge=0, le=10_000)] | msgspec.UnsetType = msgspec.UNSET
     targeting: Targeting = msgspec.field(default_factory=Targeting)
     audience: Audience = msgspec.field(default_factory=Audience)
     goals: Annotated[list[Goal], msgspec.Meta(max_length=20)] = []
