@@ -277,6 +277,16 @@ describe("loading", () => {
     expect(headline(third)).toBe("Old headline");
   });
 
+  it("configs stored in older shapes are removed once the page is shown; the current one stays", async () => {
+    const first = await visit("https://shop.example.com/");
+    for (const old of ["seg_config:", "seg_config2:"]) first.win.localStorage.setItem(old + KEY, '{"etag":"\\"1\\"","config":{}}');
+    const next = open("https://shop.example.com/", { from: first });
+    expect(next.win.localStorage.getItem(`seg_config:${KEY}`)).not.toBeNull(); // not in the page's start
+    await settle();
+    const kept = Object.keys({ ...next.win.localStorage }).filter((k) => k.startsWith("seg_config"));
+    expect(kept).toEqual([`seg_config3:${KEY}`]);
+  });
+
   it("posts segmently-snippet-ready once the config is known", async () => {
     vi.useRealTimers(); // happy-dom delivers messages on its own (real) timers
     const seen: unknown[] = [];

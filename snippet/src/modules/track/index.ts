@@ -11,7 +11,7 @@
 import type { ModuleHost, Tracker } from "../../core/host";
 import { crossDomainParam, decorateLink, documentCookieJar, isOptedOut } from "../../core/identity";
 import { createEventQueue } from "../../core/queue";
-import { browserStorage } from "../../core/storage";
+import { browserStorage, removeKey } from "../../core/storage";
 import { trackEngagement } from "./engagement";
 import { watchGoals } from "./goals";
 import { watchRules } from "./rules";
@@ -31,6 +31,8 @@ export function startTrack(host: ModuleHost, win: Window): Tracker {
   const emit = host.track;
   const crossDomain = host.crossDomain;
   const storage = browserStorage(win);
+  // configs stored in the shapes before `seg_config3:` are never read again: they go here, after the reveal
+  for (const old of ["seg_config:", "seg_config2:"]) removeKey(storage, old + host.apiKey);
   const goals = watchGoals(doc, emit);
   const rules = watchRules(doc, storage, (host.config && host.config.conversion_rules) || [], emit);
   const engagement = trackEngagement(win, doc, emit);
