@@ -148,6 +148,17 @@ describe("visitor cookies", () => {
     expect(p._jar.written[p._jar.written.length - 1]).not.toContain("domain=");
   });
 
+  test("reset() on a domain is not undone by a host-only cookie from a page that had no config", () => {
+    const p = { ...page("www.example.com"), _storage: new MemoryStorage() };
+    const first = loadIdentity({ ...p, _domains: [] }); // the config failed: host-only cookies
+    const later = loadIdentity({ ...p, _now: () => NOW + 3_600_000 }); // the config names example.com
+    expect(later).toMatchObject({ _visitorId: first._visitorId, _domain: "example.com" });
+    const reset = resetIdentity(p, later);
+    expect(loadIdentity({ ...p, _now: () => NOW + 7_200_000 })._visitorId).toBe(reset._visitorId);
+    const shop = page("shop.example.com", p._jar.visit("shop.example.com"));
+    expect(loadIdentity(shop)._visitorId).toBe(reset._visitorId);
+  });
+
   test("localhost and IP addresses get host-only cookies, and http pages no Secure flag", () => {
     for (const host of ["localhost", "127.0.0.1"]) {
       const p = page(host, new FakeCookieJar(host), false);

@@ -204,6 +204,8 @@ export function adoption(url: string, hostname: string, crossDomain: readonly st
 export function resetIdentity(opts: IdentityOptions, identity: Identity): Identity {
   const visitorId = uuidv4(opts._random || defaultRandom);
   if (!isOptedOut(opts._jar)) {
+    // a host-only copy (written by a page that had no config, so no domain) would shadow the new id
+    if (identity._domain) opts._jar.set(cookie(VISITOR_COOKIE, "", 0, null, opts._secure));
     opts._jar.set(cookie(VISITOR_COOKIE, visitorId, COOKIE_MAX_AGE_S, identity._domain, opts._secure));
   }
   return { ...identity, _visitorId: visitorId };
