@@ -13,7 +13,8 @@
  * Cookies are `path=/`, `SameSite=Lax`, `Secure` on https, and set on the widest domain the
  * browser accepts (`.example.com` from `www.example.com`), which the config names
  * (`settings.cookie_domains`, from the server's public suffix list); a host under none of those,
- * `localhost` and IP addresses get host-only cookies. Everything here goes through a `CookieJar`, so tests use a fake.
+ * `localhost` and IP addresses get host-only cookies. Everything here goes through a `CookieJar`,
+ * so tests use a fake.
  */
 
 import { type RandomFill, defaultRandom, isVisitorId, uuidv4 } from "./ids";

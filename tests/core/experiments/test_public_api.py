@@ -165,6 +165,18 @@ def test_cookie_domains_are_the_registrable_domains_browsers_take_cookies_on() -
     assert cookie_domains(hosts) == ["example.co.uk", "example.com", "pages.github.io", "checkout.test"]
 
 
+async def test_a_site_url_without_a_host_still_serves_its_config(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    """A URL the site check lets through but no parser reads (``http://[::1``) gives no cookie domain."""
+    h, _ = await owner_site(client, database_url)
+    site = (
+        await client.post("/api/v1/projects", json={"name": "Odd", "url": "http://[::1"}, headers=h)
+    ).json()
+    cfg = await client.get("/api/v1/sdk/config", headers={"X-API-Key": site["api_key"]})
+    assert cfg.status_code == 200 and cfg.json()["settings"]["cookie_domains"] == []
+
+
 def test_a_variant_is_served_as_the_snippet_applies_it_in_the_spec_order() -> None:
     """Element changes in list order; style sheets (css changes without a selector or holding a
     rule, then the experiment's and the variant's custom CSS); scripts (js changes, then the

@@ -80,6 +80,14 @@ def cookie_domains(hosts: Iterable[str]) -> list[str]:
     return out
 
 
+def _hostname(url: str) -> str:
+    """The host of a site's URL; empty when it has none (``http://[::1`` passes the URL check)."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
 def applied_variant(variant: dict[str, Any], experiment_css: str, experiment_js: str) -> dict[str, Any]:
     """How the snippet applies a variant (``snippet/src/core/changes.ts``), in the spec's order.
 
@@ -234,7 +242,7 @@ async def build(
         "conversion_rules": settings.get("conversion_rules", []),
         "settings": {
             "cross_domain": cross_domain,
-            "cookie_domains": cookie_domains([urlsplit(site.url).hostname or "", *cross_domain]),
+            "cookie_domains": cookie_domains([_hostname(site.url), *cross_domain]),
             "activation_delay_ms": settings.get("activation_delay_ms", DEFAULT_ACTIVATION_DELAY_MS),
             "anti_flicker_timeout_ms": settings.get(
                 "anti_flicker_timeout_ms", DEFAULT_ANTI_FLICKER_TIMEOUT_MS
