@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmently import assignment
 from segmently.db.base import new_id, utcnow
-from segmently.db.models import Experiment, Site, SiteSettings, Variant
+from segmently.db.models import Experiment, Site, Variant
 from segmently.domain.accounts.auth import Actor
 from segmently.domain.accounts.services import Conflict
 from segmently.domain.experiments import schemas, validation
-from segmently.domain.sdk.config import DEFAULT_ACTIVATION_DELAY_MS, bump
+from segmently.domain.sdk.config import bump
+from segmently.domain.sites.settings import default_activation_delay
 from segmently.http.errors import field_error
 from segmently.http.idempotency import check_if_match
 from segmently.kernel import Kernel
@@ -142,9 +143,8 @@ async def create(
     await check_plan(kernel, actor, cfg)
     cfg = _with_ids(cfg)
     if cfg.activation_delay_ms is msgspec.UNSET:
-        stored = await session.get(SiteSettings, site.id)
-        default = (stored.settings if stored else {}).get("activation_delay_ms", DEFAULT_ACTIVATION_DELAY_MS)
-        cfg = msgspec.structs.replace(cfg, activation_delay_ms=default)
+        delay = await default_activation_delay(session, site.id)
+        cfg = msgspec.structs.replace(cfg, activation_delay_ms=delay)
     experiment_id = new_id()
     slug = await _free_slug(session, site.id, cfg.slug or slugify(cfg.name), explicit=cfg.slug is not None)
     experiment = Experiment(

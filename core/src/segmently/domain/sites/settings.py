@@ -230,6 +230,11 @@ async def site_settings(session: AsyncSession, site_id: str, installed: Iterable
     return settings_out(_stored(row), row.version if row else DEFAULT_VERSION, installed)
 
 
+async def default_activation_delay(session: AsyncSession, site_id: str) -> int:
+    """The activation delay (ms) an experiment of the site gets when created without one."""
+    return _stored(await _row(session, site_id)).activation_delay_ms
+
+
 async def site_plugins(session: AsyncSession, site_id: str, installed: Iterable[str] = ()) -> dict[str, bool]:
     """The site's plugin switches: name → on.
 
