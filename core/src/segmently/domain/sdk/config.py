@@ -7,6 +7,7 @@ request reads that one integer, so a change is served at once by every node.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 from collections import OrderedDict
@@ -29,7 +30,6 @@ from segmently.targeting import AttributeRule, UrlRule
 from segmently.tiers.guards import org_ref
 
 CACHE_ENTRIES = 2_000
-_PUBLIC_SUFFIXES = PublicSuffixList()  # the list the package ships, private domains included
 DEFAULT_ACTIVATION_DELAY_MS = 100
 DEFAULT_ANTI_FLICKER_TIMEOUT_MS = 5_000
 
@@ -58,6 +58,12 @@ def rules_of(experiment: Experiment, variants: list[Variant]) -> assignment.Expe
     )
 
 
+@functools.cache
+def _public_suffixes() -> PublicSuffixList:
+    """The list the package ships, private domains included; parsed on first use, not at import."""
+    return PublicSuffixList()
+
+
 def cookie_domains(hosts: Iterable[str]) -> list[str]:
     """Where the snippet sets its cookies: the registrable domain of each host, in order, once.
 
@@ -74,7 +80,7 @@ def cookie_domains(hosts: Iterable[str]) -> list[str]:
             continue
         except ValueError:
             pass
-        domain = _PUBLIC_SUFFIXES.privatesuffix(host) if host else None
+        domain = _public_suffixes().privatesuffix(host) if host else None
         if domain and domain not in out:
             out.append(domain)
     return out
