@@ -4,8 +4,9 @@ page with 10 live experiments, Segmently's snippet vs GrowthBook's script-tag SD
 **Sizes.** The snippet is built with ``npm run build`` in ``snippet/`` into a temp dir
 (``SNIPPET_OUTDIR``, so ``snippet/dist`` is left alone; ``npm ci`` first when ``node_modules`` is
 missing or older than the lock file, under the tests' lock ``snippet/.npm.lock``), and whatever that
-build writes is measured: ``segmently.js`` and every chunk beside it, minified bytes and gzip
-(level 9, as ``gzip -9``). Beside it, GrowthBook's script-tag bundle
+build writes is measured: ``segmently.js`` and every chunk beside it, minified bytes, gzip
+(level 9, as ``gzip -9``) and Brotli (quality 11, as the server sends them to browsers that take
+it). Beside it, GrowthBook's script-tag bundle
 ``node_modules/@growthbook/growthbook/dist/bundles/auto.min.js`` of ``bench/snippet/`` (the exact
 version pinned in ``bench/snippet/package.json`` and its lock file: ``npm ci`` there first). Also the
 config a first visit downloads: ``/s/{key}.js`` (core + the 10 experiments inlined) vs
@@ -79,6 +80,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ for _harness
 
+import brotli
 import httpx
 from _harness import Owner, enterprise_owner, free_port, live_experiment, served
 
@@ -125,6 +127,11 @@ def changed(i: int) -> str:
 
 def gz(data: bytes) -> int:
     return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def br(data: bytes) -> int:
+    """Brotli at quality 11, as the server sends the snippet and the config to browsers that take it."""
+    return len(brotli.compress(data, mode=brotli.MODE_TEXT, quality=11))
 
 
 def npm(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> None:
@@ -458,9 +465,9 @@ def main() -> None:
         dist = tmp / "dist"
         print(f"npm run build in {args.snippet}", file=sys.stderr)
         build_snippet(args.snippet.resolve(), dist)
-        sizes = {p.name: (len(b := p.read_bytes()), gz(b)) for p in sorted(dist.glob("*.js"))}
+        sizes = {p.name: (len(b := p.read_bytes()), gz(b), br(b)) for p in sorted(dist.glob("*.js"))}
         gb_bytes = GB_BUNDLE.read_bytes()
-        gb_size = (len(gb_bytes), gz(gb_bytes))
+        gb_size = (len(gb_bytes), gz(gb_bytes), br(gb_bytes))
         payload_bytes = json.dumps(growthbook_payload()).encode()
 
         public_limit = {"SEGMENTLY_RATE_LIMIT_PUBLIC": "100000000/minute", "SEGMENTLY_SNIPPET_DIR": str(dist)}
@@ -545,9 +552,9 @@ def main() -> None:
 
 def report(
     args: argparse.Namespace,
-    sizes: dict[str, tuple[int, int]],
+    sizes: dict[str, tuple[int, int, int]],
     gb_version: str,
-    gb_size: tuple[int, int],
+    gb_size: tuple[int, int, int],
     inline_js: bytes,
     core_js: bytes,
     config: bytes,
@@ -562,23 +569,24 @@ def report(
         f"({elapsed:.0f} s in all); 1-min load average before {load_before:.2f}, "
         f"after {os.getloadavg()[0]:.2f}\n"
     )
-    print(f"{'size, bytes':44}{'min':>9}{'gzip -9':>9}")
-    for name, (raw, z) in sizes.items():
+    print(f"{'size, bytes':44}{'min':>9}{'gzip -9':>9}{'brotli':>9}")
+    for name, (raw, z, b) in sizes.items():
         label = "segmently.js (core)" if name == "segmently.js" else f"chunk {name}"
-        print(f"{label:44}{raw:9,}{z:9,}")
-    print(f"{f'GrowthBook {gb_version} auto.min.js':44}{gb_size[0]:9,}{gb_size[1]:9,}")
+        print(f"{label:44}{raw:9,}{z:9,}{b:9,}")
+    print(f"{f'GrowthBook {gb_version} auto.min.js':44}{gb_size[0]:9,}{gb_size[1]:9,}{gb_size[2]:9,}")
     core = sizes["segmently.js"]
-    print(f"{'ratio core / auto.min.js':44}{core[0] / gb_size[0]:9.2f}{core[1] / gb_size[1]:9.2f}")
-    print(f"{'first visit, inline: /s/{key}.js':44}{len(inline_js):9,}{gz(inline_js):9,}")
+    print(f"{'ratio core / auto.min.js':44}" + "".join(f"{c / g:9.2f}" for c, g in zip(core, gb_size)))
+    print(f"{'first visit, inline: /s/{key}.js':44}{len(inline_js):9,}{gz(inline_js):9,}{br(inline_js):9,}")
     print(
         f"{'first visit, inline: auto.min.js + payload':44}"
-        f"{gb_size[0] + len(payload):9,}{gb_size[1] + gz(payload):9,}"
+        f"{gb_size[0] + len(payload):9,}{gb_size[1] + gz(payload):9,}{gb_size[2] + br(payload):9,}"
     )
-    print(f"{'config: /api/v1/sdk/config body':44}{len(config):9,}{gz(config):9,}")
-    print(f"{'config: GrowthBook payload':44}{len(payload):9,}{gz(payload):9,}")
+    print(f"{'config: /api/v1/sdk/config body':44}{len(config):9,}{gz(config):9,}{br(config):9,}")
+    print(f"{'config: GrowthBook payload':44}{len(payload):9,}{gz(payload):9,}{br(payload):9,}")
     kb = core[1] / 1024
     verdict = "met" if kb <= CORE_GOAL_KB else "missed"
-    print(f"core goal ≤ {CORE_GOAL_KB:g} KB min+gzip: {kb:.2f} KB, {verdict}\n")
+    print(f"core goal ≤ {CORE_GOAL_KB:g} KB min+gzip: {kb:.2f} KB, {verdict}")
+    print(f"core as browsers that take Brotli get it: {core[2] / 1024:.2f} KB\n")
 
     cols = [
         ("reveal", "reveal"),

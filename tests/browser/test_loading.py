@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Response, expect
 
 from tests.browser.conftest import BROWSER, Shop, snippet_tag
 from tests.browser.support import CHANGED, HERO, experiment, revealed, shop_site, wait_rows
@@ -46,3 +46,23 @@ async def test_the_tag_before_the_end_of_body_applies_the_variant_and_a_second_c
     await asyncio.sleep(1.5)  # a second instance would have sent its own by now
     assert len(await rows(database_url, "SELECT id FROM events WHERE site_id = :s", s=site["id"])) == 2
     assert exp["status"] == "live" and page.console_errors == []  # type: ignore[attr-defined]
+
+
+async def test_chromium_gets_the_core_and_the_config_as_brotli_and_runs_them(
+    page: Page, shop: Shop, segmently: str, api: httpx.AsyncClient, database_url: str
+) -> None:
+    h, site = await shop_site(api, database_url)
+    await experiment(api, h, site)
+    encodings: dict[str, str | None] = {}
+
+    async def seen(response: Response) -> None:
+        path = response.url.split("?")[0].removeprefix(segmently)
+        if path in ("/segmently.js", "/api/v1/sdk/config"):
+            encodings[path] = (await response.all_headers()).get("content-encoding")
+
+    page.on("response", seen)
+    await page.goto(shop.add("/", HERO, tag=snippet_tag(segmently, site["api_key"])))
+    await expect(page.locator("h1.hero")).to_have_text(CHANGED)
+    await revealed(page)
+    assert encodings == {"/segmently.js": "br", "/api/v1/sdk/config": "br"}
+    assert page.console_errors == []  # type: ignore[attr-defined]

@@ -104,3 +104,14 @@ async def test_health_is_503_while_the_database_is_unreachable(
     finally:
         pg_execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     assert (await client.get("/health")).status_code == 200  # and it recovers by itself
+
+
+async def test_responses_go_as_brotli_or_gzip_as_the_client_takes_them(client: httpx.AsyncClient) -> None:
+    """The app's own responses (API, dashboard, static files): Brotli first, gzip for the rest."""
+    plain = await client.get("/schema/openapi.json", headers={"Accept-Encoding": "identity"})
+    assert len(plain.content) > 1024 and "content-encoding" not in plain.headers
+    for asked, sent in (("gzip, deflate, br, zstd", "br"), ("gzip, deflate", "gzip")):
+        r = await client.get("/schema/openapi.json", headers={"Accept-Encoding": asked})
+        # httpx decodes both: the same document arrives, in fewer bytes on the wire
+        assert r.headers["content-encoding"] == sent and r.content == plain.content, asked
+        assert r.num_bytes_downloaded < len(plain.content) / 3, asked

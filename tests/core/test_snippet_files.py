@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import brotli
 import httpx
 import pytest
 from sqlalchemy import update
@@ -99,7 +100,7 @@ async def test_the_site_script_inlines_the_config_before_the_core(
     assert changed.status_code == 200 and b'"experiments":[]' in changed.content
 
 
-async def test_the_files_go_gzipped_to_clients_that_take_it(
+async def test_the_files_go_compressed_to_clients_that_take_it(
     client: httpx.AsyncClient, database_url: str, dist: Path
 ) -> None:
     big = CORE + b"".join(b"/* padding %d */\n" % i for i in range(200))
@@ -108,13 +109,16 @@ async def test_the_files_go_gzipped_to_clients_that_take_it(
     await live(client, h, site)
     for url in ("/segmently.js", f"/s/{site['api_key']}.js"):
         plain, plain_body = await raw(client, url, {"Accept-Encoding": "identity"})
+        br, br_body = await raw(client, url, {"Accept-Encoding": "gzip, deflate, br, zstd"})
         zipped, zipped_body = await raw(client, url, {"Accept-Encoding": "gzip, deflate"})
         assert "content-encoding" not in plain.headers and plain_body.endswith(big), url
-        assert zipped.headers["content-encoding"] == "gzip", url
-        assert gzip.decompress(zipped_body) == plain_body and zipped.headers["etag"] == plain.headers["etag"]
-        assert plain.headers["vary"] == zipped.headers["vary"] == "Accept-Encoding"
+        assert br.headers["content-encoding"] == "br" and zipped.headers["content-encoding"] == "gzip", url
+        assert brotli.decompress(br_body) == gzip.decompress(zipped_body) == plain_body, url
+        assert len(br_body) < len(zipped_body), url
+        assert plain.headers["etag"] == br.headers["etag"] == zipped.headers["etag"], url
+        assert plain.headers["vary"] == br.headers["vary"] == zipped.headers["vary"] == "Accept-Encoding"
     # a small chunk goes as it is
-    small, small_body = await raw(client, "/snippet/preview.js", {"Accept-Encoding": "gzip"})
+    small, small_body = await raw(client, "/snippet/preview.js", {"Accept-Encoding": "br, gzip"})
     assert "content-encoding" not in small.headers and small_body == b"(function(){})();\n"
 
 

@@ -186,8 +186,9 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         ],
         plugins=[RateLimits.from_env(redis_url=settings.redis_url)],
         before_send=[security],
+        # Brotli (quality 5: made per response) to clients that take it, else gzip
         compression_config=CompressionConfig(
-            backend="gzip", minimum_size=1024, exclude_opt_key="no_compression"
+            backend="brotli", brotli_gzip_fallback=True, minimum_size=1024, exclude_opt_key="no_compression"
         ),
         openapi_config=OpenAPIConfig(
             title="Segmently API",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import brotli
 import httpx
 import msgspec
 import pytest
@@ -35,7 +36,7 @@ async def raw(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> t
         return r, b"".join([chunk async for chunk in r.aiter_raw()])
 
 
-async def test_the_config_goes_gzipped_to_clients_that_take_it(
+async def test_the_config_goes_compressed_to_clients_that_take_it(
     client: httpx.AsyncClient, database_url: str
 ) -> None:
     h, site = await owner_site(client, database_url)
@@ -43,14 +44,23 @@ async def test_the_config_goes_gzipped_to_clients_that_take_it(
         await live(client, h, site)
     key = {"X-API-Key": site["api_key"]}
     plain, plain_body = await raw(client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "identity"})
-    zipped, zipped_body = await raw(client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "gzip, br"})
     assert len(plain_body) > 1024 and "content-encoding" not in plain.headers
-    assert zipped.headers["content-encoding"] == "gzip"
-    assert gzip.decompress(zipped_body) == plain_body and len(zipped_body) < len(plain_body) / 2
-    assert zipped.headers["etag"] == plain.headers["etag"]
-    assert "Accept-Encoding" in plain.headers["vary"] and "Accept-Encoding" in zipped.headers["vary"]
+    # Brotli where it is taken (as Chromium asks), gzip for a client that takes only gzip
+    br, br_body = await raw(
+        client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "gzip, deflate, br, zstd"}
+    )
+    zipped, zipped_body = await raw(client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "br;q=0, gzip"})
+    assert br.headers["content-encoding"] == "br" and zipped.headers["content-encoding"] == "gzip"
+    assert brotli.decompress(br_body) == gzip.decompress(zipped_body) == plain_body
+    assert len(br_body) < len(zipped_body) < len(plain_body) / 2
+    assert plain.headers["etag"] == br.headers["etag"] == zipped.headers["etag"]
+    for r in (plain, br, zipped):
+        assert "Accept-Encoding" in r.headers["vary"]
     # the same bytes each time: made once with the config, not per request
+    assert (await raw(client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "br"}))[1] == br_body
     assert (await raw(client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "gzip"}))[1] == zipped_body
+    refused, refused_body = await raw(client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers and refused_body == plain_body
 
 
 async def test_config_serves_live_experiments_with_etag_and_304(

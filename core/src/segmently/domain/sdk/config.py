@@ -24,7 +24,7 @@ from segmently import assignment
 from segmently.db.models import Experiment, Flag, Organization, Site, SiteSettings, Variant
 from segmently.domain.sites.keys import SiteKey
 from segmently.hookspecs import OrgRef, SiteRef
-from segmently.http.precompressed import gzipped
+from segmently.http.precompressed import Precompressed
 from segmently.kernel import Kernel
 from segmently.targeting import AttributeRule, UrlRule
 from segmently.tiers.guards import org_ref
@@ -35,10 +35,9 @@ DEFAULT_ANTI_FLICKER_TIMEOUT_MS = 5_000
 
 
 class BuiltConfig(msgspec.Struct, frozen=True):
-    """A serialized config, its gzip and its entity tag."""
+    """A serialized config (with its encodings, made once) and its entity tag."""
 
-    body: bytes
-    gzip: bytes
+    content: Precompressed
     etag: str
 
 
@@ -323,7 +322,7 @@ class ConfigCache:
             return hit
         body = msgspec.json.encode(await build(session, kernel, site, org, country, preview))
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-        built = BuiltConfig(body=body, gzip=gzipped(body), etag=etag)
+        built = BuiltConfig(content=Precompressed(body), etag=etag)
         self._items[key] = built
         if len(self._items) > self.entries:
             self._items.popitem(last=False)

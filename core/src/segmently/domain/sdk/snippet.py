@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from segmently.domain.sdk.config import ConfigCache
 from segmently.domain.sdk.controllers import country_of
 from segmently.http.access import PUBLIC
 from segmently.http.deps import DbSession, KernelState
-from segmently.http.precompressed import NO_COMPRESSION, GzipCache, gzipped, respond
+from segmently.http.precompressed import NO_COMPRESSION, Precompressed, PrecompressedCache, respond
 from segmently.http.protection import PUBLIC_ROUTE_OPT, rate_limit
 
 JS = "text/javascript; charset=utf-8"
@@ -38,15 +37,14 @@ COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
 """Chromium's file-level compile hint, the first line of the built core (snippet/build.mjs); only
 as a file's first line does it count, so ``/s/{api_key}.js`` puts it before the inline config."""
 PUBLIC_FILE = {**PUBLIC, **PUBLIC_ROUTE_OPT, **NO_COMPRESSION}
-_SITE_SCRIPTS = GzipCache()
-"""The gzip of recent ``/s/{api_key}.js`` bodies (by their entity tag)."""
+_SITE_SCRIPTS = PrecompressedCache()
+"""Recent ``/s/{api_key}.js`` bodies and their encodings (by their entity tag)."""
 
 
 class SnippetFile(msgspec.Struct, frozen=True):
-    """One built file, its gzip and its entity tag."""
+    """One built file (with its encodings, made once) and its entity tag."""
 
-    body: bytes
-    gzip: bytes
+    content: Precompressed
     etag: str
     mtime_ns: int
 
@@ -70,7 +68,7 @@ class SnippetFiles:
             return hit
         body = path.read_bytes()
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-        self._files[name] = built = SnippetFile(body=body, gzip=gzipped(body), etag=etag, mtime_ns=mtime)
+        self._files[name] = built = SnippetFile(content=Precompressed(body), etag=etag, mtime_ns=mtime)
         return built
 
     def core(self) -> SnippetFile:
@@ -85,14 +83,13 @@ class SnippetFiles:
 
 
 def _js(
-    body: bytes,
-    zipped: Callable[[], bytes],
+    body: Precompressed,
     etag: str,
     cache: str,
     request: Request[Any, Any, Any],
     vary: str | None = None,
 ) -> Response[bytes]:
-    return respond(request, body, zipped, JS, {"ETag": etag, "Cache-Control": cache}, vary)
+    return respond(request, body, JS, {"ETag": etag, "Cache-Control": cache}, vary)
 
 
 def _script_json(value: bytes) -> bytes:
@@ -112,7 +109,7 @@ class SnippetController(Controller):
     async def core(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """The core; cached 5 minutes, then revalidated (the URL carries no version)."""
         core = _files(request).core()
-        return _js(core.body, lambda: core.gzip, core.etag, "public, max-age=300", request)
+        return _js(core.content, core.etag, "public, max-age=300", request)
 
     @get("/snippet/{name:str}", operation_id="snippetChunk")
     async def chunk(self, request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
@@ -120,7 +117,7 @@ class SnippetController(Controller):
         found = _files(request).get(name) if CHUNK_NAME.match(name) and name != "segmently.js" else None
         if found is None:
             raise NotFoundException(f"No snippet chunk {name!r}")
-        return _js(found.body, lambda: found.gzip, found.etag, "public, max-age=300", request)
+        return _js(found.content, found.etag, "public, max-age=300", request)
 
     @get("/s/{script:str}", operation_id="snippetWithConfig")
     async def site_script(
@@ -143,7 +140,7 @@ class SnippetController(Controller):
             raise NotFoundException("This site no longer exists")
         head = (
             b'window.__segmentlyConfig={"config":'
-            + _script_json(built.body)
+            + _script_json(built.content.body)
             + b',"etag":'
             + msgspec.json.encode(built.etag)
             + b',"apiKey":'
@@ -153,11 +150,10 @@ class SnippetController(Controller):
         etag = (
             '"' + hashlib.blake2b(built.etag.encode() + core.etag.encode(), digest_size=12).hexdigest() + '"'
         )
-        hint = COMPILE_HINT if core.body.startswith(COMPILE_HINT) else b""
-        body = hint + head + core.body[len(hint) :]
+        hint = COMPILE_HINT if core.content.body.startswith(COMPILE_HINT) else b""
+        body = hint + head + core.content.body[len(hint) :]
         return _js(
-            body,
-            lambda: _SITE_SCRIPTS.get(etag, body),
+            _SITE_SCRIPTS.get(etag, body),
             etag,
             "private, no-cache",
             request,
