@@ -47,9 +47,9 @@ class Precompressed:
 
     __slots__ = ("_encoded", "body")
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, encoded: dict[Encoding, bytes] | None = None) -> None:
         self.body = body
-        self._encoded: dict[Encoding, bytes] = {}
+        self._encoded = {} if encoded is None else encoded
 
     def encoded(self, encoding: Encoding) -> bytes:
         """The body in ``encoding``: Brotli quality 11, or one gzip member, level 9, ``mtime`` 0."""
@@ -87,19 +87,19 @@ def respond(
 
 
 class PrecompressedCache:
-    """Recent bodies and their encodings by their entity tag; the oldest goes first."""
+    """The encodings of recent bodies by their entity tag (not the bodies); the oldest go first."""
 
     def __init__(self, entries: int = 512) -> None:
         self.entries = entries
-        self._items: OrderedDict[str, Precompressed] = OrderedDict()
+        self._items: OrderedDict[str, dict[Encoding, bytes]] = OrderedDict()
 
     def get(self, etag: str, body: bytes) -> Precompressed:
-        """The kept :class:`Precompressed` of ``body``, whose entity tag is ``etag``."""
+        """``body``, whose entity tag is ``etag``, with the encodings kept for that tag."""
         found = self._items.get(etag)
         if found is None:
-            found = self._items[etag] = Precompressed(body)
+            found = self._items[etag] = {}
             if len(self._items) > self.entries:
                 self._items.popitem(last=False)
         else:
             self._items.move_to_end(etag)
-        return found
+        return Precompressed(body, found)

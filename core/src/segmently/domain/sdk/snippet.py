@@ -38,7 +38,7 @@ COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
 as a file's first line does it count, so ``/s/{api_key}.js`` puts it before the inline config."""
 PUBLIC_FILE = {**PUBLIC, **PUBLIC_ROUTE_OPT, **NO_COMPRESSION}
 _SITE_SCRIPTS = PrecompressedCache()
-"""Recent ``/s/{api_key}.js`` bodies and their encodings (by their entity tag)."""
+"""The encodings of recent ``/s/{api_key}.js`` bodies (by their entity tag)."""
 
 
 class SnippetFile(msgspec.Struct, frozen=True):
