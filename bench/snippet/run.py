@@ -332,8 +332,12 @@ INIT_SCRIPT = r"""
   const curtain = (n) => n.nodeType === 1 && n.id === "segmently-curtain";
   const watch = (records) => {
     for (const r of records) {
-      for (const n of r.addedNodes) if (curtain(n) && b.hidden === null) { b.hidden = now(); wasHidden = true; }
-      for (const n of r.removedNodes) if (curtain(n) && wasHidden) { b.shownAt = now(); wasHidden = false; }
+      for (const n of r.addedNodes) {
+        if (curtain(n) && b.hidden === null) { b.hidden = now(); wasHidden = true; }
+      }
+      for (const n of r.removedNodes) {
+        if (curtain(n) && wasHidden) { b.shownAt = now(); wasHidden = false; }
+      }
     }
     check();
   };
@@ -575,7 +579,8 @@ def report(
         print(f"{label:44}{raw:9,}{z:9,}{b:9,}")
     print(f"{f'GrowthBook {gb_version} auto.min.js':44}{gb_size[0]:9,}{gb_size[1]:9,}{gb_size[2]:9,}")
     core = sizes["segmently.js"]
-    print(f"{'ratio core / auto.min.js':44}" + "".join(f"{c / g:9.2f}" for c, g in zip(core, gb_size)))
+    ratios = "".join(f"{c / g:9.2f}" for c, g in zip(core, gb_size, strict=True))
+    print(f"{'ratio core / auto.min.js':44}{ratios}")
     print(f"{'first visit, inline: /s/{key}.js':44}{len(inline_js):9,}{gz(inline_js):9,}{br(inline_js):9,}")
     print(
         f"{'first visit, inline: auto.min.js + payload':44}"
