@@ -107,7 +107,7 @@ async def test_health_is_503_while_the_database_is_unreachable(
 
 
 async def test_responses_go_as_brotli_or_gzip_as_the_client_takes_them(client: httpx.AsyncClient) -> None:
-    """The app's own responses (API, dashboard, static files): Brotli first, gzip for the rest."""
+    """The app's own responses (here the API schema): Brotli first, gzip for the rest."""
     plain = await client.get("/schema/openapi.json", headers={"Accept-Encoding": "identity"})
     assert len(plain.content) > 1024 and "content-encoding" not in plain.headers
     for asked, sent in (("gzip, deflate, br, zstd", "br"), ("gzip, deflate", "gzip")):

@@ -88,9 +88,13 @@ async def test_the_site_script_inlines_the_config_before_the_core(
     inline = json.loads(head[len(prefix) :])
     assert inline["apiKey"] == site["api_key"]
     assert [e["slug"] for e in inline["config"]["experiments"]] == [exp["slug"]]
-    # the same config and tag as the config endpoint
-    config = await client.get("/api/v1/sdk/config", params={"api_key": site["api_key"]})
-    assert inline["config"] == config.json() and inline["etag"] == config.headers["etag"]
+    # the same config and tag as the config endpoint (its body's tag, which revalidates any encoding)
+    key = {"api_key": site["api_key"]}
+    config = await client.get("/api/v1/sdk/config", params=key)
+    plain = await client.get("/api/v1/sdk/config", params=key, headers={"Accept-Encoding": "identity"})
+    assert inline["config"] == config.json() and inline["etag"] == plain.headers["etag"]
+    again = await client.get("/api/v1/sdk/config", params=key, headers={"If-None-Match": inline["etag"]})
+    assert again.status_code == 304
     assert (
         await client.get(f"/s/{site['api_key']}.js", headers={"If-None-Match": r.headers["etag"]})
     ).status_code == 304
@@ -115,11 +119,33 @@ async def test_the_files_go_compressed_to_clients_that_take_it(
         assert br.headers["content-encoding"] == "br" and zipped.headers["content-encoding"] == "gzip", url
         assert brotli.decompress(br_body) == gzip.decompress(zipped_body) == plain_body, url
         assert len(br_body) < len(zipped_body), url
-        assert plain.headers["etag"] == br.headers["etag"] == zipped.headers["etag"], url
+        tag = plain.headers["etag"]
+        assert br.headers["etag"] == tag[:-1] + '-br"' and zipped.headers["etag"] == tag[:-1] + '-gz"', url
         assert plain.headers["vary"] == br.headers["vary"] == zipped.headers["vary"] == "Accept-Encoding"
-    # a small chunk goes as it is
+    # a small chunk goes as it is, under its one tag
     small, small_body = await raw(client, "/snippet/preview.js", {"Accept-Encoding": "br, gzip"})
     assert "content-encoding" not in small.headers and small_body == b"(function(){})();\n"
+    assert not small.headers["etag"].endswith(('-br"', '-gz"'))
+
+
+async def test_a_regenerated_key_gets_a_script_of_its_own(
+    client: httpx.AsyncClient, database_url: str, dist: Path
+) -> None:
+    """The key is inlined in ``/s/{key}.js``: the old key's script (or its encodings) never serves it."""
+    (dist / "segmently.js").write_bytes(CORE + b"".join(b"/* padding %d */\n" % i for i in range(200)))
+    h, site = await owner_site(client, database_url)
+    await live(client, h, site)
+    old_key = site["api_key"]
+    before = await client.get(f"/s/{old_key}.js", headers={"Accept-Encoding": "br"})
+    assert before.status_code == 200 and old_key.encode() in before.content
+    r = await client.post(f"/api/v1/projects/{site['id']}/regenerate-key", headers=h)
+    new_key = r.json()["api_key"]
+    for accept in ("br", "gzip", "identity"):
+        after = await client.get(f"/s/{new_key}.js", headers={"Accept-Encoding": accept})
+        assert after.status_code == 200, accept
+        assert new_key.encode() in after.content and old_key.encode() not in after.content, accept
+        assert after.headers["etag"] != before.headers["etag"], accept
+    assert before.headers["content-encoding"] == "br"
 
 
 async def test_the_site_script_keeps_the_cores_compile_hint_its_first_line(

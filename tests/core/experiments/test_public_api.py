@@ -15,6 +15,7 @@ from netaddr import IPSet
 from segmently.app import create_app
 from segmently.assignment import hash_v2
 from segmently.domain.sdk.config import applied_variant, cookie_domains
+from segmently.http import precompressed
 from tests.conftest import serve_app
 from tests.core.experiments.test_experiments import hero, owner_site
 
@@ -37,8 +38,11 @@ async def raw(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> t
 
 
 async def test_the_config_goes_compressed_to_clients_that_take_it(
-    client: httpx.AsyncClient, database_url: str
+    client: httpx.AsyncClient, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    made: list[int] = []
+    make = precompressed._brotli
+    monkeypatch.setattr(precompressed, "_brotli", lambda body: made.append(len(body)) or make(body))
     h, site = await owner_site(client, database_url)
     for _ in range(3):  # a body over a kilobyte
         await live(client, h, site)
@@ -46,19 +50,25 @@ async def test_the_config_goes_compressed_to_clients_that_take_it(
     plain, plain_body = await raw(client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "identity"})
     assert len(plain_body) > 1024 and "content-encoding" not in plain.headers
     # Brotli where it is taken (as Chromium asks), gzip for a client that takes only gzip
-    br, br_body = await raw(
-        client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "gzip, deflate, br, zstd"}
-    )
+    chromium = {**key, "Accept-Encoding": "gzip, deflate, br, zstd"}
+    br, br_body = await raw(client, "/api/v1/sdk/config", chromium)
     zipped, zipped_body = await raw(client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "br;q=0, gzip"})
     assert br.headers["content-encoding"] == "br" and zipped.headers["content-encoding"] == "gzip"
     assert brotli.decompress(br_body) == gzip.decompress(zipped_body) == plain_body
     assert len(br_body) < len(zipped_body) < len(plain_body) / 2
-    assert plain.headers["etag"] == br.headers["etag"] == zipped.headers["etag"]
     for r in (plain, br, zipped):
         assert "Accept-Encoding" in r.headers["vary"]
-    # the same bytes each time: made once with the config, not per request
+    # each encoding is its own representation with its own tag; any of them revalidates
+    tag = plain.headers["etag"]
+    assert br.headers["etag"] == tag[:-1] + '-br"' and zipped.headers["etag"] == tag[:-1] + '-gz"'
+    for sent in (tag, br.headers["etag"], f"W/{zipped.headers['etag']}", '"other", ' + tag):
+        again = await client.get("/api/v1/sdk/config", headers={**chromium, "If-None-Match": sent})
+        assert again.status_code == 304 and again.headers["etag"] == br.headers["etag"], sent
+    other = await client.get("/api/v1/sdk/config", headers={**key, "If-None-Match": '"other"'})
+    assert other.status_code == 200
+    # made once with the config, not per request: one Brotli compression for all these requests
     assert (await raw(client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "br"}))[1] == br_body
-    assert (await raw(client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "gzip"}))[1] == zipped_body
+    assert made == [len(plain_body)]
     refused, refused_body = await raw(client, "/api/v1/sdk/config", {**key, "Accept-Encoding": "gzip;q=0"})
     assert "content-encoding" not in refused.headers and refused_body == plain_body
 

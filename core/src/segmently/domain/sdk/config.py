@@ -24,7 +24,7 @@ from segmently import assignment
 from segmently.db.models import Experiment, Flag, Organization, Site, SiteSettings, Variant
 from segmently.domain.sites.keys import SiteKey
 from segmently.hookspecs import OrgRef, SiteRef
-from segmently.http.precompressed import Precompressed
+from segmently.http.precompressed import Precompressed, PrecompressedCache
 from segmently.kernel import Kernel
 from segmently.targeting import AttributeRule, UrlRule
 from segmently.tiers.guards import org_ref
@@ -271,6 +271,8 @@ class ConfigCache:
     def __init__(self, entries: int = CACHE_ENTRIES) -> None:
         self.entries = entries
         self._items: OrderedDict[tuple[str, int, str, str | None, str | None], BuiltConfig] = OrderedDict()
+        # by entity tag: entries with the same body (another preview of it, an unknown one) share them
+        self._encodings = PrecompressedCache(entries)
 
     async def get(
         self,
@@ -322,7 +324,7 @@ class ConfigCache:
             return hit
         body = msgspec.json.encode(await build(session, kernel, site, org, country, preview))
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-        built = BuiltConfig(content=Precompressed(body), etag=etag)
+        built = BuiltConfig(content=self._encodings.get(etag, body), etag=etag)
         self._items[key] = built
         if len(self._items) > self.entries:
             self._items.popitem(last=False)

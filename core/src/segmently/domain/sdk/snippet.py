@@ -82,14 +82,14 @@ class SnippetFiles:
         return core
 
 
-def _js(
+async def _js(
     body: Precompressed,
     etag: str,
     cache: str,
     request: Request[Any, Any, Any],
     vary: str | None = None,
 ) -> Response[bytes]:
-    return respond(request, body, JS, {"ETag": etag, "Cache-Control": cache}, vary)
+    return await respond(request, body, JS, {"ETag": etag, "Cache-Control": cache}, vary)
 
 
 def _script_json(value: bytes) -> bytes:
@@ -109,7 +109,7 @@ class SnippetController(Controller):
     async def core(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """The core; cached 5 minutes, then revalidated (the URL carries no version)."""
         core = _files(request).core()
-        return _js(core.content, core.etag, "public, max-age=300", request)
+        return await _js(core.content, core.etag, "public, max-age=300", request)
 
     @get("/snippet/{name:str}", operation_id="snippetChunk")
     async def chunk(self, request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
@@ -117,7 +117,7 @@ class SnippetController(Controller):
         found = _files(request).get(name) if CHUNK_NAME.match(name) and name != "segmently.js" else None
         if found is None:
             raise NotFoundException(f"No snippet chunk {name!r}")
-        return _js(found.content, found.etag, "public, max-age=300", request)
+        return await _js(found.content, found.etag, "public, max-age=300", request)
 
     @get("/s/{script:str}", operation_id="snippetWithConfig")
     async def site_script(
@@ -147,12 +147,13 @@ class SnippetController(Controller):
             + msgspec.json.encode(api_key)
             + b"};\n"
         )
-        etag = (
-            '"' + hashlib.blake2b(built.etag.encode() + core.etag.encode(), digest_size=12).hexdigest() + '"'
-        )
+        # the key is in the body too: a regenerated key is a new script for the same config and core
+        parts = f"{built.etag} {core.etag} {api_key}".encode()
+        etag = '"' + hashlib.blake2b(parts, digest_size=12).hexdigest() + '"'
+
         hint = COMPILE_HINT if core.content.body.startswith(COMPILE_HINT) else b""
         body = hint + head + core.content.body[len(hint) :]
-        return _js(
+        return await _js(
             _SITE_SCRIPTS.get(etag, body),
             etag,
             "private, no-cache",
