@@ -118,7 +118,8 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   // in a session cookie, read with the others (sessionStorage would cost every page its own read)
   const asked = query.get(PREVIEW_KEY);
   if (asked !== null && !optedOut) jar.set(`${PREVIEW_KEY}=${encodeURIComponent(asked)}; path=/; SameSite=Lax${asked ? "" : "; max-age=0"}`);
-  const preview = asked ?? readCookie(jar, PREVIEW_KEY);
+  // the visual editor always works on the original page
+  const preview = !editor && (asked ?? readCookie(jar, PREVIEW_KEY));
   // the curtain is never drawn in the visual editor, nor for an opted-out visitor (but in a preview)
   const veiled = !editor && (!optedOut || !!preview);
 
@@ -451,6 +452,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
 
   /** The page view once everything for evaluation is there: assignment, changes, reveal. */
   function show(): void {
+    page = loc.href; // an SPA may have changed it while the config loaded
     const now = enterPage(true);
     if (tracking) {
       // clicks and submits before the track chunk is there: it replays them (goals, click triggers).
@@ -573,11 +575,20 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     return out;
   }
 
+  const encodes = (data: unknown): unknown => {
+    try {
+      return JSON.stringify(data);
+    } catch {
+      // false: not sent
+    }
+  };
   const trackEvent = (eventName: string, eventData?: Record<string, unknown>): void => {
     if (typeof eventName != "string" || eventName === "" || eventName.length > 100) {
       report("track(): the name must be 1-100 characters");
-    } else if (eventData !== undefined && !isRecord(eventData)) report("track(): the data must be an object");
-    else emit(eventName, eventData);
+    } else if (eventData !== undefined && !(isRecord(eventData) && encodes(eventData))) {
+      // data JSON cannot carry (a cycle, a BigInt) would fail the write of every event held with it
+      report("track(): the data must be a JSON object");
+    } else emit(eventName, eventData);
   };
 
   // settles once the network answered: flags use the freshest config (a kill switch acts at once)

@@ -608,6 +608,21 @@ describe("window.Segmently", () => {
     expect(errors).toHaveBeenCalledTimes(2);
   });
 
+  it("data JSON cannot carry is refused at the call; the page's other events still go, the chunk still runs", async () => {
+    const goals = [{ id: "g-1", type: "click" as const, name: "Headline", selector: "h1" }];
+    const page = open("https://shop.example.com/", { inline: site({ experiments: [experiment({ goals })] }) });
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    page.api.track("cyclic", cyclic); // before the track chunk ran, in the start's task (an inline script)
+    page.api.track("big", { n: BigInt(1) });
+    page.api.track("fine", { b: 2 });
+    await settle(10);
+    page.doc.querySelector("h1")!.dispatchEvent(new (page.win as unknown as typeof globalThis).MouseEvent("click", { bubbles: true }));
+    const names = (await page.events()).map((e) => e.event_name);
+    expect(names).toEqual(["assignment", "page_view", "fine", "conversion"]);
+    expect(errors.mock.calls.map((c: unknown[]) => c[0])).toEqual(["Segmently: track(): the data must be a JSON object"]);
+  });
+
   it("an event tracked right after the start (an inline script) comes after the load's page_view", async () => {
     const page = open("https://shop.example.com/", { inline: site() });
     page.api.track("signup"); // same task as the start: the page view is still waiting for its task
@@ -853,6 +868,16 @@ describe("single-page apps", () => {
     const views = named(await page.events(), "page_view").map((e) => e.url);
     expect(views).toEqual(["https://shop.example.com/pricing", "https://shop.example.com/checkout"]);
   });
+
+  it("a route the app moved to while a first visit's config loaded is the page evaluated and counted", async () => {
+    serve(site({ experiments: [experiment({ url: ["\\/pricing"] })] }));
+    const page = open("https://shop.example.com/");
+    page.win.history.replaceState({}, "", "/pricing"); // the router's redirect, before the config answered
+    await settle();
+    expect(headline(page)).toBe("New headline");
+    const views = named(await page.events(), "page_view").map((e) => e.url);
+    expect(views).toEqual(["https://shop.example.com/pricing"]);
+  });
 });
 
 describe("cross-domain", () => {
@@ -911,6 +936,17 @@ describe("chunks", () => {
     expect(headline(page)).toBe("Old headline");
     page.api.track("cta_click");
     expect(await page.events()).toEqual([]);
+  });
+
+  it("in the visual editor's iframe a preview of the same session changes nothing: the editor works on the original", async () => {
+    const page = await visit("https://shop.example.com/?segmently_editor=1", {
+      cookies: ["segmently_preview=hero%3Avariant_b; path=/"],
+      before: (win) => Object.defineProperty(win, "parent", { value: {} }),
+    });
+    expect(headline(page)).toBe("Old headline");
+    expect(curtainDrawn(page)).toBe(false);
+    expect(page.doc.querySelector(`script[src="${BASE}/snippet/preview.js"]`)).toBeNull();
+    expect(server.configRequests.every((url) => !url.includes("preview="))).toBe(true);
   });
 
   it("is in editor mode in a frame named segmently_editor (pages a link leads to), never at the top", async () => {
