@@ -262,10 +262,10 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     if (!identity) {
       const [id, clean] = adoption(loc.href, loc.hostname, crossDomain);
       identity = loadIdentity(identityOptions, id);
-      if (clean) {
-        page = clean; // before replaceState, so the SPA hook sees no navigation
-        history.replaceState(history.state, "", clean);
-      }
+      // the URL now (an SPA may have changed it since the start), before replaceState, so the SPA hook
+      // sees no navigation: the events waiting for the visitor, the referral decision go under it
+      page = clean || loc.href;
+      if (clean) history.replaceState(history.state, "", clean);
       for (const event of unidentified.splice(0)) send(...event);
     }
     return identity;
@@ -575,20 +575,21 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     return out;
   }
 
-  const encodes = (data: unknown): unknown => {
+  /** `data` as JSON carries it, a copy taken now; undefined where JSON cannot (a cycle, a BigInt) */
+  const copy = (data: unknown): unknown => {
     try {
-      return JSON.stringify(data);
+      return JSON.parse(JSON.stringify(data));
     } catch {
-      // false: not sent
+      // refused: held, it would fail the write of every event held with it
     }
   };
   const trackEvent = (eventName: string, eventData?: Record<string, unknown>): void => {
+    let data: unknown;
     if (typeof eventName != "string" || eventName === "" || eventName.length > 100) {
       report("track(): the name must be 1-100 characters");
-    } else if (eventData !== undefined && !(isRecord(eventData) && encodes(eventData))) {
-      // data JSON cannot carry (a cycle, a BigInt) would fail the write of every event held with it
+    } else if (eventData !== undefined && !isRecord((data = copy(eventData)))) {
       report("track(): the data must be a JSON object");
-    } else emit(eventName, eventData);
+    } else emit(eventName, data as Record<string, unknown> | undefined);
   };
 
   // settles once the network answered: flags use the freshest config (a kill switch acts at once)

@@ -413,6 +413,14 @@ describe("referral sources", () => {
     expect(curtainDrawn(page)).toBe(false);
     expect(headline(page)).toBe("Old headline");
   });
+
+  it("a route the app moved to while a first visit's config loaded waits for the chunk where its experiment needs it", async () => {
+    serve(site({ experiments: [experiment({ url: ["\\/pricing"], audience: { referral_sources: ["paid"] } })] }));
+    const page = open("https://shop.example.com/?utm_medium=cpc");
+    page.win.history.replaceState({}, "", "/pricing?utm_medium=cpc"); // the router's redirect
+    await settle();
+    expect(headline(page)).toBe("New headline");
+  });
 });
 
 describe("anti-flicker", () => {
@@ -615,11 +623,14 @@ describe("window.Segmently", () => {
     cyclic.self = cyclic;
     page.api.track("cyclic", cyclic); // before the track chunk ran, in the start's task (an inline script)
     page.api.track("big", { n: BigInt(1) });
-    page.api.track("fine", { b: 2 });
+    const fine: Record<string, unknown> = { b: 2 };
+    page.api.track("fine", fine);
+    fine.self = fine; // the event keeps the data as it was at the call
     await settle(10);
     page.doc.querySelector("h1")!.dispatchEvent(new (page.win as unknown as typeof globalThis).MouseEvent("click", { bubbles: true }));
-    const names = (await page.events()).map((e) => e.event_name);
-    expect(names).toEqual(["assignment", "page_view", "fine", "conversion"]);
+    const events = await page.events();
+    expect(events.map((e) => e.event_name)).toEqual(["assignment", "page_view", "fine", "conversion"]);
+    expect(named(events, "fine")[0]!.event_data).toEqual({ b: 2 });
     expect(errors.mock.calls.map((c: unknown[]) => c[0])).toEqual(["Segmently: track(): the data must be a JSON object"]);
   });
 

@@ -79,9 +79,8 @@ export function startTrack(host: ModuleHost, win: Window): Tracker {
         .fetch(url, { method: "POST", body, headers, credentials: "omit", keepalive: body.length < 60_000 })
         .then((r) => ({ status: r.status, retryAfter: parseFloat(r.headers.get("Retry-After")!) })),
     beacon: typeof win.navigator.sendBeacon === "function" ? (url, body) => win.navigator.sendBeacon(url, body) : null,
-    held: host.events.slice(),
+    held: host.events.splice(0),
   });
-  host.events.length = 0; // taken over only now: a queue that failed to start leaves them to the core's beacon
   const tracker: Tracker = {
     page: goals.pageView,
     targets: (running) =>
