@@ -115,6 +115,11 @@ async def revealed(page: Page) -> None:
     await page.wait_for_function("getComputedStyle(document.documentElement).opacity === '1'")
 
 
+async def tracking(page: Page) -> None:
+    """Waits until the ``track`` chunk runs (after the reveal: goals, link decoration, GA4/Mixpanel)."""
+    await page.wait_for_function("window.__segmentlyTrack !== undefined")
+
+
 def data(value: Any) -> dict[str, Any]:
     """``event_data`` as stored: JSON text on SQLite, a decoded value on PostgreSQL."""
     return json.loads(value) if isinstance(value, str) else (value or {})

@@ -19,6 +19,7 @@ from tests.browser.support import (
     experiment,
     revealed,
     shop_site,
+    tracking,
     variants,
     wait_rows,
 )
@@ -216,6 +217,7 @@ async def test_ga4_and_mixpanel_get_an_impression_only_for_experiments_configure
         await page.goto(url)
         await revealed(page)
         await expect(page.locator("#plain-test")).to_have_css("color", GREEN)
+        await tracking(page)  # the impressions are the track chunk's, loaded after the reveal
         assert await page.evaluate("window.__gtag") == [ga_call]
         assert await page.evaluate("window.__mixpanel") == [mp_call]
     assert page.console_errors == []  # type: ignore[attr-defined]

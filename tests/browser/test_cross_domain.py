@@ -10,7 +10,7 @@ import httpx
 from playwright.async_api import Page
 
 from tests.browser.conftest import BROWSER, Shop, snippet_tag
-from tests.browser.support import HERO, experiment, revealed, shop_site, variants, wait_rows
+from tests.browser.support import HERO, experiment, revealed, shop_site, tracking, variants, wait_rows
 
 pytestmark = BROWSER
 
@@ -54,6 +54,7 @@ async def test_a_visitor_keeps_id_and_variant_across_listed_hosts_only(
 
     await page.goto(home)
     await revealed(page)
+    await tracking(page)  # the track chunk decorates the links, after the reveal
     visitor = await page.evaluate("Segmently.getVisitorId()")
     variant = await page.evaluate("Segmently.getVariant('hero-test')")
     assert variant in ("control", "variant_b")
