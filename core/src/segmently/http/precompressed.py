@@ -7,7 +7,8 @@ quality goes to clients that take it (browsers over HTTPS, which a snippet on an
 anyway, and on localhost), about 10 % smaller than gzip -9 on the core and 20 % on the config. It
 is far too slow to make per request (20–45 ms for the core on the benchmark machine), so it is
 made once per body, in a worker thread (Brotli releases the GIL) so the event loop goes on
-serving. Gzip -9 goes to the others. A route that answers with :func:`respond` carries
+serving, and no request waits for it: until it is made, gzip goes instead. Gzip -9 goes to the
+clients that take no Brotli. A route that answers with :func:`respond` carries
 :data:`NO_COMPRESSION` in its ``opt`` so the middleware leaves it alone.
 
 Each encoding is its own representation, so it has its own entity tag (RFC 9110 §8.8.3), the
@@ -18,11 +19,11 @@ back whichever it was given, the inline config's included.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections import OrderedDict
 from typing import Any, Final, Literal
 
-import anyio.to_thread
 import brotli
 from litestar import Request, Response
 
@@ -32,15 +33,16 @@ MINIMUM_SIZE: Final = 1024
 """Smaller bodies go as they are, as the app's middleware sends them."""
 
 Encoding = Literal["br", "gzip"]
+ENCODINGS: Final[tuple[Encoding, ...]] = ("br", "gzip")
 SUFFIX: Final[dict[Encoding, str]] = {"br": "-br", "gzip": "-gz"}
 """What an encoding appends to the body's entity tag."""
 
 
-def preferred_encoding(accept_encoding: str) -> Encoding | None:
-    """``br``, else ``gzip``, if the ``Accept-Encoding`` header takes it; None: neither.
+def accepted_encodings(accept_encoding: str) -> list[Encoding]:
+    """Of ``br`` and ``gzip``, those the ``Accept-Encoding`` header takes, the smaller (Brotli) first.
 
-    A coding with ``q=0`` (or an unreadable q) is refused; ``*`` takes any coding not named. Among
-    the codings taken, Brotli wins whatever their q-values: it is the smaller one.
+    A coding with ``q=0`` (or an unreadable q) is refused; ``*`` takes any coding not named. The
+    q-values do not order them otherwise: Brotli is the smaller one.
     """
     taken: dict[str, bool] = {}
     for item in accept_encoding.lower().split(","):
@@ -53,10 +55,7 @@ def preferred_encoding(accept_encoding: str) -> Encoding | None:
             except ValueError:
                 accepted = False
         taken[name.strip()] = accepted
-    for encoding in ("br", "gzip"):
-        if taken.get(encoding, taken.get("*", False)):
-            return encoding
-    return None
+    return [e for e in ENCODINGS if taken.get(e, taken.get("*", False))]
 
 
 def tagged(etag: str, encoding: Encoding | None) -> str:
@@ -76,7 +75,7 @@ def not_modified(if_none_match: str | None, etag: str) -> bool:
 
 
 class Precompressed:
-    """A body and its encodings, each made on first use and then kept (always the same bytes)."""
+    """A body and its encodings, each made once and then kept (always the same bytes)."""
 
     __slots__ = ("_encoded", "body")
 
@@ -84,51 +83,66 @@ class Precompressed:
         self.body = body
         self._encoded = {} if encoded is None else encoded
 
-    async def encoded(self, encoding: Encoding) -> bytes:
-        """The body in ``encoding``: Brotli quality 11 (made in a thread), or gzip -9 (``mtime`` 0)."""
+    def ready(self, encoding: Encoding) -> bytes | None:
+        """The body in ``encoding`` if it is made (None: not yet).
+
+        Gzip -9 (``mtime`` 0) is made at once; Brotli (quality 11) is started in a worker thread on
+        the first call and is None until it is done, so no request waits for it (the caller sends
+        gzip meanwhile).
+        """
         found = self._encoded.get(encoding)
         if found is None:
-            if encoding == "br":
-                found = await anyio.to_thread.run_sync(_brotli, self.body)
+            if encoding == "gzip":
+                found = self._encoded["gzip"] = gzip.compress(self.body, 9, mtime=0)
             else:
-                found = gzip.compress(self.body, 9, mtime=0)
-            self._encoded[encoding] = found
-        return found
+                self._encoded["br"] = b""  # being made
+                making = asyncio.get_running_loop().run_in_executor(None, _brotli, self.body)
+                making.add_done_callback(self._made)
+        return found or None
+
+    def _made(self, making: asyncio.Future[bytes]) -> None:
+        if making.cancelled() or making.exception() is not None:
+            self._encoded.pop("br", None)  # tried again by the next request
+        else:
+            self._encoded["br"] = making.result()
 
 
 def _brotli(body: bytes) -> bytes:
     return brotli.compress(body, mode=brotli.MODE_TEXT, quality=11)  # type: ignore[no-any-return]
 
 
-async def respond(
+def respond(
     request: Request[Any, Any, Any],
     body: Precompressed,
     media_type: str,
     headers: dict[str, str],
     vary: str | None = None,
 ) -> Response[bytes]:
-    """``body`` in the encoding the client prefers (:func:`preferred_encoding`), or as it is.
+    """``body`` in the first of the client's :func:`accepted_encodings` that is made, or as it is.
 
     ``headers["ETag"]`` is the body's entity tag; the response carries its encoding's
     (:func:`tagged`). 304 when ``If-None-Match`` names it (:func:`not_modified`); always ``Vary:
     Accept-Encoding``. ``vary`` is any other request header the body depends on (the country
     header of the config).
     """
-    etag = headers["ETag"]
-    encoding = preferred_encoding(request.headers.get("accept-encoding", ""))
-    if len(body.body) < MINIMUM_SIZE:
-        encoding = None
+    encoding: Encoding | None = None
+    content = body.body
+    if len(content) >= MINIMUM_SIZE:
+        for accepted in accepted_encodings(request.headers.get("accept-encoding", "")):
+            made = body.ready(accepted)
+            if made is not None:
+                encoding, content = accepted, made
+                break
     out = {
         **headers,
-        "ETag": tagged(etag, encoding),
+        "ETag": tagged(headers["ETag"], encoding),
         "Vary": "Accept-Encoding" if vary is None else f"{vary}, Accept-Encoding",
     }
-    if not_modified(request.headers.get("if-none-match"), etag):
+    if not_modified(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(b"", status_code=304, headers=out)
-    if encoding is None:
-        return Response(body.body, media_type=media_type, headers=out)
-    out["Content-Encoding"] = encoding
-    return Response(await body.encoded(encoding), media_type=media_type, headers=out)
+    if encoding is not None:
+        out["Content-Encoding"] = encoding
+    return Response(content, media_type=media_type, headers=out)
 
 
 class PrecompressedCache:

@@ -100,7 +100,7 @@ class SdkController(Controller):
             raise NotFoundException("This site no longer exists")
         headers = {"ETag": built.etag, "Cache-Control": "private, no-cache"}  # per visitor country
         vary = kernel.settings.country_header or None
-        return await respond(request, built.content, "application/json", headers, vary)
+        return respond(request, built.content, "application/json", headers, vary)
 
     @post("/experiments/{experiment_id:str}/assign", operation_id="assignVisitor", status_code=200)
     async def assign(

@@ -89,7 +89,7 @@ async def _js(
     request: Request[Any, Any, Any],
     vary: str | None = None,
 ) -> Response[bytes]:
-    return await respond(request, body, JS, {"ETag": etag, "Cache-Control": cache}, vary)
+    return respond(request, body, JS, {"ETag": etag, "Cache-Control": cache}, vary)
 
 
 def _script_json(value: bytes) -> bytes:
