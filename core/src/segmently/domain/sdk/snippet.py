@@ -82,7 +82,7 @@ class SnippetFiles:
         return core
 
 
-async def _js(
+def _js(
     body: Precompressed,
     etag: str,
     cache: str,
@@ -109,7 +109,7 @@ class SnippetController(Controller):
     async def core(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """The core; cached 5 minutes, then revalidated (the URL carries no version)."""
         core = _files(request).core()
-        return await _js(core.content, core.etag, "public, max-age=300", request)
+        return _js(core.content, core.etag, "public, max-age=300", request)
 
     @get("/snippet/{name:str}", operation_id="snippetChunk")
     async def chunk(self, request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
@@ -117,7 +117,7 @@ class SnippetController(Controller):
         found = _files(request).get(name) if CHUNK_NAME.match(name) and name != "segmently.js" else None
         if found is None:
             raise NotFoundException(f"No snippet chunk {name!r}")
-        return await _js(found.content, found.etag, "public, max-age=300", request)
+        return _js(found.content, found.etag, "public, max-age=300", request)
 
     @get("/s/{script:str}", operation_id="snippetWithConfig")
     async def site_script(
@@ -150,10 +150,9 @@ class SnippetController(Controller):
         # the key is in the body too: a regenerated key is a new script for the same config and core
         parts = f"{built.etag} {core.etag} {api_key}".encode()
         etag = '"' + hashlib.blake2b(parts, digest_size=12).hexdigest() + '"'
-
         hint = COMPILE_HINT if core.content.body.startswith(COMPILE_HINT) else b""
         body = hint + head + core.content.body[len(hint) :]
-        return await _js(
+        return _js(
             _SITE_SCRIPTS.get(etag, body),
             etag,
             "private, no-cache",
