@@ -2,12 +2,13 @@
 // <script>) and, beside it, one file per lazily loaded chunk found in src/modules/
 // (src/modules/<name>.ts or src/modules/<name>/index.ts → dist/<name>.js).
 // SNIPPET_OUTDIR=<dir> builds there instead of dist/ (the Python tests build into their own folder).
-// esbuild bundles and minifies; terser then minifies its output once more (about 5 % less gzip:
-// its name mangling and repeated compress passes do better than esbuild's single pass).
+// esbuild bundles and minifies; UglifyJS then minifies its output once more (its name mangling and
+// repeated compress passes do better than esbuild's single pass: 7,313 → 6,945 bytes gzip at first
+// with terser, then 6,721 → 6,551 with UglifyJS instead, whose options below gzip best).
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as esbuild from "esbuild";
-import { minify } from "terser";
+import UglifyJS from "uglify-js";
 
 // Property mangling only for the internal naming scheme: a property whose name is `_` followed by
 // a letter (`identity._visitorId`, `outbox._hold`) is renamed. Nothing outside the snippet's own
@@ -28,8 +29,14 @@ const common = {
   write: false,
 };
 
-// safe options only: no `unsafe*`, no `pure_getters` (a getter such as document.cookie may throw)
-const TERSER = { ecma: 2018, compress: { passes: 3 }, mangle: true, format: { comments: false } };
+// Safe options only: no `unsafe*`, and `pure_getters` off (its default, "strict", may drop a property
+// read whose value is unused, and a getter such as document.cookie may throw). Three passes; no
+// inlining of single-use functions into their callers and `let`/`const` kept as written, which the
+// minified text shows as more characters and gzip as fewer bytes (−151 on the core).
+const UGLIFY = {
+  compress: { passes: 3, inline: false, varify: false, hoist_funs: true, pure_getters: false },
+  mangle: true,
+};
 
 // Chromium's file-level compile hint (V8's "explicit compile hints", Chrome 136+): every function
 // of the file is compiled with the script instead of on its first call. Nearly every function of
@@ -43,7 +50,8 @@ async function build(options, hint = "") {
   const result = await esbuild.build(options);
   mkdirSync(outdir, { recursive: true });
   for (const file of result.outputFiles) {
-    const min = await minify(file.text, TERSER);
+    const min = UglifyJS.minify(file.text, UGLIFY);
+    if (min.error) throw min.error;
     writeFileSync(file.path, hint + min.code);
   }
 }
