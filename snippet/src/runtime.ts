@@ -117,7 +117,8 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   // preview: `?segmently_preview=slug:variantKey`, remembered for the browser session (empty ends it)
   // in a session cookie, read with the others (sessionStorage would cost every page its own read)
   const asked = query.get(PREVIEW_KEY);
-  if (asked !== null && !optedOut) jar.set(`${PREVIEW_KEY}=${encodeURIComponent(asked)}; path=/; SameSite=Lax${asked ? "" : "; max-age=0"}`);
+  // (not from the editor's frame: its session cookie would start a preview on the site's own tabs)
+  if (asked !== null && !optedOut && !editor) jar.set(`${PREVIEW_KEY}=${encodeURIComponent(asked)}; path=/; SameSite=Lax${asked ? "" : "; max-age=0"}`);
   // the visual editor always works on the original page
   const preview = !editor && (asked ?? readCookie(jar, PREVIEW_KEY));
   // the curtain is never drawn in the visual editor, nor for an opted-out visitor (but in a preview)
@@ -166,6 +167,8 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
   let site: SiteConfig | null | undefined;
   let settings: Partial<SiteConfig["settings"]> = {};
   let identity: Identity | null = null;
+  /** reset() was called before the visitor was known: the first identity is a new visitor */
+  let fresh: unknown;
   /** the curtain's reveal, once drawn */
   let curtain: (() => number) | undefined;
   let timeout = FIRST_VISIT_TIMEOUT_MS;
@@ -262,6 +265,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     if (!identity) {
       const [id, clean] = adoption(loc.href, loc.hostname, crossDomain);
       identity = loadIdentity(identityOptions, id);
+      if (fresh) identity = resetIdentity(identityOptions, identity);
       // the URL now (an SPA may have changed it since the start), before replaceState, so the SPA hook
       // sees no navigation: the events waiting for the visitor, the referral decision go under it
       page = clean || loc.href;
@@ -622,7 +626,9 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       assigned = undefined;
       removeKey(storage, ATTRIBUTES_KEY);
       for (const key of Object.keys(attributes)) delete attributes[key];
-      identity = resetIdentity(identityOptions, identify());
+      // before the config (a first visit): once the cookie domain is known, as the config names it
+      if (identity) identity = resetIdentity(identityOptions, identity);
+      else fresh = 1;
       call("decorate");
     }),
     isEnabled: (key: string) => flags().then((all) => all[key] === true),

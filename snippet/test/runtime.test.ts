@@ -673,6 +673,23 @@ describe("window.Segmently", () => {
     expect(next.win.localStorage.getItem("seg_attributes")).toBeNull();
   });
 
+  it("reset() before a first visit's config arrived: the page runs as the new visitor, kept on the site's cookie domain", async () => {
+    const old = "0b8e4b1c-5b5f-4e43-9a47-2f64bd1d0a11";
+    // the visitor came from another subdomain of the site: its cookie is on .example.com
+    const page = open("https://shop.example.com/", { cookies: [`seg_visitor_id=${old}; path=/; domain=.example.com`] });
+    page.api.reset(); // a logout page calls it at once, before the config request answered
+    await settle();
+    const fresh = page.api.getVisitorId();
+    expect(fresh).not.toBeNull();
+    expect(fresh).not.toBe(old);
+    // (happy-dom keeps a cookie expired with max-age=0 under fake timers as an empty value)
+    const ids = page.doc.cookie.split("; ").filter((c) => c.startsWith("seg_visitor_id=") && c != "seg_visitor_id=");
+    expect(ids).toEqual([`seg_visitor_id=${fresh}`]); // one cookie: no host-only copy shadowing the domain's
+    const events = await page.events();
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.every((e) => e.visitor_id === fresh)).toBe(true);
+  });
+
   it("isEnabled and getAllFlags answer from the config's rollouts, after a first visit's config arrives", async () => {
     serve(site({ flags: [{ key: "on", rollout: 100 }, { key: "off", rollout: 0 }] }));
     const page = open("https://shop.example.com/");
@@ -958,6 +975,16 @@ describe("chunks", () => {
     expect(curtainDrawn(page)).toBe(false);
     expect(page.doc.querySelector(`script[src="${BASE}/snippet/preview.js"]`)).toBeNull();
     expect(server.configRequests.every((url) => !url.includes("preview="))).toBe(true);
+  });
+
+  it("in the visual editor's iframe a preview parameter starts no preview session for the site", async () => {
+    const page = await visit("https://shop.example.com/?segmently_editor=1&segmently_preview=hero%3Acontrol", {
+      before: (win) => Object.defineProperty(win, "parent", { value: {} }),
+    });
+    expect(page.doc.cookie).not.toContain("segmently_preview");
+    const next = await visit("https://shop.example.com/", { from: page }); // the site in a tab of the same session
+    expect(headline(next)).toBe("New headline");
+    expect(next.doc.querySelector(`script[src="${BASE}/snippet/preview.js"]`)).toBeNull();
   });
 
   it("is in editor mode in a frame named segmently_editor (pages a link leads to), never at the top", async () => {
