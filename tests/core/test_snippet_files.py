@@ -128,6 +128,29 @@ async def test_the_files_go_compressed_to_clients_that_take_it(
     assert not small.headers["etag"].endswith(('-br"', '-gz"'))
 
 
+async def test_head_answers_what_get_would_without_the_body(
+    client: httpx.AsyncClient, database_url: str, dist: Path
+) -> None:
+    """Uptime monitors, CDNs and `curl -I` ask with HEAD: the same status and headers, no body."""
+    (dist / "segmently.js").write_bytes(CORE + b"".join(b"/* padding %d */\n" % i for i in range(200)))
+    h, site = await owner_site(client, database_url)
+    await live(client, h, site)
+    for url in ("/segmently.js", "/snippet/preview.js", f"/s/{site['api_key']}.js"):
+        for accept in ("identity", "gzip"):
+            got, got_body = await raw(client, url, {"Accept-Encoding": accept})
+            async with client.stream("HEAD", url, headers={"Accept-Encoding": accept}) as head:
+                head_body = b"".join([chunk async for chunk in head.aiter_raw()])
+            assert head.status_code == 200 and head_body == b"", (url, accept)
+            for name in ("etag", "content-type", "cache-control", "vary", "content-length"):
+                assert head.headers.get(name) == got.headers.get(name), (url, accept, name)
+            assert got.headers["content-length"] == str(len(got_body))
+            tag = got.headers["etag"]
+            again = await client.head(url, headers={"Accept-Encoding": accept, "If-None-Match": tag})
+            assert again.status_code == 304, (url, accept)
+    assert (await client.head("/snippet/nothing.js")).status_code == 404
+    assert (await client.head("/s/seg_live_unknownkey123.js")).status_code == 401
+
+
 async def test_a_regenerated_key_gets_a_script_of_its_own(
     client: httpx.AsyncClient, database_url: str, dist: Path
 ) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, get
+from litestar import Controller, HttpMethod, Request, Response, route
 from litestar.exceptions import NotFoundException, ServiceUnavailableException
 from litestar.params import FromPath
 
@@ -37,6 +37,9 @@ COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
 """Chromium's file-level compile hint, the first line of the built core (snippet/build.mjs); only
 as a file's first line does it count, so ``/s/{api_key}.js`` puts it before the inline config."""
 PUBLIC_FILE = {**PUBLIC, **PUBLIC_ROUTE_OPT, **NO_COMPRESSION}
+GET_HEAD = [HttpMethod.GET, HttpMethod.HEAD]
+"""The files answer HEAD too (uptime monitors, CDNs, ``curl -I``): the same status and headers as a GET,
+Content-Length included; the server (uvicorn) leaves out the body."""
 _SITE_SCRIPTS = PrecompressedCache()
 """The encodings of recent ``/s/{api_key}.js`` bodies (by their entity tag)."""
 
@@ -105,13 +108,13 @@ class SnippetController(Controller):
     opt = PUBLIC_FILE
     middleware = [rate_limit("public")]
 
-    @get("/segmently.js", operation_id="snippetCore")
+    @route("/segmently.js", http_method=GET_HEAD, operation_id="snippetCore")
     async def core(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """The core; cached 5 minutes, then revalidated (the URL carries no version)."""
         core = _files(request).core()
         return _js(core.content, core.etag, "public, max-age=300", request)
 
-    @get("/snippet/{name:str}", operation_id="snippetChunk")
+    @route("/snippet/{name:str}", http_method=GET_HEAD, operation_id="snippetChunk")
     async def chunk(self, request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
         """A lazily loaded chunk (``preview.js``, ``editor.js``, ``badge.js``, plugins' own)."""
         found = _files(request).get(name) if CHUNK_NAME.match(name) and name != "segmently.js" else None
@@ -119,7 +122,7 @@ class SnippetController(Controller):
             raise NotFoundException(f"No snippet chunk {name!r}")
         return _js(found.content, found.etag, "public, max-age=300", request)
 
-    @get("/s/{script:str}", operation_id="snippetWithConfig")
+    @route("/s/{script:str}", http_method=GET_HEAD, operation_id="snippetWithConfig")
     async def site_script(
         self,
         request: Request[Any, Any, Any],
