@@ -33,6 +33,7 @@ const ATTRIBUTES_KEY = "seg_attributes";
 const FIRST_VISIT_TIMEOUT_MS = 5_000;
 const BOUNCE_MS = 5_000; // left sooner without interacting: a bounce (as the track chunk's engagement)
 const MAX_HIDDEN_MS = 600_000; // the server refuses a page_view whose hidden_ms is larger
+const MAX_URL = 2048; // the server's limit for an event's url
 
 /** `window.Segmently` (spec: "JavaScript API", "Using Flags in Your Code"). */
 export interface SegmentlyApi {
@@ -239,7 +240,7 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       experiment_id: experimentId,
       variant_id: variantId,
       event_data: data,
-      url: page,
+      url: page.slice(0, MAX_URL), // a longer one would have the server refuse the whole batch
       device_type: deviceForWidth(win.innerWidth),
     });
     // the track chunk brings the queue; until it registers, the outbox holds and stores the events
@@ -481,16 +482,29 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
       doc.addEventListener("click", keep, true);
       doc.addEventListener("submit", keep, true);
     }
+    // the page is shown (once): the curtain goes, and the load's page view is due
+    let shown = 0;
+    const reveal = guard(() => {
+      if (shown++) return;
+      const hidden = curtain && curtain();
+      shownAt = doc.visibilityState == "hidden" ? 0 : Date.now();
+      view = () => pageView(hidden);
+      later(guard(sendView)); // the page shows first; its event after the parse (or at pagehide)
+    });
     // SPA navigations: pushState, replaceState and popstate that change the URL are page views
     const navigated = guard(() => {
       // a new path or query is a page view; a fragment alone (an in-page anchor) is not
       if (loc.href.split("#")[0] === page.split("#")[0]) return;
+      // a navigation while the page is hidden (activation delay, a variant's script waiting for
+      // DOMContentLoaded) shows it: the app has moved on, and the load's page view goes first
+      reveal();
       sendView(); // the load's page view before the next one
       call("leave", Date.now()); // for the page being left, still under its URL
       page = loc.href;
       shownAt = Date.now();
       clicksBefore = early.length;
-      stopAll(([r]) => urlRulesMatch(r) && experiments().some((e) => e.id === r.id));
+      // by the config of this page view (a revalidated one may have changed the rules)
+      stopAll(([r]) => experiments().some((e) => e.id === r.id && urlRulesMatch(e)));
       enterPage();
       pageView();
     });
@@ -551,12 +565,6 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     // later get their changes from the changes engine's MutationObserver before they are painted;
     // custom JavaScript runs at DOMContentLoaded, so a variant with some waits for that.
     const delay = Math.max(0, ...now.map(([e]) => e.delay));
-    const reveal = guard(() => {
-      const hidden = curtain && curtain();
-      shownAt = doc.visibilityState == "hidden" ? 0 : Date.now();
-      view = () => pageView(hidden);
-      later(guard(sendView)); // the page shows first; its event after the parse (or at pagehide)
-    });
     const afterDelay = () => (delay > 0 ? setTimeout(reveal, delay) : reveal());
     const scripted = now.some(([, v]) => v.scripts.length);
     if (now.length === 0) reveal();
@@ -572,10 +580,11 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
     const stored = sticky();
     const out: Record<string, string> = {};
     for (const e of experiments()) {
-      const r = running.get(e.id);
-      const variant = r ? r[1] : e.variants.find((v) => v.id === stored[e.id]);
+      const variant = e.variants.find((v) => v.id === stored[e.id]);
       if (variant) out[e.slug] = variant.key;
     }
+    // what this page shows, also when a revalidated config no longer has it (undone from the next page view)
+    for (const [e, v] of running.values()) out[e.slug] = v.key;
     return out;
   }
 

@@ -155,6 +155,42 @@ describe("elements that appear later", () => {
     expect($(".hero")!.children).toHaveLength(1);
   });
 
+  test("two text changes on one element while the document loads settle on one text instead of rewriting it forever", async () => {
+    // two experiments on the hero heading: each change's observer used to undo the other's, an
+    // endless loop of mutations that kept the parser (and DOMContentLoaded) from ever going on
+    Object.defineProperty(document, "readyState", { value: "loading", configurable: true });
+    try {
+      document.body.innerHTML = `<h1 class="title">Old</h1>`;
+      const h1 = $("h1")!;
+      let proto: object | null = h1;
+      let own: PropertyDescriptor | undefined;
+      while (proto && !(own = Object.getOwnPropertyDescriptor(proto, "textContent"))) proto = Object.getPrototypeOf(proto);
+      let writes = 0; // stops writing after 100, so a loop ends and the test can tell
+      Object.defineProperty(h1, "textContent", {
+        configurable: true,
+        get() {
+          return own!.get!.call(this);
+        },
+        set(value: string) {
+          if (++writes < 100) own!.set!.call(this, value);
+        },
+      });
+      const report = vi.fn();
+      applied.push(applyChanges(document, "exp1", { elements: [{ type: "text", selector: "h1", text: "A" }], styles: [], scripts: [] }, report));
+      applied.push(applyChanges(document, "exp2", { elements: [{ type: "text", selector: ".title", text: "B" }], styles: [], scripts: [] }, report));
+      await settle();
+      await settle();
+      expect(writes).toBeLessThan(5);
+      expect(h1.textContent).toBe("B"); // the later experiment's change, as after the parse
+      // the parser appending the original text after a change still gets it set again
+      h1.appendChild(document.createTextNode("Old"));
+      await settle();
+      expect(h1.textContent).toBe("B");
+    } finally {
+      delete (document as { readyState?: string }).readyState;
+    }
+  });
+
   test("stop after undo, and the changes already made stay", async () => {
     document.body.innerHTML = `<a class="cta">Buy</a>`;
     const { undo } = apply([{ type: "text", selector: ".cta", text: "Start free trial" }]);

@@ -690,6 +690,27 @@ describe("window.Segmently", () => {
     expect(events.every((e) => e.visitor_id === fresh)).toBe(true);
   });
 
+  it("getVariant and getAllAssignments keep answering the variant the page shows after the config was revalidated", async () => {
+    const first = await visit("https://shop.example.com/");
+    serve(site({ experiments: [] })); // the experiment was paused meanwhile
+    const second = open("https://shop.example.com/", { from: first });
+    expect(second.api.getVariant("hero")).toBe("variant_b");
+    await settle(); // the stored config's revalidation answers with the new one
+    expect(headline(second)).toBe("New headline"); // not undone mid-page
+    expect(second.api.getVariant("hero")).toBe("variant_b");
+    expect(second.api.getAllAssignments()).toEqual({ hero: "variant_b" });
+    const third = await visit("https://shop.example.com/", { from: second });
+    expect(third.api.getAllAssignments()).toEqual({}); // the next page view follows the new config
+  });
+
+  it("a page URL longer than the server takes is cut to 2,048 characters, so its events are not refused", async () => {
+    const long = `https://shop.example.com/search?q=${"a".repeat(2100)}`;
+    const page = await visit(long);
+    const events = await page.events();
+    expect(named(events, "assignment")).toHaveLength(1);
+    expect(named(events, "page_view").map((e) => e.url)).toEqual([long.slice(0, 2048)]);
+  });
+
   it("isEnabled and getAllFlags answer from the config's rollouts, after a first visit's config arrives", async () => {
     serve(site({ flags: [{ key: "on", rollout: 100 }, { key: "off", rollout: 0 }] }));
     const page = open("https://shop.example.com/");
@@ -905,6 +926,27 @@ describe("single-page apps", () => {
     expect(headline(page)).toBe("New headline");
     const views = named(await page.events(), "page_view").map((e) => e.url);
     expect(views).toEqual(["https://shop.example.com/pricing"]);
+  });
+  it("an SPA redirect while the page is still hidden (activation delay): one page_view per URL", async () => {
+    const page = open("https://shop.example.com/", { inline: site({ experiments: [experiment({ delay: 500 })] }) });
+    await settle(100); // hidden: the activation delay runs
+    page.win.history.pushState({}, "", "/next"); // the app's router moves on
+    await settle(1000);
+    const views = named(await page.events(), "page_view").map((e) => e.url);
+    expect(views).toEqual(["https://shop.example.com/", "https://shop.example.com/next"]);
+    expect(curtainDrawn(page)).toBe(false);
+  });
+
+  it("an SPA navigation after the stored config was revalidated follows the new config's URL rules", async () => {
+    serve(site({ experiments: [experiment({}, { styles: ["h1{color:red}"] })] }));
+    const first = await visit("https://shop.example.com/");
+    serve(site({ experiments: [experiment({ url: ["\\/pricing"] }, { styles: ["h1{color:red}"] })] })); // narrowed meanwhile
+    const page = open("https://shop.example.com/", { from: first });
+    const css = () => [...page.doc.querySelectorAll("style")].map((s) => s.textContent).join("");
+    expect(css()).toContain("color:red"); // the stored config applies at once
+    await settle(); // the revalidation brings the new config, used from the next page view
+    page.win.history.pushState({}, "", "/about");
+    expect(css()).not.toContain("color:red");
   });
 });
 

@@ -64,15 +64,18 @@ export function applyChanges(
     let htmlChanged = false;
     for (const [change, done] of targets) {
       doc.querySelectorAll(change.selector).forEach((element) => {
+        const parsing = change.type == "text" && doc.readyState == "loading";
         // an html change applies to the outermost match only, so its own HTML cannot feed it
-        if (done.has(element) || (change.type == "html" && element.parentElement && element.parentElement.closest(change.selector))) return;
-        // while the document is parsed, the parser may still append the element's original text
-        // after the change: a text change is set again until DOMContentLoaded, then it is done
-        if (change.type == "text" && doc.readyState == "loading") {
-          if (element.textContent !== change.text) element.textContent = change.text;
-          return;
+        if ((done.has(element) && !parsing) || (change.type == "html" && element.parentElement && element.parentElement.closest(change.selector))) return;
+        if (parsing) {
+          // while the document is parsed, the parser may still append the element's original text
+          // after the change: set again then (the text starts with ours), but never against
+          // another writer (another experiment's change: each would undo the other forever)
+          const text = element.textContent!;
+          if (text != change.text && (!done.has(element) || text.startsWith(change.text))) element.textContent = change.text;
         }
         done.add(element);
+        if (parsing) return;
         const style = (element as HTMLElement).style;
         if (change.type == "hide") {
           if (change.mode == "remove") element.remove();
