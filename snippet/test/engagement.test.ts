@@ -1,5 +1,6 @@
 // @vitest-environment happy-dom
-// time_on_page (visible time) and bounce, sent once when the visitor leaves a page.
+// time_on_page (visible time), sent once when the visitor leaves a page view, and bounce, sent when
+// they leave the page itself (pagehide: leave() then exit()), never for an SPA navigation.
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from "vitest";
 import { type Emit, trackEngagement } from "../src/modules/track/engagement";
 
@@ -49,6 +50,7 @@ describe("trackEngagement", () => {
     engagement.pageView();
     wait(2000);
     engagement.leave();
+    engagement.exit();
     expect(emit.mock.calls).toEqual([["time_on_page", { seconds: 2 }], ["bounce"]]);
   });
 
@@ -79,11 +81,36 @@ describe("trackEngagement", () => {
     engagement.pageView(); // navigation without leave(): the previous page is left first
     wait(1000);
     engagement.leave();
+    engagement.exit();
     expect(emit.mock.calls).toEqual([
       ["time_on_page", { seconds: 9 }],
       ["time_on_page", { seconds: 1 }],
       ["bounce"],
     ]);
+  });
+
+  it("sends no bounce for a URL change within 5 s (a site stripping utm_* parameters): the visitor stayed", () => {
+    engagement.pageView();
+    wait(2000);
+    engagement.leave(); // before the SPA navigation
+    engagement.pageView(); // the next page view
+    wait(30_000);
+    engagement.leave(); // pagehide
+    engagement.exit();
+    expect(emit.mock.calls).toEqual([
+      ["time_on_page", { seconds: 2 }],
+      ["time_on_page", { seconds: 30 }],
+    ]);
+  });
+
+  it("sends one bounce for a page restored from the back/forward cache and left again", () => {
+    engagement.pageView();
+    wait(1000);
+    engagement.leave();
+    engagement.exit(); // pagehide into the back/forward cache
+    engagement.leave();
+    engagement.exit(); // restored, then left again: no new page view
+    expect(emit.mock.calls).toEqual([["time_on_page", { seconds: 1 }], ["bounce"]]);
   });
 
   it("counts a page opened in a background tab from when it is first shown", () => {

@@ -175,6 +175,26 @@ describe("retries", () => {
     expect(s.calls).toHaveLength(2);
   });
 
+  test("a retry waits for the server's Retry-After although an event was queued while the request was out", async () => {
+    const calls: number[] = [];
+    let answer!: (result: SendResult) => void;
+    const send = vi.fn((): Promise<SendResult> => {
+      calls.push(Date.now());
+      return calls.length === 1 ? new Promise<SendResult>((resolve) => (answer = resolve)) : Promise.resolve({ status: 202 });
+    });
+    const q = queue({ send });
+    q.enqueue(ev(1));
+    await vi.advanceTimersByTimeAsync(1_000); // the request is out
+    q.enqueue(ev(2)); // e.g. a click goal meanwhile
+    await vi.advanceTimersByTimeAsync(200);
+    answer({ status: 429, retryAfter: 60 });
+    await vi.advanceTimersByTimeAsync(59_999);
+    expect(calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toHaveLength(2);
+    expect(q.stats()).toEqual({ pending: 0, sent: 2, dropped: 0 });
+  });
+
   test("events queued during a back-off wait for it, then go together", async () => {
     const s = server();
     s.answers.push("network");
@@ -190,19 +210,50 @@ describe("retries", () => {
 });
 
 describe("refusals are final", () => {
-  test("400 and 413 drop the batch with one console error that counts it", async () => {
+  test("413 drops the batch and 400 a lone event, never retried, with one console error that counts them", async () => {
     const s = server();
-    s.answers.push({ status: 400 }, { status: 413 });
+    s.answers.push({ status: 413 }, { status: 400 });
     const log = logger();
     const storage = new MemoryStorage();
     const q = queue({ send: s.send, storage, logger: log, maxBatchEvents: 3 });
-    for (let i = 0; i < 5; i++) q.enqueue(ev(i));
+    for (let i = 0; i < 4; i++) q.enqueue(ev(i));
     await vi.advanceTimersByTimeAsync(120_000);
-    expect(s.calls.map((c) => c.events.length)).toEqual([3, 2]); // never retried
+    expect(s.calls.map((c) => c.events.length)).toEqual([3, 1]); // never retried
     expect(log.error).toHaveBeenCalledOnce();
-    expect(log.error.mock.calls[0]![0]).toContain("3 event(s) refused with HTTP 400");
-    expect(q.stats()).toEqual({ pending: 0, sent: 0, dropped: 5 });
+    expect(log.error.mock.calls[0]![0]).toContain("3 event(s) refused with HTTP 413");
+    expect(q.stats()).toEqual({ pending: 0, sent: 0, dropped: 4 });
     expect(stored(storage)).toEqual([]);
+  });
+
+  test("an invalid event refused with its batch loses only itself: the batch's other events are sent, once", async () => {
+    // the batch endpoint answers 400 for a whole batch when one event is invalid, e.g.
+    // track("conversion", {revenue: "19.99"}): revenue must be a number
+    const calls: QueuedEvent[][] = [];
+    const times: number[] = [];
+    const send = vi.fn(async (_url: string, body: string): Promise<SendResult> => {
+      const events = (JSON.parse(body) as { events: QueuedEvent[] }).events;
+      calls.push(events);
+      times.push(Date.now());
+      return { status: events.some((e) => typeof e.event_data?.revenue === "string") ? 400 : 202 };
+    });
+    const log = logger();
+    const storage = new MemoryStorage();
+    const q = queue({ send, storage, logger: log });
+    const ids: (string | null)[] = [];
+    for (let i = 0; i < 10; i++) ids.push(q.enqueue(ev(i, i === 3 || i === 8 ? { revenue: "19.99" } : { revenue: 19.99 })));
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(times[times.length - 1]! - times[0]!).toBeLessThan(100); // the refused batch's parts go at once, not a second apart
+    const delivered = calls.filter((c) => !c.some((e) => typeof e.event_data?.revenue === "string")).flat();
+    expect(delivered.map((e) => e.event_id)).toEqual(ids.filter((_, i) => i !== 3 && i !== 8));
+    const tries = calls.flat().filter((e) => e.event_id === ids[3]);
+    expect(tries[tries.length - 1]).toEqual(calls[0]![3]); // the same id and time when alone
+    expect(log.error).toHaveBeenCalledOnce();
+    expect(log.error.mock.calls[0]![0]).toContain("1 event(s) refused with HTTP 400");
+    expect(q.stats()).toEqual({ pending: 0, sent: 8, dropped: 2 });
+    expect(stored(storage)).toEqual([]);
+    const requests = calls.length;
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(calls).toHaveLength(requests); // nothing more is sent
   });
 
   test("401/403 drop everything and stop sending for the page", async () => {

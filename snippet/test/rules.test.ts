@@ -38,12 +38,18 @@ function rule(id: string, steps: ConversionStep[], event_type: ConversionRule["e
 const document = { cookie: "" } as Document;
 
 describe("watchRules", () => {
-  let storage: MemoryStorage;
+  let storage: MemoryStorage; // localStorage: the site's, shared by its tabs
+  let session: MemoryStorage; // sessionStorage: one tab's, kept across its page loads
   let emit: Mock<Emit>;
   const stops: (() => void)[] = [];
 
-  function watch(rules: ConversionRule[], store: MemoryStorage | null = storage) {
-    const watcher = watchRules(document, store, rules, emit);
+  function watch(
+    rules: ConversionRule[],
+    store: MemoryStorage | null = storage,
+    tab: MemoryStorage | null = session,
+    events: Mock<Emit> = emit,
+  ) {
+    const watcher = watchRules(document, store, rules, events, tab);
     stops.push(watcher.stop);
     return watcher;
   }
@@ -51,6 +57,7 @@ describe("watchRules", () => {
   beforeEach(() => {
     vi.useFakeTimers();
     storage = new MemoryStorage();
+    session = new MemoryStorage();
     emit = vi.fn<Emit>();
     document.cookie = "";
   });
@@ -151,10 +158,65 @@ describe("watchRules", () => {
         ]),
       ],
       null,
+      null,
     );
     w.check(`${SHOP}/a`);
     w.check(`${SHOP}/b`);
     expect(emit).toHaveBeenCalledOnce();
+  });
+
+  it("a thank-you page open in one tab converts once, while another tab of the site stays open elsewhere", () => {
+    const rules = [
+      rule("order", [{ method: "page_url", value: "/thank-you" }]),
+      rule("login", [{ method: "cookie", value: "logged_in" }], "login"), // polled every second
+    ];
+    const other = vi.fn<Emit>();
+    watch(rules).check(`${SHOP}/thank-you`);
+    watch(rules, storage, new MemoryStorage(), other).check(`${SHOP}/products`); // the second tab
+    vi.advanceTimersByTime(10_000);
+    expect(emit).toHaveBeenCalledExactlyOnceWith("conversion", { rule_id: "order", rule_name: "Rule order" });
+    expect(other).not.toHaveBeenCalled();
+  });
+
+  it("a rule ending on a page converts once in its tab, whatever another tab browses or polls", () => {
+    document.cookie = "cart=1";
+    const rules = [
+      rule("order", [
+        { method: "cookie", value: "cart" },
+        { method: "page_url", value: "/thank-you" },
+      ]),
+    ];
+    watch(rules).check(`${SHOP}/thank-you`);
+    const other = watch(rules, storage, new MemoryStorage(), vi.fn<Emit>());
+    other.check(`${SHOP}/products`);
+    vi.advanceTimersByTime(3000);
+    other.check(`${SHOP}/about`);
+    vi.advanceTimersByTime(3000);
+    watch(rules).check(`${SHOP}/thank-you`); // the thank-you tab reloaded
+    vi.advanceTimersByTime(3000);
+    expect(emit).toHaveBeenCalledOnce();
+  });
+
+  it("a second order in another tab converts, while the first order's thank-you tab stays open", () => {
+    document.cookie = "cart=1";
+    const rules = [
+      rule("order", [
+        { method: "page_url", value: "/cart" },
+        { method: "cookie", value: "cart" },
+        { method: "page_url", value: "/thank-you" },
+      ]),
+    ];
+    const first = watch(rules);
+    first.check(`${SHOP}/cart`);
+    first.check(`${SHOP}/thank-you`);
+    const second = vi.fn<Emit>();
+    const tab = watch(rules, storage, new MemoryStorage(), second);
+    tab.check(`${SHOP}/cart`);
+    tab.check(`${SHOP}/shipping`);
+    vi.advanceTimersByTime(1000); // the first tab, still on its thank-you page, checks again
+    tab.check(`${SHOP}/thank-you`);
+    expect(emit).toHaveBeenCalledOnce();
+    expect(second).toHaveBeenCalledExactlyOnceWith("conversion", { rule_id: "order", rule_name: "Rule order" });
   });
 
   it("stops polling after stop()", () => {

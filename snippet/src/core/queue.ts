@@ -9,8 +9,11 @@
  * - Unsent events (in flight included, until the server answered 2xx) are kept in storage, bounded,
  *   and sent by the next page load.
  * - Network errors, 408, 429 and 5xx are retried with exponential back-off and jitter (`Retry-After`
- *   when the server gives one); any other answer (400, 413, 401, 403, …) is final: those events are
- *   dropped, one console error says how many, and after 401/403 the queue stops sending.
+ *   when the server gives one), which decides when the next request goes; any other answer (400,
+ *   413, 401, 403, …) is final: those events are dropped, one console error says how many, and after
+ *   401/403 the queue stops sending. The batch endpoint refuses a whole batch (400) for one invalid
+ *   event, so a refused batch of several events is sent again in halves, at once, down to the
+ *   invalid events alone: only those are dropped, the others are sent once (same ids).
  * - On `pagehide`, `flushOnPageHide()` hands what is left to `sendBeacon` (key in the query,
  *   `text/plain` JSON body); events the browser would not take stay stored for the next load.
  * - `segmently_opt_out`: nothing is queued, sent or kept.
@@ -151,6 +154,11 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
   let pending: QueuedEvent[] = [];
   const sizes = new Map<string, number>();
   const inFlight = new Set<string>();
+  /**
+   * Events of a batch refused with 400, by id: the most a batch of them may hold now (half of it).
+   * They are the unsent list's first events (one batch is out at a time, new ones go last).
+   */
+  const caps = new Map<string, number>();
   /** ids this page sent or dropped that storage may still hold (so a merge does not bring them back) */
   let done = new Set<string>();
   let timer: ReturnType<typeof setTimeout> | null = null;
@@ -198,6 +206,7 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
     for (const id of ids) {
       done.add(id);
       sizes.delete(id);
+      caps.delete(id);
     }
   }
 
@@ -250,6 +259,7 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
     timer = null;
     pending = [];
     sizes.clear();
+    caps.clear();
     removeKey(storage, key);
   }
 
@@ -267,10 +277,22 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
     }, at - t);
   }
 
-  /** After an answer: a full batch goes at once, a partial one after the usual gathering delay. */
+  /** After an answer: a full batch (or the next part of a refused one) goes at once, a partial one after the usual gathering delay. */
   function scheduleRest(): void {
-    const n = unsent().length;
-    if (n > 0) schedule(n >= maxBatchEvents ? 0 : flushDelayMs);
+    const rest = unsent();
+    if (rest.length > 0) schedule(rest.length >= maxBatchEvents || caps.has(rest[0]!.event_id) ? 0 : flushDelayMs);
+  }
+
+  /** The next batch: the unsent events' first, or the next part of a refused batch alone. */
+  function nextBatch(): QueuedEvent[] {
+    let events = unsent();
+    const cap = events.length > 0 ? caps.get(events[0]!.event_id) : undefined;
+    if (cap !== undefined) {
+      let n = 1;
+      while (n < cap && n < events.length && caps.get(events[n]!.event_id) === cap) n++;
+      events = events.slice(0, n);
+    }
+    return takeBatch(events, maxBatchBytes);
   }
 
   /** The `n`-th back-off: `base · 2^(n−1)` capped, half of it fixed and half jitter. */
@@ -282,7 +304,7 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
   async function sendNext(): Promise<void> {
     if (sending || stopped) return;
     if (isOptedOut()) return purge();
-    const batch = takeBatch(unsent(), maxBatchBytes);
+    const batch = nextBatch();
     if (batch.length === 0) return;
     for (const e of batch) inFlight.add(e.event_id);
     sending = true;
@@ -310,6 +332,9 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
       const after = result && result.retryAfter;
       const delay = after != null && after >= 0 ? Math.min(after * 1000, 3_600_000) : backoff(attempt);
       retryAt = now() + delay;
+      // a flush timer set while the request was out (an event queued meanwhile) must not cut the wait short
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
       schedule(delay);
     } else if (status === 401 || status === 403) {
       // a wrong key or a suspended organization: every later batch would be refused too
@@ -318,6 +343,12 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
       stopped = true;
       reportRefusal(all.length, `refused with HTTP ${status} (check the site's API key)`);
       persist();
+    } else if (status === 400 && batch.length > 1) {
+      // one invalid event refuses the whole batch: its halves go again at once, each alone, until
+      // the invalid events are alone in theirs (then dropped below); at most about 2·log2(n) requests
+      const half = Math.ceil(batch.length / 2);
+      for (const e of batch) caps.set(e.event_id, half);
+      scheduleRest();
     } else {
       finish(batch, false);
       reportRefusal(batch.length, `refused with HTTP ${status}`);

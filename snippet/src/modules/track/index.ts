@@ -8,14 +8,17 @@
  * clicks and submits the core saw meanwhile are replayed to goals and click triggers.
  */
 
-import type { ModuleHost, Tracker } from "../../core/host";
+import type { GoalTarget, ModuleHost, Running, Tracker } from "../../core/host";
 import { crossDomainParam, decorateLink, documentCookieJar, isOptedOut } from "../../core/identity";
 import { createEventQueue } from "../../core/queue";
-import { browserStorage, removeKey } from "../../core/storage";
+import { type KeyValueStorage, browserStorage, isRecord, readJson, removeKey } from "../../core/storage";
 import { trackEngagement } from "./engagement";
 import { watchGoals } from "./goals";
 import { watchRules } from "./rules";
 import { onTrigger } from "./triggers";
+
+/** The core's sticky assignments, `{visitor, variants: {experimentId: variantId}}` (src/runtime.ts `sticky()`). */
+const ASSIGNMENTS_KEY = "seg_assignments";
 
 type TrackWindow = Window & {
   __segmentlyTrack?: Tracker;
@@ -33,8 +36,10 @@ export function startTrack(host: ModuleHost, win: Window): Tracker {
   const storage = browserStorage(win);
   // configs stored in the shapes before `seg_config3:` are never read again: they go here, after the reveal
   for (const old of ["seg_config:", "seg_config2:"]) removeKey(storage, old + host.apiKey);
+  const config = host.config;
   const goals = watchGoals(doc, emit);
-  const rules = watchRules(doc, storage, (host.config && host.config.conversion_rules) || [], emit);
+  const conversionRules = (config && config.conversion_rules) || [];
+  const rules = watchRules(doc, storage, conversionRules, emit, conversionRules.length ? tabStorage(win) : null);
   const engagement = trackEngagement(win, doc, emit);
   // what the core saw before this chunk ran: replayed to click triggers set up now, then to goals
   let early = host.early.splice(0);
@@ -81,12 +86,42 @@ export function startTrack(host: ModuleHost, win: Window): Tracker {
     beacon: typeof win.navigator.sendBeacon === "function" ? (url, body) => win.navigator.sendBeacon(url, body) : null,
     held: host.events.splice(0),
   });
+
+  /**
+   * Goals count for the experiments running on the page (previews excluded) and for the visitor's
+   * sticky assignments in the config's other experiments: a bucketed visitor converts on a goal's
+   * page outside the experiment's URL rules too (the spec's Page View goal: "whenever a bucketed
+   * visitor lands on that URL"). The core hands the running ones only; the stored ones are read here
+   * (another visitor's, a draft served for a preview and a previewed experiment are left out). An
+   * experiment counts once: running, else stored.
+   */
+  let running: readonly Running[] = [];
+  const retarget = (): void => {
+    const targets: GoalTarget[] = [];
+    const here = new Set<string>();
+    for (const [e, v, , forced] of running) {
+      here.add(e.id);
+      if (!forced) targets.push({ experimentId: e.id, variantId: v.id, goals: e.goals });
+    }
+    const stored = readJson(storage, ASSIGNMENTS_KEY);
+    const variants =
+      isRecord(stored) && stored.visitor === host.visitorId() && isRecord(stored.variants) ? stored.variants : {};
+    for (const e of (config && config.experiments) || []) {
+      const v = !here.has(e.id) && !e.preview && !e.variants[e.forced!] && e.variants.find((x) => x.id === variants[e.id]);
+      if (v) targets.push({ experimentId: e.id, variantId: v.id, goals: e.goals });
+    }
+    goals.setTargets(targets);
+  };
+
   const tracker: Tracker = {
-    page: goals.pageView,
-    targets: (running) =>
-      goals.setTargets(
-        running.filter((r) => !r[3]).map(([e, v]) => ({ experimentId: e.id, variantId: v.id, goals: e.goals })),
-      ),
+    page(url) {
+      goals.pageView(url);
+      retarget(); // read again: assigned since (an earlier page, another tab), or reset()
+    },
+    targets(next) {
+      running = next;
+      retarget();
+    },
     enter(e, v) {
       try {
         if (e.ga4 && typeof w.gtag === "function") {
@@ -110,20 +145,34 @@ export function startTrack(host: ModuleHost, win: Window): Tracker {
       }
     },
     view(url, at) {
-      engagement.pageView(at);
+      engagement.pageView(at); // after an SPA navigation's leave(): no bounce, the visitor stayed
       rules.check(url);
     },
+    // leave() comes before an SPA navigation and on pagehide alike; flush() only on pagehide (the
+    // core calls leave() then flush()): the bounce of the page view left goes then (engagement.ts)
     leave: engagement.leave,
     decorate: () => decorate(doc),
     trigger: (t, fire, since) => onTrigger(win, t, fire, since, early),
     send: queue.enqueue,
-    flush: queue.flushOnPageHide,
+    flush() {
+      engagement.exit();
+      queue.flushOnPageHide();
+    },
   };
   w.__segmentlyTrack = tracker;
   host.register("track", tracker);
   for (const event of early) goals.replay(event);
   early = [];
   return tracker;
+}
+
+/** `sessionStorage`: this tab's own (it survives reloads), or null when blocked. */
+function tabStorage(win: Window): KeyValueStorage | null {
+  try {
+    return win.sessionStorage || null;
+  } catch {
+    return null;
+  }
 }
 
 if (typeof window !== "undefined" && window.__segmentlyHost) {

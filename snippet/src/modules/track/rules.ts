@@ -15,11 +15,21 @@
  * order (several may hold on one page; a step is only looked at once the one before it held). A
  * condition that stays true fires once: reloading the thank-you page, or a cookie that stays set,
  * fires nothing more; it fires again after it stopped holding (the visitor left the page, the
- * cookie was removed) or when its value changed (a new order id). Progress and the last value are
- * kept in localStorage (`seg_rules`), so they survive page loads; without storage, for the page.
+ * cookie was removed) or when its value changed (a new order id).
+ *
+ * Where that is kept: the progress through the steps, and the last value of a rule ending on a
+ * storage or cookie step, in localStorage (`seg_rules`), shared by the site's tabs and page loads
+ * (a cookie or key is the same for every tab, so any tab may see it hold or stop holding). The last
+ * value of a rule ending on a URL step (`page_url`, `url_param`) holds for one tab only, so it is
+ * kept in that tab's sessionStorage (`seg_rules`; it survives the tab's reloads and page loads, in
+ * memory without it): another tab on another page must not make the thank-you tab fire again. A
+ * completed sequence that fires nothing (its value unchanged) leaves the stored progress as it was,
+ * so one tab re-checking its thank-you page does not undo steps another tab has since taken. Without
+ * localStorage, all of it is kept for the page.
  *
  * Checked on every page view (`check(url)`) and, for rules reading storage or cookies, every second
- * (an app may write them at any time, or another tab may).
+ * (an app may write them at any time, or another tab may); a rule of URL steps only changes with
+ * the page's URL, so it is not polled.
  */
 
 import type { Emit } from "../../core/host";
@@ -109,18 +119,28 @@ function at(value: unknown, path: string): unknown {
 
 type RuleState = [next: number, last: string | null];
 
+const isUrlStep = (step: ConversionStep | undefined): boolean =>
+  !!step && (step.method === "page_url" || step.method === "url_param");
+
+/**
+ * Watches `rules`; `tab` is this tab's own storage (sessionStorage) for the rules ending on a URL
+ * step (null: kept in memory, for the page).
+ */
 export function watchRules(
   doc: Document,
   storage: KeyValueStorage | null,
   rules: readonly ConversionRule[],
   emit: Emit,
+  tab: KeyValueStorage | null = null,
 ): { check(url: string): void; stop(): void } {
   const jar = documentCookieJar(doc);
+  // the states when their storage is unusable
   let memory: Record<string, unknown> = {};
+  let tabMemory: Record<string, unknown> = {};
   let lastUrl: string | null = null;
 
   const signal = (step: ConversionStep, url: string): string | null => {
-    if (step.method === "page_url" || step.method === "url_param") return urlSignal(step, url);
+    if (isUrlStep(step)) return urlSignal(step, url);
     let raw: string | null;
     try {
       raw = step.method === "cookie" ? readCookie(jar, step.value) : storage && storage.getItem(step.value);
@@ -136,32 +156,46 @@ export function watchRules(
     }
   };
 
-  const check = (url: string): void => {
+  const check = (url: string, list: readonly ConversionRule[] = rules): void => {
     lastUrl = url;
     const stored = readJson(storage, STATE_KEY);
     const state = isRecord(stored) ? stored : memory;
+    const storedTab = readJson(tab, STATE_KEY);
+    const mine = isRecord(storedTab) ? storedTab : tabMemory;
     const before = JSON.stringify(state);
-    for (const rule of rules) {
+    const mineBefore = JSON.stringify(mine);
+    for (const rule of list) {
       const steps = rule.steps;
+      const perTab = isUrlStep(steps[steps.length - 1]);
       const saved = state[rule.id];
       let [next, last] = (Array.isArray(saved) ? saved : [0, null]) as RuleState;
+      if (perTab) last = typeof mine[rule.id] === "string" ? (mine[rule.id] as string) : null;
       if (!(next >= 0 && next < steps.length)) next = 0; // the rule changed since
+      const from = next;
       let value: string | null = null;
       while (next < steps.length && (value = signal(steps[next]!, url)) !== null) next++;
       if (next >= steps.length) {
-        next = 0;
-        if (value !== last) emit(rule.event_type, { rule_id: rule.id, rule_name: rule.name });
+        if (value !== last) {
+          emit(rule.event_type, { rule_id: rule.id, rule_name: rule.name });
+          next = 0;
+        } else next = from; // still the condition it fired for: the progress is left as it was
         last = value;
       } else if (signal(steps[steps.length - 1]!, url) === null) {
         last = null; // the condition stopped holding: the next time it holds is a new one
       }
-      state[rule.id] = [next, last];
+      state[rule.id] = [next, perTab ? null : last];
+      if (!perTab) continue;
+      if (last === null) delete mine[rule.id];
+      else mine[rule.id] = last;
     }
     memory = state;
+    tabMemory = mine;
     if (JSON.stringify(state) !== before) writeJson(storage, STATE_KEY, state);
+    if (JSON.stringify(mine) !== mineBefore) writeJson(tab, STATE_KEY, mine);
   };
 
-  const polls = rules.some((r) => r.steps.some((s) => s.method === "cookie" || s.method === "local_storage"));
-  const timer = polls ? setInterval(() => lastUrl !== null && check(lastUrl), POLL_MS) : undefined;
+  // a rule of URL steps only changes with the URL: polling it would only re-read what check() saw
+  const polled = rules.filter((r) => r.steps.some((s) => !isUrlStep(s)));
+  const timer = polled.length ? setInterval(() => lastUrl !== null && check(lastUrl, polled), POLL_MS) : undefined;
   return { check, stop: () => clearInterval(timer) };
 }
