@@ -45,7 +45,7 @@ export interface Tracker {
   enter(experiment: ExperimentConfig, variant: VariantConfig): void;
   /** `page_view` was sent: engagement starts, conversion rules are checked. */
   view(url: string, at: number): void;
-  /** The visitor leaves the page view (SPA navigation, pagehide): time_on_page, bounce. */
+  /** The visitor leaves the page view (SPA navigation, pagehide): its time_on_page (a bounce waits for `flush()`). */
   leave(at: number): void;
   /** Links to the cross-domain hosts get `_sgmt_vid` (again after `reset()`). */
   decorate(): void;
@@ -53,7 +53,7 @@ export interface Tracker {
   trigger(triggers: Triggers, fire: () => void, since: number): () => void;
   /** Queues a stamped event (the queue batches, retries and stores it). */
   send(event: QueuedEvent): void;
-  /** `pagehide`: what is unsent goes by `sendBeacon`. */
+  /** `pagehide` (after `leave()`): the bounce of the page view left, then what is unsent goes by `sendBeacon`. */
   flush(): void;
 }
 
