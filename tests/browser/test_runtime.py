@@ -216,6 +216,38 @@ async def test_click_and_page_goals_and_a_funnel_reach_the_results(
     assert b["visitors"] == 1 and b["conversions"] == 1
 
 
+async def test_goals_count_for_a_bucketed_visitor_on_pages_outside_the_experiments_url_rules(
+    page: Page, shop: Shop, segmently: str, api: httpx.AsyncClient, database_url: str
+) -> None:
+    """The usual set-up: the experiment runs on /pricing, its goals are reached elsewhere."""
+    h, site = await shop_site(api, database_url)
+    goals = [
+        {"type": "page_view", "name": "Thanks", "url": "/thanks", "primary": True},
+        {"type": "click", "name": "Checkout", "selector": "#checkout"},
+    ]
+    exp = await experiment(
+        api, h, site, goals=goals, targeting={"url_rules": [{"type": "contains", "value": "/pricing"}]}
+    )
+    tag = snippet_tag(segmently, site["api_key"])
+    pricing = shop.add("/pricing", HERO + "<a href='/cart' id='cart'>Cart</a>", tag=tag)
+    shop.add("/cart", HERO + "<a href='/thanks' id='checkout'>Checkout</a>", tag=tag)
+    shop.add("/thanks", HERO, tag=tag)
+    await page.goto(pricing)
+    await expect(page.locator("h1.hero")).to_have_text(CHANGED)  # bucketed here
+    await page.click("#cart")
+    await page.wait_for_url("**/cart")
+    await expect(page.locator("h1.hero")).to_have_text(ORIGINAL)  # outside the URL rules: not applied
+    await page.click("#checkout")
+    await page.wait_for_url("**/thanks")
+    goal_ids = sorted(g["id"] for g in exp["goals"])
+    sql = "SELECT goal_id, variant_id FROM experiment_conversions WHERE experiment_id = :e"
+    credited = await wait_rows(database_url, sql, 2, e=exp["id"])
+    b = next(v["id"] for v in exp["variants"] if v["key"] == "variant_b")
+    assert sorted(c[0] for c in credited) == goal_ids and {c[1] for c in credited} == {b}
+    results = (await api.get(f"/api/v1/experiments/{exp['id']}/results", headers=h)).json()
+    assert next(v for v in results["variants"] if v["key"] == "variant_b")["conversions"] == 1
+
+
 async def test_pages_left_before_the_track_chunk_ran_still_send_goals_and_engagement(
     page: Page, shop: Shop, segmently: str, api: httpx.AsyncClient, database_url: str
 ) -> None:
