@@ -3,24 +3,11 @@ import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from "vite
 import type { ModuleHost } from "../src/core/host";
 import type { SiteConfig } from "../src/core/types";
 import { BADGE_URL, MAX_REPAIRS, startBadge, type BadgeHandle } from "../src/modules/badge";
+import { fakeHost } from "./fakes";
 
-function fakeHost(badge: boolean): ModuleHost & { report: Mock<(message: string, error?: unknown) => void> } {
+function badgeHost(badge: boolean): ModuleHost & { report: Mock<(message: string, error?: unknown) => void> } {
   const config = { plan: badge ? "free" : "professional", badge, experiments: [], modules: [] } as unknown as SiteConfig;
-  return {
-    version: "test",
-    base: "https://ab.example.com",
-    apiKey: "seg_live_test",
-    config,
-    visitorId: () => "visitor-1",
-    assignments: () => ({}),
-    track: vi.fn(),
-    report: vi.fn<(message: string, error?: unknown) => void>(),
-    module: () => undefined,
-    crossDomain: [],
-    early: [],
-    events: [],
-    register: vi.fn(),
-  };
+  return { ...fakeHost({ config }), report: vi.fn<(message: string, error?: unknown) => void>() };
 }
 
 const flush = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
@@ -40,13 +27,13 @@ afterEach(() => {
 
 describe("free-tier badge", () => {
   it("is not shown when the config does not ask for it (paid plans)", () => {
-    handle = startBadge(fakeHost(false), window);
+    handle = startBadge(badgeHost(false), window);
     expect(handle).toBeNull();
     expect(badges()).toHaveLength(0);
   });
 
   it("shows a Powered by Segmently link to segmently.us, fixed bottom-right, in a closed shadow root", () => {
-    handle = startBadge(fakeHost(true), window)!;
+    handle = startBadge(badgeHost(true), window)!;
     expect(badges()).toEqual([handle.element]);
     expect(handle.element.parentNode).toBe(document.body);
     expect(handle.element.shadowRoot).toBeNull(); // the page's scripts cannot reach inside
@@ -66,14 +53,14 @@ describe("free-tier badge", () => {
   });
 
   it("is shown once when the chunk starts twice", () => {
-    const host = fakeHost(true);
+    const host = badgeHost(true);
     handle = startBadge(host, window);
     expect(startBadge(host, window)).toBe(handle);
     expect(badges()).toHaveLength(1);
   });
 
   it("is put back when a script removes it", async () => {
-    handle = startBadge(fakeHost(true), window)!;
+    handle = startBadge(badgeHost(true), window)!;
     handle.element.remove();
     await flush();
     expect(handle.element.parentNode).toBe(document.body);
@@ -85,7 +72,7 @@ describe("free-tier badge", () => {
   });
 
   it("is put back when moved out of the body or into a swapped-in body", async () => {
-    handle = startBadge(fakeHost(true), window)!;
+    handle = startBadge(badgeHost(true), window)!;
     const hidden = document.createElement("div");
     document.body.appendChild(hidden);
     hidden.appendChild(handle.element);
@@ -102,7 +89,7 @@ describe("free-tier badge", () => {
   });
 
   it("gets its look back when a script restyles or hides the element", async () => {
-    handle = startBadge(fakeHost(true), window)!;
+    handle = startBadge(badgeHost(true), window)!;
     const original = handle.element.getAttribute("style");
     handle.element.style.setProperty("display", "none", "important");
     await flush();
@@ -115,7 +102,7 @@ describe("free-tier badge", () => {
   });
 
   it("stops fighting a script that keeps removing it, and says so once", async () => {
-    const host = fakeHost(true);
+    const host = badgeHost(true);
     handle = startBadge(host, window)!;
     for (let i = 0; i < MAX_REPAIRS; i++) {
       handle.element.remove();
@@ -134,7 +121,7 @@ describe("free-tier badge", () => {
 
   it("keeps coming back on a page that re-renders now and then", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
-    const host = fakeHost(true);
+    const host = badgeHost(true);
     handle = startBadge(host, window)!;
     for (let i = 0; i < MAX_REPAIRS * 3; i++) {
       vi.setSystemTime(Date.now() + 2_000);
@@ -146,7 +133,7 @@ describe("free-tier badge", () => {
   });
 
   it("waits for the body when started from the head", () => {
-    const host = fakeHost(true);
+    const host = badgeHost(true);
     const body = document.body;
     document.documentElement.removeChild(body);
     handle = startBadge(host, window)!;

@@ -1,28 +1,12 @@
 // @vitest-environment happy-dom
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ModuleHost } from "../src/core/host";
-import type { SiteConfig } from "../src/core/types";
 import { selectorFor, startEditor, type EditorHandle } from "../src/modules/editor";
+import { fakeHost } from "./fakes";
 
 const DASHBOARD = "https://ab.example.com:8443";
 
-function fakeHost(base = `${DASHBOARD}/segmently`): ModuleHost {
-  return {
-    version: "test",
-    base,
-    apiKey: "seg_live_test",
-    config: { badge: false, experiments: [], modules: [] } as unknown as SiteConfig,
-    visitorId: () => "visitor-1",
-    assignments: () => ({}),
-    track: vi.fn(),
-    report: vi.fn(),
-    module: () => undefined,
-    crossDomain: [],
-    early: [],
-    events: [],
-    register: vi.fn(),
-  };
-}
+const host = (base = `${DASHBOARD}/segmently`): ModuleHost => fakeHost({ base });
 
 const PAGE = `
   <header id="top"><nav><a class="nav-link" href="/a">A</a><a class="nav-link" href="/b">B</a></nav></header>
@@ -116,7 +100,7 @@ describe("selectors", () => {
 
 describe("visual editor", () => {
   it("tells the dashboard it is ready, at the dashboard's origin only", () => {
-    editor = startEditor(fakeHost(), window);
+    editor = startEditor(host(), window);
     expect(editor!.selecting).toBe(true);
     expect(parent.postMessage).toHaveBeenCalledTimes(1);
     const [message, origin] = parent.postMessage.mock.calls[0]!;
@@ -125,7 +109,7 @@ describe("visual editor", () => {
   });
 
   it("outlines the element under the pointer with a box that takes no clicks", () => {
-    editor = startEditor(fakeHost(), window);
+    editor = startEditor(host(), window);
     const button = document.querySelector(".cta-button")!;
     placeAt(button, 40, 300, 180, 44);
     button.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
@@ -143,7 +127,7 @@ describe("visual editor", () => {
   });
 
   it("sends the clicked element's details to the dashboard and keeps the click from the page", () => {
-    editor = startEditor(fakeHost(), window);
+    editor = startEditor(host(), window);
     const title = document.querySelector("h1")!;
     placeAt(title, 0, 100, 800, 60);
     const pageSaw = vi.fn();
@@ -170,7 +154,7 @@ describe("visual editor", () => {
   });
 
   it("keeps a link's click and mousedown from the page", () => {
-    editor = startEditor(fakeHost(), window);
+    editor = startEditor(host(), window);
     const link = document.querySelector<HTMLAnchorElement>(".nav-link")!;
     const pageSaw = vi.fn();
     link.addEventListener("mousedown", pageSaw);
@@ -184,7 +168,7 @@ describe("visual editor", () => {
   });
 
   it("cuts long text at 200 characters and the HTML at 2,000", () => {
-    editor = startEditor(fakeHost(), window);
+    editor = startEditor(host(), window);
     const big = document.createElement("article");
     big.textContent = `  ${"word ".repeat(1000)}`;
     document.body.appendChild(big);
@@ -197,7 +181,7 @@ describe("visual editor", () => {
   });
 
   it("labels an element by its first direct text, else its first child's", () => {
-    editor = startEditor(fakeHost(), window);
+    editor = startEditor(host(), window);
     click(document.querySelectorAll(".card")[2]!);
     click(document.querySelector("footer p")!);
     const [card, footer] = posted("segmently:select") as { label: string; text: string }[];
@@ -207,7 +191,7 @@ describe("visual editor", () => {
   });
 
   it("previews the dashboard's changes and undoes them before the next preview", () => {
-    editor = startEditor(fakeHost(), window);
+    editor = startEditor(host(), window);
     const title = document.querySelector("h1")!;
     const button = document.querySelector<HTMLElement>(".cta-button")!;
     fromDashboard({
@@ -242,7 +226,7 @@ describe("visual editor", () => {
   });
 
   it("applies a parent's change before its child's", () => {
-    editor = startEditor(fakeHost(), window);
+    editor = startEditor(host(), window);
     fromDashboard({
       type: "segmently:apply",
       changes: [
@@ -254,7 +238,7 @@ describe("visual editor", () => {
   });
 
   it("ignores every message that does not come from the dashboard's origin", () => {
-    editor = startEditor(fakeHost(), window);
+    editor = startEditor(host(), window);
     const title = document.querySelector("h1")!;
     for (const origin of ["https://evil.test", "https://ab.example.com", "http://ab.example.com:8443", "null"]) {
       fromDashboard({ type: "segmently:apply", changes: [{ type: "text", selector: "h1", text: "pwned" }] }, origin);
@@ -267,7 +251,7 @@ describe("visual editor", () => {
   });
 
   it("lets clicks through to the page after stop, and selects again after start", () => {
-    editor = startEditor(fakeHost(), window);
+    editor = startEditor(host(), window);
     const button = document.querySelector(".cta-button")!;
     const pageSaw = vi.fn();
     button.addEventListener("click", pageSaw);
@@ -288,7 +272,7 @@ describe("visual editor", () => {
   });
 
   it("outlines the element a selector names and tells how many elements match", () => {
-    editor = startEditor(fakeHost(), window);
+    editor = startEditor(host(), window);
     placeAt(document.querySelector(".featured")!, 5, 6, 7, 8);
     fromDashboard({ type: "segmently:highlight", selector: ".card" });
     expect(visibleBoxes()).toHaveLength(1);
@@ -303,7 +287,7 @@ describe("visual editor", () => {
   it("does nothing on a page that is not inside a frame", () => {
     restoreParent();
     expect(window.parent).toBe(window);
-    editor = startEditor(fakeHost(), window);
+    editor = startEditor(host(), window);
     expect(editor).toBeNull();
     const button = document.querySelector(".cta-button")!;
     const pageSaw = vi.fn();
@@ -314,9 +298,9 @@ describe("visual editor", () => {
   });
 
   it("starts once, and leaves the page as it was when destroyed", () => {
-    const host = fakeHost();
-    editor = startEditor(host, window);
-    expect(startEditor(host, window)).toBe(editor);
+    const one = host();
+    editor = startEditor(one, window);
+    expect(startEditor(one, window)).toBe(editor);
     expect(boxes()).toHaveLength(2);
     fromDashboard({ type: "segmently:apply", changes: [{ type: "hide", selector: "h1" }] });
     editor!.destroy();

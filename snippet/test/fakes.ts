@@ -1,5 +1,7 @@
 // Test doubles for the browser's cookie jar and localStorage, close enough to the real ones for
 // what the snippet relies on: Domain/host-only cookies, max-age (0 deletes), public suffixes refused.
+import { vi } from "vitest";
+import type { ModuleHost } from "../src/core/host";
 import type { CookieJar } from "../src/core/identity";
 import type { KeyValueStorage } from "../src/core/storage";
 
@@ -73,4 +75,27 @@ export class MemoryStorage implements KeyValueStorage {
   removeItem(key: string): void {
     this.data.delete(key);
   }
+}
+
+/**
+ * A chunk's `window.__segmentlyHost` with nothing running: visitor `visitor-1`, the config's
+ * `experiments` (none by default), every callback a mock; `over` replaces any of it.
+ */
+export function fakeHost(over: Partial<ModuleHost> = {}): ModuleHost {
+  return {
+    version: "test",
+    base: "https://ab.example.com",
+    apiKey: "seg_live_test",
+    config: { badge: false, experiments: [], conversion_rules: [], modules: [] } as unknown as ModuleHost["config"],
+    visitorId: () => "visitor-1",
+    assignments: () => ({}),
+    track: vi.fn(),
+    report: vi.fn(),
+    module: () => undefined,
+    crossDomain: [],
+    early: [],
+    events: [],
+    register: vi.fn(),
+    ...over,
+  };
 }

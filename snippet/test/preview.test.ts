@@ -2,6 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Assignment, ModuleHost } from "../src/core/host";
 import type { ExperimentConfig, SiteConfig } from "../src/core/types";
+import { fakeHost } from "./fakes";
 import {
   MINIMIZED_KEY,
   parsePreview,
@@ -25,22 +26,9 @@ function experiment(slug: string, name: string, over: Partial<ExperimentConfig> 
   } as ExperimentConfig;
 }
 
-function fakeHost(experiments: ExperimentConfig[], assignments: Record<string, Assignment>): ModuleHost {
-  return {
-    version: "test",
-    base: "https://ab.example.com",
-    apiKey: "seg_live_test",
-    config: { badge: false, experiments, modules: [] } as unknown as SiteConfig,
-    visitorId: () => "visitor-1",
-    assignments: () => assignments,
-    track: vi.fn(),
-    report: vi.fn(),
-    module: () => undefined,
-    crossDomain: [],
-    early: [],
-    events: [],
-    register: vi.fn(),
-  };
+function host(experiments: ExperimentConfig[], assignments: Record<string, Assignment>): ModuleHost {
+  const config = { badge: false, experiments, modules: [] } as unknown as SiteConfig;
+  return fakeHost({ config, assignments: () => assignments });
 }
 
 function assigned(exp: ExperimentConfig, key: string): Assignment {
@@ -97,7 +85,7 @@ describe("preview parameter", () => {
 
 describe("test panel", () => {
   it("shows the previewed experiment's name and the segment being shown", () => {
-    const { panel } = open("/pricing?segmently_preview=checkout-cta:variation-a", fakeHost([checkout], { "checkout-cta": assigned(checkout, "variation-a") }));
+    const { panel } = open("/pricing?segmently_preview=checkout-cta:variation-a", host([checkout], { "checkout-cta": assigned(checkout, "variation-a") }));
     const root = panel.root;
     expect(root.querySelector(".name")!.textContent).toContain("Checkout <b>CTA</b>"); // a name is text, never markup
     expect(root.querySelector("b")).toBeNull();
@@ -111,7 +99,7 @@ describe("test panel", () => {
   it("switches segment by loading the same URL with the parameter replaced", () => {
     const { panel, navigate } = open(
       "/pricing?utm_source=mail&segmently_preview=checkout-cta:variation-a#faq",
-      fakeHost([checkout], { "checkout-cta": assigned(checkout, "variation-a") }),
+      host([checkout], { "checkout-cta": assigned(checkout, "variation-a") }),
     );
     const select = panel.root.querySelector("select")!;
     select.value = "control";
@@ -120,7 +108,7 @@ describe("test panel", () => {
   });
 
   it("View Original leads to the URL without the preview parameter", () => {
-    const { panel } = open("/pricing?utm_source=mail&segmently_preview=checkout-cta:control", fakeHost([checkout], { "checkout-cta": assigned(checkout, "control") }));
+    const { panel } = open("/pricing?utm_source=mail&segmently_preview=checkout-cta:control", host([checkout], { "checkout-cta": assigned(checkout, "control") }));
     const original = panel.root.querySelector<HTMLAnchorElement>("a.original")!;
     expect(original.textContent).toBe("View Original");
     expect(original.getAttribute("href")).toBe("http://localhost:3000/pricing?utm_source=mail");
@@ -132,7 +120,7 @@ describe("test panel", () => {
   });
 
   it("Dashboard opens the experiment on the Segmently server in a new tab", () => {
-    const { panel } = open("/?segmently_preview=checkout-cta:control", fakeHost([checkout], { "checkout-cta": assigned(checkout, "control") }));
+    const { panel } = open("/?segmently_preview=checkout-cta:control", host([checkout], { "checkout-cta": assigned(checkout, "control") }));
     const link = panel.root.querySelector<HTMLAnchorElement>("a.dashboard")!;
     expect(link.getAttribute("href")).toBe("https://ab.example.com/experiments/id-checkout-cta");
     expect(link.getAttribute("target")).toBe("_blank");
@@ -144,7 +132,7 @@ describe("test panel", () => {
     const elsewhere = experiment("footer", "Footer", { status: "live" });
     const { panel } = open(
       "/?segmently_preview=checkout-cta:control",
-      fakeHost([live, elsewhere, checkout], { hero: assigned(live, "variation-a"), "checkout-cta": assigned(checkout, "control") }),
+      host([live, elsewhere, checkout], { hero: assigned(live, "variation-a"), "checkout-cta": assigned(checkout, "control") }),
     );
     const names = Array.from(panel.root.querySelectorAll(".name")).map((n) => n.firstChild!.textContent);
     expect(names).toEqual(["Checkout <b>CTA</b>", "Hero copy"]);
@@ -153,7 +141,7 @@ describe("test panel", () => {
   });
 
   it("says when the experiment is not running here, the segment is unknown, or the slug is wrong", () => {
-    const { panel } = open("/?segmently_preview=checkout-cta:variation-z", fakeHost([checkout], {}));
+    const { panel } = open("/?segmently_preview=checkout-cta:variation-z", host([checkout], {}));
     const notes = Array.from(panel.root.querySelectorAll(".note")).map((n) => n.textContent);
     expect(notes).toEqual([
       'No segment "variation-z" in this experiment.',
@@ -162,13 +150,13 @@ describe("test panel", () => {
     expect(panel.root.querySelector("select")!.value).toBe("");
     panel.stop();
 
-    const other = open("/?segmently_preview=chekout:control", fakeHost([], {})).panel;
+    const other = open("/?segmently_preview=chekout:control", host([], {})).panel;
     expect(other.root.querySelector(".note")!.textContent).toBe('No experiment "chekout" is served to this site (check the slug).');
   });
 
   it("shows assignments that arrive after it (activation delay) when the pointer comes back", () => {
     const assignments: Record<string, Assignment> = {};
-    const { panel } = open("/?segmently_preview=checkout-cta:variation-a", fakeHost([checkout], assignments));
+    const { panel } = open("/?segmently_preview=checkout-cta:variation-a", host([checkout], assignments));
     expect(panel.root.querySelector("select")!.value).toBe("");
     assignments["checkout-cta"] = assigned(checkout, "variation-a");
     panel.element.dispatchEvent(new Event("pointerenter"));
@@ -176,8 +164,8 @@ describe("test panel", () => {
   });
 
   it("minimizes with ▼ and stays minimized on the next page of the same session", () => {
-    const host = fakeHost([checkout], { "checkout-cta": assigned(checkout, "control") });
-    const first = open("/?segmently_preview=checkout-cta:control", host).panel;
+    const h = host([checkout], { "checkout-cta": assigned(checkout, "control") });
+    const first = open("/?segmently_preview=checkout-cta:control", h).panel;
     const toggle = first.root.querySelector<HTMLButtonElement>("button.toggle")!;
     expect(toggle.textContent).toBe("▼");
     toggle.click();
@@ -185,7 +173,7 @@ describe("test panel", () => {
     expect(sessionStorage.getItem(MINIMIZED_KEY)).toBe("1");
     first.stop();
 
-    const second = open("/checkout?segmently_preview=checkout-cta:control", host).panel;
+    const second = open("/checkout?segmently_preview=checkout-cta:control", h).panel;
     expect(second.root.querySelector(".panel")!.classList.contains("min")).toBe(true);
     const expand = second.root.querySelector<HTMLButtonElement>("button.toggle")!;
     expect(expand.textContent).toBe("▲");
@@ -196,7 +184,7 @@ describe("test panel", () => {
 
   it("adds one element to the page and keeps its styles inside its shadow root", () => {
     const before = document.querySelectorAll("*").length;
-    const { panel } = open("/?segmently_preview=checkout-cta:control", fakeHost([checkout], { "checkout-cta": assigned(checkout, "control") }));
+    const { panel } = open("/?segmently_preview=checkout-cta:control", host([checkout], { "checkout-cta": assigned(checkout, "control") }));
     expect(document.querySelectorAll("*").length).toBe(before + 1);
     expect(panel.element.parentNode).toBe(document.body);
     expect(panel.element.tagName.toLowerCase()).toBe("segmently-preview"); // no page rule for div, a, … matches it
@@ -206,14 +194,14 @@ describe("test panel", () => {
   });
 
   it("appears once when started twice, and not at all when nothing is previewed", () => {
-    const host = fakeHost([checkout], {});
-    const { panel } = open("/?segmently_preview=checkout-cta:control", host);
-    expect(startPreview(host, window)).toBe(panel);
+    const h = host([checkout], {});
+    const { panel } = open("/?segmently_preview=checkout-cta:control", h);
+    expect(startPreview(h, window)).toBe(panel);
     expect(document.querySelectorAll("segmently-preview")).toHaveLength(1);
     panel.stop();
 
     window.history.replaceState(null, "", "/");
-    expect(startPreview(fakeHost([experiment("hero", "Hero", { status: "live" })], {}), window)).toBeNull();
+    expect(startPreview(host([experiment("hero", "Hero", { status: "live" })], {}), window)).toBeNull();
     expect(document.querySelectorAll("segmently-preview")).toHaveLength(0);
   });
 });

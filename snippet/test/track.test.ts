@@ -3,9 +3,10 @@
 // Window) with a fake host: which experiments goals count for, and when a bounce is sent.
 import { Window } from "happy-dom";
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from "vitest";
-import type { Emit, ModuleHost, Running, Tracker } from "../src/core/host";
+import type { Emit, Running, Tracker } from "../src/core/host";
 import type { ExperimentConfig, Goal, SiteConfig, VariantConfig } from "../src/core/types";
 import { startTrack } from "../src/modules/track";
+import { fakeHost } from "./fakes";
 
 const SHOP = "https://shop.example.com";
 const THANKS: Goal = { id: "g-thanks", type: "page_view", name: "Thank you", url: "/thank-you" };
@@ -52,21 +53,8 @@ describe("the track chunk", () => {
 
   /** The chunk starts on a page whose visitor is `visitor-1` and whose config has `experiments`. */
   function start(experiments: ExperimentConfig[]): Tracker {
-    const host: ModuleHost = {
-      version: "test",
-      base: "https://ab.example.net",
-      apiKey: "seg_live_test",
-      config: { experiments, conversion_rules: [], modules: [] } as unknown as SiteConfig,
-      visitorId: () => "visitor-1",
-      assignments: () => ({}),
-      track: emit,
-      report: vi.fn(),
-      module: () => undefined,
-      crossDomain: [],
-      early: [],
-      events: [],
-      register: vi.fn(),
-    };
+    const config = { experiments, conversion_rules: [], modules: [] } as unknown as SiteConfig;
+    const host = fakeHost({ base: "https://ab.example.net", config, track: emit });
     return startTrack(host, win as unknown as globalThis.Window);
   }
 

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import brotli
 import httpx
@@ -46,6 +47,19 @@ async def client(
     app = create_app(make_settings(database_url, tmp_path, snippet_dir=dist), plugins)  # type: ignore[arg-type]
     async with serve_app(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as c:
         yield c
+
+
+BIG = CORE + b"".join(b"/* padding %d */\n" % i for i in range(200))
+
+
+async def big_core_site(
+    client: httpx.AsyncClient, database_url: str, dist: Path
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """A core large enough to be compressed (``BIG``), and a site with a live experiment."""
+    (dist / "segmently.js").write_bytes(BIG)
+    h, site = await owner_site(client, database_url)
+    await live(client, h, site)
+    return h, site
 
 
 async def test_the_core_and_its_chunks_are_served_with_etags(client: httpx.AsyncClient, dist: Path) -> None:
@@ -107,15 +121,12 @@ async def test_the_site_script_inlines_the_config_before_the_core(
 async def test_the_files_go_compressed_to_clients_that_take_it(
     client: httpx.AsyncClient, database_url: str, dist: Path
 ) -> None:
-    big = CORE + b"".join(b"/* padding %d */\n" % i for i in range(200))
-    (dist / "segmently.js").write_bytes(big)
-    h, site = await owner_site(client, database_url)
-    await live(client, h, site)
+    _, site = await big_core_site(client, database_url, dist)
     for url in ("/segmently.js", f"/s/{site['api_key']}.js"):
         plain, plain_body = await raw(client, url, {"Accept-Encoding": "identity"})
         br, br_body = await brotli_made(client, url, {})
         zipped, zipped_body = await raw(client, url, {"Accept-Encoding": "gzip, deflate"})
-        assert "content-encoding" not in plain.headers and plain_body.endswith(big), url
+        assert "content-encoding" not in plain.headers and plain_body.endswith(BIG), url
         assert br.headers["content-encoding"] == "br" and zipped.headers["content-encoding"] == "gzip", url
         assert brotli.decompress(br_body) == gzip.decompress(zipped_body) == plain_body, url
         assert len(br_body) < len(zipped_body), url
@@ -132,9 +143,7 @@ async def test_head_answers_what_get_would_without_the_body(
     client: httpx.AsyncClient, database_url: str, dist: Path
 ) -> None:
     """Uptime monitors, CDNs and `curl -I` ask with HEAD: the same status and headers, no body."""
-    (dist / "segmently.js").write_bytes(CORE + b"".join(b"/* padding %d */\n" % i for i in range(200)))
-    h, site = await owner_site(client, database_url)
-    await live(client, h, site)
+    _, site = await big_core_site(client, database_url, dist)
     for url in ("/segmently.js", "/snippet/preview.js", f"/s/{site['api_key']}.js"):
         for accept in ("identity", "gzip"):
             got, got_body = await raw(client, url, {"Accept-Encoding": accept})
@@ -155,9 +164,7 @@ async def test_a_regenerated_key_gets_a_script_of_its_own(
     client: httpx.AsyncClient, database_url: str, dist: Path
 ) -> None:
     """The key is inlined in ``/s/{key}.js``: the old key's script (or its encodings) never serves it."""
-    (dist / "segmently.js").write_bytes(CORE + b"".join(b"/* padding %d */\n" % i for i in range(200)))
-    h, site = await owner_site(client, database_url)
-    await live(client, h, site)
+    h, site = await big_core_site(client, database_url, dist)
     old_key = site["api_key"]
     before, before_body = await brotli_made(client, f"/s/{old_key}.js", {})
     assert old_key.encode() in brotli.decompress(before_body)
