@@ -3,7 +3,9 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Assignment, ModuleHost } from "../src/core/host";
 import type { ExperimentConfig, SiteConfig } from "../src/core/types";
 import { fakeHost } from "./fakes";
+import { startBadge } from "../src/modules/badge";
 import {
+  MAX_REPAIRS,
   MINIMIZED_KEY,
   parsePreview,
   previewUrl,
@@ -26,10 +28,14 @@ function experiment(slug: string, name: string, over: Partial<ExperimentConfig> 
   } as ExperimentConfig;
 }
 
-function host(experiments: ExperimentConfig[], assignments: Record<string, Assignment>): ModuleHost {
-  const config = { badge: false, experiments, modules: [] } as unknown as SiteConfig;
+function host(experiments: ExperimentConfig[], assignments: Record<string, Assignment>, badge = false): ModuleHost {
+  const config = { badge, experiments, modules: [] } as unknown as SiteConfig;
   return fakeHost({ config, assignments: () => assignments });
 }
+
+const flush = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+/** a style's `prop:NNpx` */
+const px = (node: Element, prop: string): number => Number(new RegExp(`(?:^|;)${prop}:(\\d+)px`).exec(node.getAttribute("style")!)![1]);
 
 function assigned(exp: ExperimentConfig, key: string): Assignment {
   const v = exp.variants.find((x) => x.key === key)!;
@@ -203,5 +209,105 @@ describe("test panel", () => {
     window.history.replaceState(null, "", "/");
     expect(startPreview(host([experiment("hero", "Hero", { status: "live" })], {}), window)).toBeNull();
     expect(document.querySelectorAll("segmently-preview")).toHaveLength(0);
+  });
+
+  it("stays on the next pages of a session that previews a live experiment, listing it first", () => {
+    // no parameter on page 2: the core forces the variant from its session cookie, and the server marks
+    // the experiment with `forced` (its `preview` stays false: it is live)
+    const live = experiment("hero", "Hero copy", { status: "live", forced: 1 });
+    const draft = experiment("footer", "Footer", { preview: true });
+    const { panel } = open("/checkout", host([draft, live], { hero: assigned(live, "variation-a") }));
+    expect(panel).not.toBeNull();
+    expect(panel.element.parentNode).toBe(document.body);
+    const names = Array.from(panel.root.querySelectorAll(".name")).map((n) => n.firstChild!.textContent);
+    expect(names).toEqual(["Hero copy", "Footer"]);
+    expect(panel.root.querySelector("select")!.value).toBe("variation-a");
+    expect(panel.root.querySelector("a.original")!.getAttribute("href")).toBe("http://localhost:3000/checkout");
+  });
+
+  it("says on the next pages of the session too when the segment asked for does not exist", () => {
+    const live = experiment("hero", "Hero copy", { status: "live", forced: null });
+    const { panel } = open("/checkout", host([live], {}));
+    expect(panel).not.toBeNull();
+    const notes = Array.from(panel.root.querySelectorAll(".note")).map((n) => n.textContent);
+    expect(notes).toEqual([
+      "The segment asked for is not in this experiment.",
+      "Not running on this page (check its URL and device targeting).",
+    ]);
+  });
+
+  it("switches segment and leads to the original of the page the visitor moved to in a single-page app", () => {
+    const { panel, navigate } = open(
+      "/pricing?segmently_preview=checkout-cta:variation-a",
+      host([checkout], { "checkout-cta": assigned(checkout, "variation-a") }),
+    );
+    window.history.pushState(null, "", "/checkout?step=2&segmently_preview=checkout-cta:variation-a#pay"); // the app's router
+    const original = panel.root.querySelector<HTMLAnchorElement>("a.original")!;
+    panel.element.dispatchEvent(new Event("pointerenter")); // the pointer comes to the panel
+    expect(original.getAttribute("href")).toBe("http://localhost:3000/checkout?step=2#pay");
+    const select = panel.root.querySelector("select")!;
+    select.value = "control";
+    select.dispatchEvent(new Event("change"));
+    expect(navigate).toHaveBeenCalledWith("http://localhost:3000/checkout?step=2&segmently_preview=checkout-cta:control#pay");
+
+    window.history.pushState(null, "", "/thanks"); // moved on again, the link reached by keyboard, not the pointer
+    original.addEventListener("click", (e) => e.preventDefault());
+    original.click();
+    expect(original.getAttribute("href")).toBe("http://localhost:3000/thanks");
+  });
+
+  it("comes back when the page swaps its <body> (Turbo Drive, pjax) or clears it (hydration)", async () => {
+    const { panel } = open("/?segmently_preview=checkout-cta:control", host([checkout], { "checkout-cta": assigned(checkout, "control") }));
+    const fresh = document.createElement("body");
+    fresh.innerHTML = "<main>next page</main>";
+    document.body.replaceWith(fresh);
+    await flush();
+    expect(panel.element.parentNode).toBe(fresh);
+    document.body.innerHTML = "<main>hydrated</main>"; // the new body is watched too
+    await flush();
+    expect(panel.element.parentNode).toBe(document.body);
+    expect(document.querySelectorAll("segmently-preview")).toHaveLength(1);
+
+    panel.stop(); // stopped for good: not put back
+    document.body.replaceWith(document.createElement("body"));
+    await flush();
+    expect(panel.element.isConnected).toBe(false);
+  });
+
+  it("stops coming back on a page that keeps removing it, and says so once", async () => {
+    const h = host([checkout], {});
+    const { panel } = open("/?segmently_preview=checkout-cta:control", h);
+    for (let i = 0; i < MAX_REPAIRS; i++) {
+      panel.element.remove();
+      await flush();
+      expect(panel.element.isConnected).toBe(true);
+    }
+    panel.element.remove();
+    await flush();
+    expect(panel.element.isConnected).toBe(false);
+    document.body.appendChild(document.createElement("div"));
+    await flush();
+    expect(panel.element.isConnected).toBe(false);
+    expect(h.report).toHaveBeenCalledTimes(1);
+    expect(String(vi.mocked(h.report).mock.calls[0]![0])).toContain("test panel");
+  });
+
+  it("sits above the free-tier badge, so the minimized panel's ▲ stays clickable", () => {
+    sessionStorage.setItem(MINIMIZED_KEY, "1");
+    const BADGE_HEIGHT = 26; // Chromium, the badge's one line of 11px text with its padding and border
+    const h = host([checkout], { "checkout-cta": assigned(checkout, "control") }, true);
+    const { panel } = open("/?segmently_preview=checkout-cta:control", h);
+    const badge = startBadge(h, window)!;
+    try {
+      // both fixed bottom-right, the badge on top (z-index 2147483647): the panel must clear it
+      expect(px(panel.element, "bottom")).toBeGreaterThanOrEqual(px(badge.element, "bottom") + BADGE_HEIGHT + 4);
+    } finally {
+      badge.stop();
+    }
+    panel.stop();
+
+    // no badge (paid plans): in the corner as before
+    const paid = open("/?segmently_preview=checkout-cta:control", host([checkout], {})).panel;
+    expect(px(paid.element, "bottom")).toBe(16);
   });
 });

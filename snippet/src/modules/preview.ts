@@ -1,6 +1,6 @@
 /**
  * The on-site Test Panel (chunk `dist/preview.js`), loaded by the core when a page is opened with
- * `?segmently_preview=slug:variant`. It shows the previewed experiment (and any other experiment
+ * `?segmently_preview=slug:variant` and on the next pages of that session. It shows the previewed experiment (and any other experiment
  * running on the page), the segment being shown, a dropdown to switch segment, "View Original"
  * (the URL without the parameter) and "Dashboard" (the experiment, in a new tab). Minimizing is
  * remembered for the browser session. Everything lives in a shadow root, so no style leaks either way.
@@ -99,6 +99,7 @@ const CSS = `
 .panel{font:13px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111827;background:#fff;
 border:1px solid #d1d5db;border-radius:8px;box-shadow:0 6px 24px rgba(0,0,0,.18);width:280px;max-width:calc(100vw - 32px);
 max-height:calc(100vh - 32px);overflow:auto;box-sizing:border-box;text-align:left}
+.raised{max-height:calc(100vh - 64px)}
 .head{display:flex;align-items:center;justify-content:space-between;gap:8px;padding:8px 10px;background:#1d4ed8;color:#fff;border-radius:7px 7px 0 0}
 .head strong{font-weight:600}
 button,select,a{font:inherit}
@@ -142,7 +143,7 @@ function experimentBlock(
   exp: ExperimentConfig,
   request: PreviewRequest | null,
   assignment: Assignment | undefined,
-  href: string,
+  here: () => string,
   navigate: Navigate,
 ): HTMLElement {
   const block = el(doc, "section", "exp");
@@ -166,7 +167,8 @@ function experimentBlock(
   }
   select.value = assignment ? assignment.variantKey : "";
   select.addEventListener("change", () => {
-    if (select.value) navigate(previewUrl(href, { slug: exp.slug, variant: select.value }));
+    // the URL of now, not of the landing: an SPA may have moved on since the panel was drawn
+    if (select.value) navigate(previewUrl(here(), { slug: exp.slug, variant: select.value }));
   });
   label.appendChild(select);
   block.appendChild(label);
@@ -174,6 +176,9 @@ function experimentBlock(
   const requested = request && request.slug === exp.slug ? request : null;
   if (requested && requested.variant && !exp.variants.some((v) => v.key === requested.variant || v.id === requested.variant)) {
     block.appendChild(el(doc, "p", "note", `No segment "${requested.variant}" in this experiment.`));
+  } else if (requested && !requested.variant && exp.forced === null) {
+    // a later page of the session (no parameter to name it): the server found no such segment
+    block.appendChild(el(doc, "p", "note", "The segment asked for is not in this experiment."));
   }
   if (!assignment) {
     block.appendChild(el(doc, "p", "note", "Not running on this page (check its URL and device targeting)."));
@@ -194,9 +199,14 @@ function whenBody(win: Window, then: () => void): void {
   else win.document.addEventListener("DOMContentLoaded", then, { once: true });
 }
 
-const HOST_STYLE =
-  "all:initial!important;display:block!important;position:fixed!important;right:16px!important;bottom:16px!important;" +
+/** `bottom`: 16px, or 48px above the free tier's badge (bottom-right, bottom 12px, about 26px tall, z-index above ours) */
+const hostStyle = (bottom: number): string =>
+  `all:initial!important;display:block!important;position:fixed!important;right:16px!important;bottom:${bottom}px!important;` +
   "z-index:2147483646!important;visibility:visible!important;opacity:1!important";
+
+/** at most this many re-attachments (a page that swaps or clears <body>) within REPAIR_WINDOW_MS; then it stays off */
+export const MAX_REPAIRS = 10;
+export const REPAIR_WINDOW_MS = 10_000;
 
 interface PreviewWindow extends Window {
   __segmentlyPreview?: PreviewPanel;
@@ -204,7 +214,9 @@ interface PreviewWindow extends Window {
 
 /**
  * Shows the Test Panel for this page, once per window (a second call returns the first panel), or
- * returns null when nothing is previewed (no parameter and no draft served for preview).
+ * returns null when nothing is previewed (no parameter, no experiment `forced` by the server and no
+ * draft served for preview). On the next pages of a session (no parameter: the core's cookie) the
+ * requested experiment is the one the server marked with `forced`, live ones included.
  * `navigate` opens a URL in this tab (the tests pass their own).
  */
 export function startPreview(
@@ -214,12 +226,15 @@ export function startPreview(
 ): PreviewPanel | null {
   const w = win as PreviewWindow;
   if (w.__segmentlyPreview) return w.__segmentlyPreview;
-  const request = parsePreview(win.location.search);
+  // `forced` (a number, or null for "no such segment") only comes on the experiment the preview asked for
+  const forced = host.config.experiments.find((e) => e.forced !== undefined);
+  const request = parsePreview(win.location.search) ?? (forced ? { slug: forced.slug, variant: "" } : null);
   if (!request && !host.config.experiments.some((e) => e.preview)) return null;
 
   const doc = win.document;
   const element = doc.createElement(TAG);
-  element.setAttribute("style", HOST_STYLE);
+  const raised = !!host.config.badge;
+  element.setAttribute("style", hostStyle(raised ? 48 : 16));
   const root = element.attachShadow({ mode: "open" });
   const style = el(doc, "style", undefined, CSS);
   const panel = el(doc, "div", "panel");
@@ -230,15 +245,20 @@ export function startPreview(
 
   let minimized = readMinimized(win);
   let drawn = "";
+  const here = (): string => win.location.href;
+  let original: HTMLAnchorElement | null = null;
+  /** View Original: the current URL without the parameter (set when drawn, approached, focused and clicked) */
+  const syncOriginal = (): void => {
+    if (original) original.href = previewUrl(here(), null);
+  };
 
   const draw = (force: boolean): void => {
     const assignments = host.assignments();
     const key = JSON.stringify(assignments);
     if (!force && key === drawn) return;
     drawn = key;
-    const href = win.location.href;
     while (panel.firstChild) panel.removeChild(panel.firstChild);
-    panel.className = minimized ? "panel min" : "panel";
+    panel.className = `panel${minimized ? " min" : ""}${raised ? " raised" : ""}`;
 
     const head = el(doc, "div", "head");
     head.appendChild(el(doc, "strong", undefined, "Segmently Test Panel"));
@@ -260,12 +280,14 @@ export function startPreview(
       body.appendChild(el(doc, "p", "note", `No experiment "${request.slug}" is served to this site (check the slug).`));
     }
     for (const exp of exps) {
-      body.appendChild(experimentBlock(doc, host, exp, request, assignments[exp.slug], href, navigate));
+      body.appendChild(experimentBlock(doc, host, exp, request, assignments[exp.slug], here, navigate));
     }
-    const original = el(doc, "a", "original", "View Original");
-    original.href = previewUrl(href, null);
+    original = el(doc, "a", "original", "View Original");
+    syncOriginal();
+    original.addEventListener("focus", syncOriginal);
     // the core remembers the preview for the session (a cookie of the parameter's name): forget it too
     original.addEventListener("click", () => {
+      syncOriginal(); // the link is followed after the event, with the href of now
       doc.cookie = `${PREVIEW_PARAM}=; path=/; SameSite=Lax; max-age=0`;
     });
     body.appendChild(original);
@@ -273,15 +295,45 @@ export function startPreview(
   };
 
   // assignments may arrive after the panel (activation delay, triggers): redraw when the pointer comes back
-  const onEnter = (): void => draw(false);
+  // (and the URL may have changed since: an SPA navigation)
+  const onEnter = (): void => {
+    draw(false);
+    syncOriginal();
+  };
   element.addEventListener("pointerenter", onEnter);
   draw(true);
+
+  // a page that swaps <body> (Turbo Drive, pjax) or clears it (hydration) gets the panel back in its
+  // current body: <html>'s children and the body's are watched, up to MAX_REPAIRS in REPAIR_WINDOW_MS
+  const repairs: number[] = [];
+  let observedBody: HTMLElement | null = null;
+  const observer = new MutationObserver(() => reattach());
+  const watchBody = (): void => {
+    if (doc.body && doc.body !== observedBody) {
+      observedBody = doc.body;
+      observer.observe(doc.body, { childList: true });
+    }
+  };
+  const reattach = (): void => {
+    watchBody();
+    if (!doc.body || element.parentNode === doc.body || w.__segmentlyPreview !== handle) return;
+    const now = Date.now();
+    while (repairs.length && now - repairs[0]! > REPAIR_WINDOW_MS) repairs.shift();
+    if (repairs.length >= MAX_REPAIRS) {
+      observer.disconnect();
+      host.report("the test panel keeps being removed from the page; it is not put back again on this page");
+      return;
+    }
+    repairs.push(now);
+    doc.body.appendChild(element);
+  };
 
   const handle: PreviewPanel = {
     element,
     root,
     refresh: () => draw(false),
     stop: () => {
+      observer.disconnect();
       element.removeEventListener("pointerenter", onEnter);
       element.remove();
       if (w.__segmentlyPreview === handle) delete w.__segmentlyPreview;
@@ -289,7 +341,10 @@ export function startPreview(
   };
   w.__segmentlyPreview = handle;
   whenBody(win, () => {
-    if (w.__segmentlyPreview === handle) doc.body.appendChild(element);
+    if (w.__segmentlyPreview !== handle) return;
+    doc.body.appendChild(element);
+    observer.observe(doc.documentElement, { childList: true });
+    watchBody();
   });
   return handle;
 }
