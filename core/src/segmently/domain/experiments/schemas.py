@@ -120,6 +120,7 @@ class Goal(msgspec.Struct, forbid_unknown_fields=True):
     selector: Selector | None = None
     url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
     event_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    # made when missing; at most 64 characters (validation: stored ones are read back as they are)
     id: str | None = None
 
 
@@ -136,7 +137,7 @@ class Funnel(msgspec.Struct, forbid_unknown_fields=True):
 
     name: Name
     steps: Annotated[list[FunnelStep], msgspec.Meta(min_length=2, max_length=20)]
-    id: str | None = None
+    id: str | None = None  # as a goal's
 
 
 class Advanced(msgspec.Struct, forbid_unknown_fields=True):
@@ -146,7 +147,7 @@ class Advanced(msgspec.Struct, forbid_unknown_fields=True):
     end_at: dt.datetime | None = None
     auto_pause_at_significance: bool = False
     max_duration_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
-    cross_domain: Annotated[list[str], msgspec.Meta(max_length=50)] = []
+    cross_domain: Annotated[list[str], msgspec.Meta(max_length=50)] = []  # hosts; a URL gives its host
     custom_css: Code = ""
     custom_js: Code = ""
 

@@ -17,7 +17,7 @@ from segmently.db.models import Experiment, Site, Variant
 from segmently.domain.accounts.auth import Actor
 from segmently.domain.accounts.services import Conflict
 from segmently.domain.experiments import schemas, validation
-from segmently.domain.sdk.config import bump
+from segmently.domain.sdk.config import bump, cross_domain_hosts
 from segmently.domain.sites.settings import default_activation_delay
 from segmently.http.errors import field_error
 from segmently.http.idempotency import check_if_match
@@ -104,7 +104,9 @@ def _apply(experiment: Experiment, cfg: schemas.ExperimentIn) -> None:
     experiment.targeting = msgspec.to_builtins(cfg.targeting)
     experiment.audience = msgspec.to_builtins(cfg.audience)
     experiment.goals = {"goals": msgspec.to_builtins(cfg.goals), "funnels": msgspec.to_builtins(cfg.funnels)}
-    experiment.advanced = msgspec.to_builtins(cfg.advanced)
+    # bare hostnames, as the snippet compares them (a URL was accepted for its host)
+    hosts = cross_domain_hosts(cfg.advanced.cross_domain)
+    experiment.advanced = msgspec.to_builtins(msgspec.structs.replace(cfg.advanced, cross_domain=hosts))
     experiment.integrations = cfg.integrations
     experiment.sections = {"sections": msgspec.to_builtins(cfg.sections)}
     experiment.start_at = cfg.advanced.start_at

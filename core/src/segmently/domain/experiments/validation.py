@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from litestar.exceptions import ValidationException
 
 from segmently.domain.experiments import schemas
+from segmently.domain.sdk.config import cross_domain_host
 from segmently.http.errors import field_errors
 from segmently.targeting import UrlRule, validate_url_rule
 
 MVT_CELL_WARNING = 12
 WEIGHT_TOLERANCE = 0.01
+MAX_ID_LENGTH = 64
+"""Of a goal's or funnel's id: the key the conversion and funnel tables store (``varchar(64)``)."""
 # ISO 3166-1 alpha-2, officially assigned codes
 _ISO_CODES = (
     "IS CO DE AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO "
@@ -98,12 +100,20 @@ def _goals(errors: list[tuple[str, str]], goals: list[schemas.Goal], funnels: li
         field = needs[goal.type]
         if not getattr(goal, field):
             errors.append((f"goals[{i}].{field}", f"is required for a {goal.type} goal"))
+        _id(errors, f"goals[{i}].id", goal.id)
     if sum(1 for g in goals if g.primary) > 1:
         errors.append(("goals", "only one goal can be primary"))
     for f, funnel in enumerate(funnels):
+        _id(errors, f"funnels[{f}].id", funnel.id)
         for s, step in enumerate(funnel.steps):
             if step.url and not step.url.startswith("/"):
                 errors.append((f"funnels[{f}].steps[{s}].url", "must be a path starting with / (or empty)"))
+
+
+def _id(errors: list[tuple[str, str]], field: str, value: str | None) -> None:
+    """A goal's or funnel's own id (none or empty: one is made), as conversions are stored under it."""
+    if value and (len(value) > MAX_ID_LENGTH or not value.isprintable()):
+        errors.append((field, f"must be at most {MAX_ID_LENGTH} printable characters (or omitted)"))
 
 
 def _advanced(errors: list[tuple[str, str]], advanced: schemas.Advanced) -> None:
@@ -114,11 +124,10 @@ def _advanced(errors: list[tuple[str, str]], advanced: schemas.Advanced) -> None
     start, end = advanced.start_at, advanced.end_at
     if start and end and start.tzinfo and end.tzinfo and end <= start:
         errors.append(("advanced.end_at", "must be after start_at"))
-    for i, host in enumerate(advanced.cross_domain):
-        name = (urlsplit(host).hostname if "//" in host else host).lower().strip()  # type: ignore[union-attr]
-        if not _HOST.match(name or ""):
+    for i, entry in enumerate(advanced.cross_domain):  # a URL gives its host; the host is stored
+        if not _HOST.match(cross_domain_host(entry) or ""):
             errors.append(
-                (f"advanced.cross_domain[{i}]", f"'{host}' is not a host name (e.g. shop.example.com)")
+                (f"advanced.cross_domain[{i}]", f"'{entry}' is not a host name (e.g. shop.example.com)")
             )
 
 

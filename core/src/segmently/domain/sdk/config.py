@@ -93,6 +93,23 @@ def _hostname(url: str) -> str:
         return ""
 
 
+def cross_domain_host(entry: str) -> str | None:
+    """The bare hostname of a cross-domain entry as the snippet compares it; None if it has none.
+
+    A URL (``https://Checkout.Example.com/``) gives its host; the host is lower-cased and loses a
+    trailing dot, as the site settings store theirs. Experiments saved before this was done on
+    save may hold URLs as typed; the config serves their hosts.
+    """
+    from segmently.domain.sites.settings import _hostname as bare  # that module imports this one
+
+    return bare(_hostname(entry) if "//" in entry else entry)
+
+
+def cross_domain_hosts(entries: Iterable[str]) -> list[str]:
+    """The hostnames of ``entries`` (:func:`cross_domain_host`), in order, once each."""
+    return list(dict.fromkeys(h for h in map(cross_domain_host, entries) if h))
+
+
 def applied_variant(variant: dict[str, Any], experiment_css: str, experiment_js: str) -> dict[str, Any]:
     """How the snippet applies a variant (``snippet/src/core/changes.ts``), in the spec's order.
 
@@ -148,7 +165,7 @@ def _experiment(exp: Experiment, variants: list[Variant], preview: bool = False)
         },
         "goals": exp.goals.get("goals", []),
         "funnels": exp.goals.get("funnels", []),
-        "cross_domain": exp.advanced.get("cross_domain", []),
+        "cross_domain": cross_domain_hosts(exp.advanced.get("cross_domain", [])),
         # the snippet forwards to GA4 / Mixpanel only for experiments that have them configured
         "ga4": bool(integrations.get("ga4")),
         "mixpanel": bool(integrations.get("mixpanel")),
@@ -234,8 +251,8 @@ async def build(
             at = [i for i, v in enumerate(e["variants"]) if forced_key in (v["key"], v["id"])]
             e["forced"] = at[0] if at else None
     # the hosts sharing the visitor: the site's and every served experiment's, in one list
-    cross_domain = list(
-        dict.fromkeys([*settings.get("cross_domain", []), *(d for e in served for d in e["cross_domain"])])
+    cross_domain = cross_domain_hosts(
+        [*settings.get("cross_domain", []), *(d for e in served for d in e["cross_domain"])]
     )
     return {
         "site": {"id": site.id, "url": site.url},

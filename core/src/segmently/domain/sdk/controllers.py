@@ -24,6 +24,7 @@ from segmently.http.protection import RateLimits, rate_limit
 from segmently.kernel import Kernel
 
 MAX_PREVIEW = 200  # a slug and a variant's key or id, with room to spare
+NO_NUL = "must not contain a NUL character"  # PostgreSQL text holds none: no slug or visitor has one
 
 PUBLIC_SITE = {**SITE, "embeddable": True, "exclude_from_csrf": True}
 
@@ -92,6 +93,8 @@ class SdkController(Controller):
         """
         if preview is not None and len(preview) > MAX_PREVIEW:
             raise field_error("preview", f"must be at most {MAX_PREVIEW} characters (slug:variant)")
+        if preview is not None and "\x00" in preview:
+            raise field_error("preview", NO_NUL)
         site = current_site(request)
         country = country_of(request, kernel)
         cache: ConfigCache = request.app.state.config_cache
@@ -116,8 +119,12 @@ class SdkController(Controller):
         The path segment is the experiment's slug.
         """
         site, slug = current_site(request), experiment_id
+        if "\x00" in slug:
+            raise field_error("slug", NO_NUL)
         if not data.visitor_id or len(data.visitor_id) > 200:
             raise field_error("visitor_id", "must be 1 to 200 characters")
+        if "\x00" in data.visitor_id:
+            raise field_error("visitor_id", NO_NUL)
         experiment = await db_session.scalar(
             select(Experiment).where(Experiment.site_id == site.site_id, Experiment.slug == slug)
         )

@@ -7,6 +7,7 @@ every node (ARCHITECTURE.md §8).
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -20,6 +21,8 @@ from segmently.db.models import Organization, Site
 
 TTL_SECONDS = 5.0
 MAX_ENTRIES = 50_000
+KEY_FORMAT = re.compile(r"seg_live_[A-Za-z0-9_-]{8,128}")
+"""What a site key looks like (``seg_live_`` and 32 hex digits when made); any other string is unknown."""
 
 
 class SiteKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,7 +51,13 @@ class SiteKeys:
         self._cache: dict[str, tuple[float, SiteKey | None]] = {}
 
     async def lookup(self, api_key: str) -> SiteKey | None:
-        """The site behind ``api_key``, or None."""
+        """The site behind ``api_key``, or None.
+
+        A string that is not shaped like a key is unknown without a query (nor a cache entry): no
+        NUL or other byte a database refuses reaches it.
+        """
+        if not KEY_FORMAT.fullmatch(api_key):
+            return None
         now = time.monotonic()
         hit = self._cache.get(api_key)
         if hit is not None and hit[0] > now:
