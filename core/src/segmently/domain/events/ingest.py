@@ -46,6 +46,7 @@ from segmently.domain.events.schemas import (
     TimeOnPageData,
     revenue_of,
 )
+from segmently.domain.sdk.config import _VERSION_PG, _VERSION_SQLITE
 from segmently.domain.sites.keys import SiteKey
 from segmently.hookspecs import EventType, IngestedEvent, SiteRef
 from segmently.http.errors import field_error, from_msgspec
@@ -63,7 +64,10 @@ claiming their ids and ``COPY``ing them: fewer round trips and less server CPU. 
 fits; only groups of several requests that :mod:`group_commit` merges past it take the ``COPY``
 path (docs/benchmarks.md, "Any one request in one statement")."""
 EXPERIMENTS_TTL: Final = 2.0
-"""Seconds a node remembers a site's running experiments (goals edited while paused apply after it)."""
+"""Seconds a node remembers a site's running experiments before it reads them again.
+
+Within them every batch still checks the site's ``config_version`` (which every start, pause,
+edit, archive and delete bumps), so a change applies to the next batch on every node."""
 MAX_CACHED_SITES: Final = 50_000
 
 NO_GOAL_ID: Final = "conversion"
@@ -84,24 +88,39 @@ EVENT_COLUMNS: Final = (
     "client_event_id",
 )
 _COPY_EVENTS: Final = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
-_PG_STORE: Final = (
-    "WITH r AS (SELECT * FROM json_to_recordset(%s::json) AS r(id text, created_at timestamptz, "
+_PG_STORE_ROWS: Final = (
+    "SELECT * FROM json_to_recordset(%s::json) AS r(id text, created_at timestamptz, "
     "event_name text, visitor_id text, session_id text, experiment_id text, variant_id text, "
-    "event_data jsonb, url text, device_type text, client_event_id text)), "
+    "event_data jsonb, url text, device_type text, client_event_id text)"
+)
+_PG_STORE_CLAIM: Final = (
     "k AS (INSERT INTO event_keys (site_id, event_id, created_at) "
     "SELECT %s, client_event_id, %s FROM r WHERE client_event_id IS NOT NULL "
-    "ON CONFLICT DO NOTHING RETURNING event_id) "
+    "ON CONFLICT DO NOTHING RETURNING event_id)"
+)
+_PG_STORE_INSERT: Final = (
     "INSERT INTO events (id, created_at, site_id, event_name, visitor_id, session_id, experiment_id, "
     "variant_id, event_data, url, device_type, client_event_id) "
     "SELECT id, created_at, %s, event_name, visitor_id, session_id, experiment_id, variant_id, event_data, "
     "url, device_type, client_event_id FROM r "
     "WHERE client_event_id IS NULL OR client_event_id IN (SELECT event_id FROM k) RETURNING id"
 )
+_PG_STORE: Final = f"WITH r AS ({_PG_STORE_ROWS}), {_PG_STORE_CLAIM} {_PG_STORE_INSERT}"
 """Claim the client event ids and insert the new events in one statement (PostgreSQL).
 
 The rows come as one JSON array (:func:`_store_json`): psycopg then adapts one string instead
 of eleven arrays, about a third less client CPU for a lone event; read as ``json``, not ``jsonb``,
 which PostgreSQL would first build in full (docs/benchmarks.md)."""
+_PG_STORE_IF_CURRENT: Final = (  # constants only; the values are parameters
+    f"WITH v AS ({_VERSION_PG}), c AS (SELECT 1 FROM v WHERE config_version = %s), "  # noqa: S608
+    f"r AS ({_PG_STORE_ROWS} WHERE EXISTS (SELECT 1 FROM c)), {_PG_STORE_CLAIM}, "
+    f"w AS ({_PG_STORE_INSERT}) "
+    "SELECT id FROM w UNION ALL SELECT NULL WHERE NOT EXISTS (SELECT 1 FROM c)"
+)
+""":data:`_PG_STORE` only while the site's ``config_version`` is the one given, for events stored
+without a transaction on the strength of the remembered experiments. Otherwise (a launch, a pause,
+an edit, an archive since) it stores nothing and answers one NULL row. The check is the config's own
+version read (a primary-key lookup) inside the statement: no round trip more."""
 _NEW_KEYS_PG: Final = (
     "INSERT INTO event_keys (site_id, event_id, created_at) "
     "SELECT %s, k, %s FROM unnest(%s::text[]) AS k ON CONFLICT DO NOTHING RETURNING event_id"
@@ -165,6 +184,7 @@ _PG_EARLIER_EVENTS: Final = (
     "SELECT id, created_at, event_name, visitor_id, event_data::text, url FROM events "
     "WHERE site_id = %s AND visitor_id = ANY(%s) AND created_at >= %s AND event_name = ANY(%s)"
 )
+# the key says "funnel" (it was the funnel lock first): every node takes the same one per visitor
 _PG_LOCK_VISITORS: Final = (
     "SELECT pg_advisory_xact_lock(hashtextextended('funnel:' || %s || ':' || v, 0)) "
     "FROM unnest(%s::text[]) WITH ORDINALITY AS u(v, n) ORDER BY n"
@@ -318,7 +338,8 @@ class Ingestor:
             name: msgspec.json.Decoder(t.data_type) for name, t in types.items() if t.data_type is not AnyData
         }
         self._has_listeners = bool(kernel.plugins.pm.hook.on_events_ingested.get_hookimpls())
-        self._cache: dict[tuple[str, bool], tuple[float, dict[str, RunningExperiment]]] = {}
+        # (site, funnels) → (expiry, the site's config_version they were read at, the experiments)
+        self._cache: dict[tuple[str, bool], tuple[float, int | None, dict[str, RunningExperiment]]] = {}
 
     # ------------------------------------------------------------ validate ---
 
@@ -399,12 +420,18 @@ class Ingestor:
         cap = plans.plan(plan).limits.get("monthly_visitors")
         with_funnels = plans.includes(plan, EXPERIMENTS_FUNNELS.key)
         known = self._remembered(site.site_id, with_funnels, kept) if len(kept) <= SMALL_BATCH else None
-        if self.postgres and cap is None and known is not None and kept and _attributes_nothing(known, kept):
-            stored = await self._store_alone(site.site_id, now, kept)
-        elif kept:
+        stored: list[tuple[Accepted, str]] | None = [] if not kept else None
+        if (
+            self.postgres
+            and cap is None
+            and known is not None
+            and kept
+            and _attributes_nothing(known[1], kept)
+        ):
+            # None: the site's experiments changed since they were read (a launch, an archive)
+            stored = await self._store_alone(site.site_id, now, kept, known[0])
+        if stored is None:
             stored = await self._store_in_transaction(site, now, kept, tallies, cap, with_funnels)
-        else:
-            stored = []
         for a, _ in stored:
             tallies[a.owner].stored += 1
         for a in offered:
@@ -424,8 +451,16 @@ class Ingestor:
     ) -> list[tuple[Accepted, str]]:
         """The events checked against the running experiments and the visitor cap, stored and attributed."""
         stored: list[tuple[Accepted, str]] = []
-        async with self.kernel.db.engine.begin() as conn:
-            experiments = await self._experiments_of(conn, site.site_id, with_funnels, kept)
+        # the site's config version, then (when it changed) its experiments; on SQLite read on the
+        # event loop's thread before the transaction (docs/benchmarks.md: 0.1 ms, not 1.2 ms)
+        db = self.kernel.db
+        version = None if self.postgres else await db.sqlite_first(_VERSION_SQLITE, (site.site_id,))
+        async with db.engine.begin() as conn:
+            if self.postgres:  # one primary-key lookup in the transaction
+                version = next(iter(await _pg_fetch(conn, _VERSION_PG, (site.site_id,))), None)
+            experiments = await self._experiments_of(
+                conn, site.site_id, with_funnels, kept, None if version is None else version[0]
+            )
             kept = _refuse_missing(kept, _check_assignments(kept, experiments), tallies, "unknown_experiment")
             if cap is not None and kept:
                 admitted = await self._visitor_cap(conn, site, cap, now, kept)
@@ -438,18 +473,22 @@ class Ingestor:
         return stored
 
     async def _store_alone(
-        self, site_id: str, now: dt.datetime, kept: list[Accepted]
-    ) -> list[tuple[Accepted, str]]:
+        self, site_id: str, now: dt.datetime, kept: list[Accepted], version: int | None
+    ) -> list[tuple[Accepted, str]] | None:
         """Events no experiment attributes (at most :data:`SMALL_BATCH`): one autocommitted statement.
 
         The statement claims the client event ids and inserts the new events at once, so it
         is as all-or-nothing as a transaction, without ``BEGIN`` and ``COMMIT`` round trips.
+        It stores them only while the site's config is at ``version``, the one the remembered
+        experiments were read at; None if it is not (nothing was stored).
         """
         ids = [new_id() for _ in kept]
         rows = _store_json(kept, ids)
         async with self.kernel.db.autocommit() as conn:
-            cur = await conn.execute(_PG_STORE, (rows, site_id, now, site_id))
+            cur = await conn.execute(_PG_STORE_IF_CURRENT, (site_id, version, rows, site_id, now, site_id))
             written = {row[0] for row in await cur.fetchall()}
+        if None in written:
+            return None
         return [(a, event_id) for a, event_id in zip(kept, ids, strict=True) if event_id in written]
 
     async def notify(self, site: SiteKey, events: list[IngestedEvent]) -> None:
@@ -463,38 +502,47 @@ class Ingestor:
     # ------------------------------------------------------------- stages ---
 
     async def _experiments_of(
-        self, conn: AsyncConnection, site_id: str, with_funnels: bool, kept: list[Accepted]
+        self,
+        conn: AsyncConnection,
+        site_id: str,
+        with_funnels: bool,
+        kept: list[Accepted],
+        version: int | None,
     ) -> dict[str, RunningExperiment]:
         """The site's running experiments, remembered for ``EXPERIMENTS_TTL`` seconds.
 
-        An event naming an experiment or variant the remembered answer lacks (one launched
-        a moment ago) reads them again, so a fresh launch never loses its first assignments.
+        ``version`` is the site's ``config_version`` read just before: remembered experiments
+        read at another version are read again (every start, pause, edit, archive and delete
+        bumps it), as they are when an event names an experiment or variant they lack.
         """
         known = self._remembered(site_id, with_funnels, kept)
-        if known is not None:
-            return known
+        if known is not None and known[0] == version:
+            return known[1]
         key, now = (site_id, with_funnels), time.monotonic()
-        fresh = await self._running_experiments(conn, site_id, with_funnels)
+        fresh = await self._running_experiments(conn, site_id, with_funnels)  # read after the version
         if len(self._cache) >= MAX_CACHED_SITES:
             self._cache.clear()
-        self._cache[key] = (now + EXPERIMENTS_TTL, fresh)
+        self._cache[key] = (now + EXPERIMENTS_TTL, version, fresh)
         return fresh
 
     def _remembered(
         self, site_id: str, with_funnels: bool, kept: list[Accepted]
-    ) -> dict[str, RunningExperiment] | None:
-        """The remembered running experiments, unless stale or lacking one that ``kept`` names."""
+    ) -> tuple[int | None, dict[str, RunningExperiment]] | None:
+        """The remembered config version and running experiments, unless stale or lacking one ``kept`` names.
+
+        The caller checks the version against the site's before it relies on them.
+        """
         hit = self._cache.get((site_id, with_funnels))
         if hit is None or hit[0] <= time.monotonic():
             return None
-        known = hit[1]
+        known = hit[2]
         for a in kept:
             e = a.event
             if e.experiment_id is not None and e.variant_id is not None:
                 exp = known.get(e.experiment_id)
                 if exp is None or e.variant_id not in exp.variants:
                     return None
-        return known
+        return hit[1], known
 
     async def _running_experiments(
         self, conn: AsyncConnection, site_id: str, with_funnels: bool
@@ -646,8 +694,15 @@ class Ingestor:
         A visitor newly assigned by this batch may have sent events after that moment in an
         earlier request (another SDK process, a beacon racing a fetch): those stored events
         are credited to the new assignment too.
+
+        On PostgreSQL the batch first takes a transaction lock per visitor it assigns or
+        credits (in sorted order, so two batches never wait on each other in a cycle): a batch
+        assigning a visitor and one carrying the visitor's conversion take turns, and the
+        second reads what the first committed (else each misses the other's uncommitted row
+        and the conversion is never credited). SQLite's write lock, held since the events were
+        written, does the same. The funnel progress of these visitors is read under it too.
         """
-        batch_assigned = await self._upsert_assignments(conn, site_id, experiments, kept)
+        first = _first_assignments(experiments, kept)
         relevant = _relevant_names(experiments.values())
         funnels_on_pages = any(
             s.url is not None for e in experiments.values() for _, f in e.funnels for s in f
@@ -658,9 +713,12 @@ class Ingestor:
             if a.event.event_name != "assignment"
             and (a.event.event_name in relevant or (funnels_on_pages and a.event.event_name == "page_view"))
         ]
-        if not later and not batch_assigned:
+        if not later and not first:
             return
-        visitors = list({a.event.visitor_id for a in later} | {v for _, v in batch_assigned})
+        visitors = sorted({a.event.visitor_id for a in later} | {v for _, v in first})
+        if self.postgres:
+            await _pg_execute(conn, _PG_LOCK_VISITORS, (site_id, visitors))
+        batch_assigned = await self._upsert_assignments(conn, site_id, first)
         assignments: dict[str, list[tuple[str, str, dt.datetime]]] = defaultdict(list)
         new: dict[str, list[tuple[str, str, dt.datetime]]] = defaultdict(list)
         for exp_id, visitor_id, variant_id, assigned_at in await self._assignments_of(
@@ -726,25 +784,9 @@ class Ingestor:
         self,
         conn: AsyncConnection,
         site_id: str,
-        experiments: dict[str, RunningExperiment],
-        kept: list[Accepted],
+        first: dict[tuple[str, str], tuple[str, dt.datetime, int]],
     ) -> dict[tuple[str, str], tuple[str, dt.datetime, int]]:
-        """Upsert the batch's first assignment per visitor and experiment; returns them with their index."""
-        first: dict[tuple[str, str], tuple[str, dt.datetime, int]] = {}
-        for a in kept:
-            e = a.event
-            if (
-                e.experiment_id is None
-                or e.variant_id is None
-                or e.event_name not in ("assignment", "page_view")
-            ):
-                continue
-            exp = experiments.get(e.experiment_id)
-            if exp is None or e.variant_id not in exp.variants:
-                continue
-            key = (e.experiment_id, e.visitor_id)
-            if key not in first or a.at < first[key][1]:
-                first[key] = (e.variant_id, a.at, a.index)
+        """Upsert the batch's first assignments (:func:`_first_assignments`); returns ``first``."""
         if not first:
             return {}
         rows = [  # sorted by key: concurrent batches lock rows in one order, never deadlock
@@ -893,15 +935,14 @@ class Ingestor:
     ) -> None:
         """Advance each visitor's funnels one step per matching event, in order only.
 
-        Progress is read, then written: on PostgreSQL two batches of one visitor take turns
-        (a transaction lock per visitor, in sorted order), so neither advances from a stale
-        step; SQLite's write lock, held since the events were written, does the same.
+        Progress is read, then written: two batches of one visitor take turns (the visitor's
+        transaction lock, taken by :meth:`_attribute` for every visitor it credits), so
+        neither advances from a stale step.
         """
         visitors = sorted({a.event.visitor_id for a, *_ in funnel_events})
         experiment_ids = list({exp_id for _, exp_id, _, _ in funnel_events})
         progress: dict[tuple[str, str, str], int] = {}
         if self.postgres:
-            await _pg_execute(conn, _PG_LOCK_VISITORS, (site_id, visitors))
             found = await _pg_fetch(conn, _PG_FUNNELS_OF, (experiment_ids, visitors))
         else:
             fp = FUNNELS
@@ -1044,6 +1085,27 @@ def _attributes_nothing(experiments: dict[str, RunningExperiment], kept: list[Ac
         or (a.event.experiment_id is not None and a.event.variant_id is not None)
         for a in kept
     )
+
+
+def _first_assignments(
+    experiments: dict[str, RunningExperiment], kept: list[Accepted]
+) -> dict[tuple[str, str], tuple[str, dt.datetime, int]]:
+    """The batch's first assignment per (experiment, visitor): ``(variant, time, batch index)``.
+
+    ``assignment`` events and page views naming a variant of a running experiment assign.
+    """
+    first: dict[tuple[str, str], tuple[str, dt.datetime, int]] = {}
+    for a in kept:
+        e = a.event
+        if e.experiment_id is None or e.variant_id is None or e.event_name not in ("assignment", "page_view"):
+            continue
+        exp = experiments.get(e.experiment_id)
+        if exp is None or e.variant_id not in exp.variants:
+            continue
+        key = (e.experiment_id, e.visitor_id)
+        if key not in first or a.at < first[key][1]:
+            first[key] = (e.variant_id, a.at, a.index)
+    return first
 
 
 def _dedupe_in_batch(kept: list[Accepted]) -> list[Accepted]:
