@@ -191,6 +191,22 @@ describe("elements that appear later", () => {
     }
   });
 
+  test("a text change set while the document loads wins over the original text the parser appends as it ends", async () => {
+    Object.defineProperty(document, "readyState", { value: "loading", configurable: true });
+    try {
+      document.body.innerHTML = `<h1>Old</h1>`;
+      apply([{ type: "text", selector: "h1", text: "New" }]);
+      expect($("h1")!.textContent).toBe("New");
+      $("h1")!.appendChild(document.createTextNode("Old")); // the parser's last text node...
+      Object.defineProperty(document, "readyState", { value: "interactive", configurable: true }); // ...as the parse ends
+      document.dispatchEvent(new Event("DOMContentLoaded"));
+      await settle();
+      expect($("h1")!.textContent).toBe("New");
+    } finally {
+      delete (document as { readyState?: string }).readyState;
+    }
+  });
+
   test("stop after undo, and the changes already made stay", async () => {
     document.body.innerHTML = `<a class="cta">Buy</a>`;
     const { undo } = apply([{ type: "text", selector: ".cta", text: "Start free trial" }]);

@@ -49,12 +49,13 @@ export function applyChanges(
     style.textContent = text;
     return (doc.head || doc.documentElement).appendChild(style);
   });
-  const targets: [ElementChange, WeakSet<Element>][] = [];
+  /** each change, the elements it is done with, and those a text change was set on while parsing */
+  const targets: [ElementChange, WeakSet<Element>, WeakSet<Element>][] = [];
   for (const change of variant.elements as ElementChange[]) {
     try {
       // parses the selector without searching the page
       doc.createDocumentFragment().querySelector(change.selector);
-      targets.push([change, new WeakSet()]);
+      targets.push([change, new WeakSet(), new WeakSet()]);
     } catch (error) {
       report(`${key}: invalid selector "${change.selector}"`, error);
     }
@@ -62,20 +63,21 @@ export function applyChanges(
 
   const applyToElements = () => {
     let htmlChanged = false;
-    for (const [change, done] of targets) {
+    for (const [change, done, parsed] of targets) {
       doc.querySelectorAll(change.selector).forEach((element) => {
-        const parsing = change.type == "text" && doc.readyState == "loading";
         // an html change applies to the outermost match only, so its own HTML cannot feed it
-        if ((done.has(element) && !parsing) || (change.type == "html" && element.parentElement && element.parentElement.closest(change.selector))) return;
-        if (parsing) {
+        if (done.has(element) || (change.type == "html" && element.parentElement && element.parentElement.closest(change.selector))) return;
+        if (change.type == "text" && doc.readyState == "loading") {
           // while the document is parsed, the parser may still append the element's original text
           // after the change: set again then (the text starts with ours), but never against
-          // another writer (another experiment's change: each would undo the other forever)
+          // another writer (another experiment's change: each would undo the other forever); it
+          // is set once more, and done, at DOMContentLoaded
           const text = element.textContent!;
-          if (text != change.text && (!done.has(element) || text.startsWith(change.text))) element.textContent = change.text;
+          if (text != change.text && (!parsed.has(element) || text.startsWith(change.text))) element.textContent = change.text;
+          parsed.add(element);
+          return;
         }
         done.add(element);
-        if (parsing) return;
         const style = (element as HTMLElement).style;
         if (change.type == "hide") {
           if (change.mode == "remove") element.remove();
