@@ -6,13 +6,13 @@
  * up to a limit, so it never loops fighting a script that keeps doing so.
  */
 
+import { keepInBody } from "../core/attached";
 import type { ModuleHost } from "../core/host";
 
+/** at most this many repairs (re-attach or restyle) within REPAIR_WINDOW_MS; one more and the badge gives up */
+export { MAX_REPAIRS, REPAIR_WINDOW_MS } from "../core/attached";
 export const BADGE_URL = "https://segmently.us";
 export const BADGE_TEXT = "Powered by Segmently";
-/** at most this many repairs (re-attach or restyle) within REPAIR_WINDOW_MS; one more and the badge gives up */
-export const MAX_REPAIRS = 10;
-export const REPAIR_WINDOW_MS = 10_000;
 
 const TAG = "segmently-badge";
 
@@ -59,53 +59,26 @@ export function startBadge(host: ModuleHost, win: Window): BadgeHandle | null {
   const root = element.attachShadow({ mode: "closed" });
   root.innerHTML = SHADOW_HTML;
 
-  const repairs: number[] = [];
-  let observedBody: HTMLElement | null = null;
-  let gaveUp = false;
-
-  const observer = new MutationObserver(() => check());
-  const watchBody = (): void => {
-    const body = doc.body;
-    if (body && body !== observedBody) {
-      observedBody = body;
-      observer.observe(body, { childList: true });
-    }
-  };
-
-  const tampered = (): boolean =>
-    element.parentNode !== doc.body || element.getAttribute("style") !== HOST_STYLE || element.attributes.length !== 1;
-
-  const check = (): void => {
-    if (gaveUp) return;
-    watchBody(); // a page that swaps <body> gets the badge in its new one
-    if (!doc.body || !tampered()) return;
-    const now = Date.now();
-    while (repairs.length && now - repairs[0]! > REPAIR_WINDOW_MS) repairs.shift();
-    if (repairs.length >= MAX_REPAIRS) {
-      gaveUp = true;
-      observer.disconnect();
-      host.report(`the "${BADGE_TEXT}" badge keeps being removed; it is not put back again on this page`);
-      return;
-    }
-    repairs.push(now);
-    for (const attr of Array.from(element.attributes)) if (attr.name !== "style") element.removeAttribute(attr.name);
-    element.setAttribute("style", HOST_STYLE);
-    doc.body.appendChild(element);
-  };
-
+  // removed, moved into another element, restyled or given other attributes: put back as it was
+  const kept = keepInBody(
+    doc,
+    element,
+    () => host.report(`the "${BADGE_TEXT}" badge keeps being removed; it is not put back again on this page`),
+    () => element.getAttribute("style") === HOST_STYLE && element.attributes.length === 1,
+    () => {
+      for (const attr of Array.from(element.attributes)) if (attr.name !== "style") element.removeAttribute(attr.name);
+      element.setAttribute("style", HOST_STYLE);
+    },
+  );
   const show = (): void => {
-    if (w.__segmentlyBadge !== handle) return;
-    doc.body.appendChild(element);
-    watchBody();
-    observer.observe(doc.documentElement, { childList: true });
-    observer.observe(element, { attributes: true });
+    if (w.__segmentlyBadge === handle) kept.attach();
   };
 
   const handle: BadgeHandle = {
     element,
     root,
     stop: () => {
-      observer.disconnect();
+      kept.stop();
       element.remove();
       if (w.__segmentlyBadge === handle) delete w.__segmentlyBadge;
     },

@@ -6,6 +6,7 @@
  * remembered for the browser session. Everything lives in a shadow root, so no style leaks either way.
  */
 
+import { keepInBody } from "../core/attached";
 import type { Assignment, ModuleHost } from "../core/host";
 import type { ExperimentConfig } from "../core/types";
 
@@ -205,8 +206,7 @@ const hostStyle = (bottom: number): string =>
   "z-index:2147483646!important;visibility:visible!important;opacity:1!important";
 
 /** at most this many re-attachments (a page that swaps or clears <body>) within REPAIR_WINDOW_MS; then it stays off */
-export const MAX_REPAIRS = 10;
-export const REPAIR_WINDOW_MS = 10_000;
+export { MAX_REPAIRS, REPAIR_WINDOW_MS } from "../core/attached";
 
 interface PreviewWindow extends Window {
   __segmentlyPreview?: PreviewPanel;
@@ -304,36 +304,17 @@ export function startPreview(
   draw(true);
 
   // a page that swaps <body> (Turbo Drive, pjax) or clears it (hydration) gets the panel back in its
-  // current body: <html>'s children and the body's are watched, up to MAX_REPAIRS in REPAIR_WINDOW_MS
-  const repairs: number[] = [];
-  let observedBody: HTMLElement | null = null;
-  const observer = new MutationObserver(() => reattach());
-  const watchBody = (): void => {
-    if (doc.body && doc.body !== observedBody) {
-      observedBody = doc.body;
-      observer.observe(doc.body, { childList: true });
-    }
-  };
-  const reattach = (): void => {
-    watchBody();
-    if (!doc.body || element.parentNode === doc.body || w.__segmentlyPreview !== handle) return;
-    const now = Date.now();
-    while (repairs.length && now - repairs[0]! > REPAIR_WINDOW_MS) repairs.shift();
-    if (repairs.length >= MAX_REPAIRS) {
-      observer.disconnect();
-      host.report("the test panel keeps being removed from the page; it is not put back again on this page");
-      return;
-    }
-    repairs.push(now);
-    doc.body.appendChild(element);
-  };
+  // current body, up to MAX_REPAIRS times in REPAIR_WINDOW_MS
+  const kept = keepInBody(doc, element, () =>
+    host.report("the test panel keeps being removed from the page; it is not put back again on this page"),
+  );
 
   const handle: PreviewPanel = {
     element,
     root,
     refresh: () => draw(false),
     stop: () => {
-      observer.disconnect();
+      kept.stop();
       element.removeEventListener("pointerenter", onEnter);
       element.remove();
       if (w.__segmentlyPreview === handle) delete w.__segmentlyPreview;
@@ -341,10 +322,7 @@ export function startPreview(
   };
   w.__segmentlyPreview = handle;
   whenBody(win, () => {
-    if (w.__segmentlyPreview !== handle) return;
-    doc.body.appendChild(element);
-    observer.observe(doc.documentElement, { childList: true });
-    watchBody();
+    if (w.__segmentlyPreview === handle) kept.attach();
   });
   return handle;
 }
