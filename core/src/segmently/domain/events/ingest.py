@@ -46,7 +46,7 @@ from segmently.domain.events.schemas import (
     TimeOnPageData,
     revenue_of,
 )
-from segmently.domain.sdk.config import _VERSION_PG, _VERSION_SQLITE
+from segmently.domain.sdk.config import VERSION_PG, VERSION_SQLITE
 from segmently.domain.sites.keys import SiteKey
 from segmently.hookspecs import EventType, IngestedEvent, SiteRef
 from segmently.http.errors import field_error, from_msgspec
@@ -112,7 +112,7 @@ The rows come as one JSON array (:func:`_store_json`): psycopg then adapts one s
 of eleven arrays, about a third less client CPU for a lone event; read as ``json``, not ``jsonb``,
 which PostgreSQL would first build in full (docs/benchmarks.md)."""
 _PG_STORE_IF_CURRENT: Final = (  # constants only; the values are parameters
-    f"WITH v AS ({_VERSION_PG}), c AS (SELECT 1 FROM v WHERE config_version = %s), "  # noqa: S608
+    f"WITH v AS ({VERSION_PG}), c AS (SELECT 1 FROM v WHERE config_version = %s), "  # noqa: S608
     f"r AS ({_PG_STORE_ROWS} WHERE EXISTS (SELECT 1 FROM c)), {_PG_STORE_CLAIM}, "
     f"w AS ({_PG_STORE_INSERT}) "
     "SELECT id FROM w UNION ALL SELECT NULL WHERE NOT EXISTS (SELECT 1 FROM c)"
@@ -454,10 +454,10 @@ class Ingestor:
         # the site's config version, then (when it changed) its experiments; on SQLite read on the
         # event loop's thread before the transaction (docs/benchmarks.md: 0.1 ms, not 1.2 ms)
         db = self.kernel.db
-        version = None if self.postgres else await db.sqlite_first(_VERSION_SQLITE, (site.site_id,))
+        version = None if self.postgres else await db.sqlite_first(VERSION_SQLITE, (site.site_id,))
         async with db.engine.begin() as conn:
             if self.postgres:  # one primary-key lookup in the transaction
-                version = next(iter(await _pg_fetch(conn, _VERSION_PG, (site.site_id,))), None)
+                version = next(iter(await _pg_fetch(conn, VERSION_PG, (site.site_id,))), None)
             experiments = await self._experiments_of(
                 conn, site.site_id, with_funnels, kept, None if version is None else version[0]
             )

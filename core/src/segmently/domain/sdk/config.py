@@ -278,8 +278,9 @@ _VERSION_SQL = (
     "SELECT s.config_version, o.plan FROM sites s JOIN organizations o ON o.id = s.organization_id "
     "WHERE s.id = {}"
 )
-_VERSION_PG = _VERSION_SQL.format("%s")
-_VERSION_SQLITE = _VERSION_SQL.format("?")
+# the site's config version (one primary-key lookup), as the config cache and event ingestion read it
+VERSION_PG = _VERSION_SQL.format("%s")
+VERSION_SQLITE = _VERSION_SQL.format("?")
 
 
 class ConfigCache:
@@ -306,10 +307,10 @@ class ConfigCache:
         :meth:`~segmently.db.engine.Database.sqlite_first`), and a cached config needs nothing more.
         """
         if kernel.db.is_sqlite:
-            version = await kernel.db.sqlite_first(_VERSION_SQLITE, (site_key.site_id,))
+            version = await kernel.db.sqlite_first(VERSION_SQLITE, (site_key.site_id,))
         else:
             async with kernel.db.autocommit() as conn:
-                cur = await conn.execute(_VERSION_PG, (site_key.site_id,))
+                cur = await conn.execute(VERSION_PG, (site_key.site_id,))
                 version = await cur.fetchone()
         if version is None:
             return None
