@@ -152,9 +152,9 @@ export function start(win: Window, apiKey: string, base: string, inline: unknown
           const xhr = new (win as Window & typeof globalThis).XMLHttpRequest();
           xhr.open("GET", preview ? `${url}&preview=${encodeURIComponent(preview)}` : url);
           if (etag) xhr.setRequestHeader("If-None-Match", etag);
-          // `load` comes with the whole body: one that breaks off is an `error`
-          xhr.onload = () => answer(xhr);
-          xhr.onerror = fail;
+          // `loadend` ends every request: loaded, with the whole body, or failed, aborted (`stop()`,
+          // an extension) or timed out, with status 0, without a body
+          xhr.onloadend = () => (xhr.status ? answer(xhr) : fail());
           xhr.send();
         }),
     });

@@ -210,18 +210,39 @@ describe("retries", () => {
 });
 
 describe("refusals are final", () => {
-  test("413 drops the batch and 400 a lone event, never retried, with one console error that counts them", async () => {
+  test("400 or 413 for a lone event drops it, never retried, with one console error that counts them", async () => {
     const s = server();
     s.answers.push({ status: 413 }, { status: 400 });
     const log = logger();
     const storage = new MemoryStorage();
-    const q = queue({ send: s.send, storage, logger: log, maxBatchEvents: 3 });
-    for (let i = 0; i < 4; i++) q.enqueue(ev(i));
+    const q = queue({ send: s.send, storage, logger: log, maxBatchEvents: 1 });
+    for (let i = 0; i < 3; i++) q.enqueue(ev(i));
     await vi.advanceTimersByTimeAsync(120_000);
-    expect(s.calls.map((c) => c.events.length)).toEqual([3, 1]); // never retried
+    expect(s.calls.map((c) => c.events[0]!.event_data!.i)).toEqual([0, 1, 2]); // never retried
     expect(log.error).toHaveBeenCalledOnce();
-    expect(log.error.mock.calls[0]![0]).toContain("3 event(s) refused with HTTP 413");
-    expect(q.stats()).toEqual({ pending: 0, sent: 0, dropped: 4 });
+    expect(log.error.mock.calls[0]![0]).toContain("1 event(s) refused with HTTP 413");
+    expect(q.stats()).toEqual({ pending: 0, sent: 1, dropped: 2 });
+    expect(stored(storage)).toEqual([]);
+  });
+
+  test("a batch over a proxy's smaller body limit (413) goes again in parts: only an event over it alone is lost", async () => {
+    const LIMIT = 1_000; // a proxy in front of the server takes bodies up to 1,000 bytes
+    const bodies: QueuedEvent[][] = [];
+    const send = vi.fn(async (_url: string, body: string): Promise<SendResult> => {
+      bodies.push((JSON.parse(body) as { events: QueuedEvent[] }).events);
+      return { status: utf8Length(body) > LIMIT ? 413 : 202 };
+    });
+    const log = logger();
+    const storage = new MemoryStorage();
+    const q = queue({ send, storage, logger: log });
+    const ids: (string | null)[] = [];
+    for (let i = 0; i < 12; i++) ids.push(q.enqueue(ev(i, i === 5 ? { note: "x".repeat(1_200) } : {})));
+    await vi.advanceTimersByTimeAsync(5_000);
+    const delivered = bodies.filter((b) => utf8Length(JSON.stringify({ events: b })) <= LIMIT).flat();
+    expect(delivered.map((e) => e.event_id)).toEqual(ids.filter((_, i) => i !== 5)); // each once, in order
+    expect(log.error).toHaveBeenCalledOnce();
+    expect(log.error.mock.calls[0]![0]).toContain("1 event(s) refused with HTTP 413");
+    expect(q.stats()).toEqual({ pending: 0, sent: 11, dropped: 1 });
     expect(stored(storage)).toEqual([]);
   });
 
@@ -349,15 +370,17 @@ describe("persistence", () => {
     expect(storage.getItem(STORED)).toBeNull();
   });
 
-  test("stored events older than the server accepts are not sent", async () => {
+  test("stored events older than the server accepts are not sent, and leave storage at the next write", async () => {
     const storage = new MemoryStorage();
-    const q1 = queue({ send: server().send, storage });
-    q1.enqueue(ev(1));
+    const old: QueuedEvent = { ...ev(1), event_id: uuidv7Generator()(), timestamp: new Date().toISOString() };
+    storage.setItem(STORED, JSON.stringify([old])); // a page that was closed before it could send it
     vi.setSystemTime(Date.now() + 31 * 86_400_000);
     const s = server();
-    queue({ send: s.send, storage });
+    const q2 = queue({ send: s.send, storage, flushDelayMs: 60_000 });
     await vi.advanceTimersByTimeAsync(5_000);
     expect(s.calls).toHaveLength(0);
+    const id = q2.enqueue(ev(2));
+    expect(stored(storage).map((e) => e.event_id)).toEqual([id]);
   });
 
   test("two tabs keep each other's unsent events in storage", async () => {

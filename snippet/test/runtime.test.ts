@@ -27,7 +27,8 @@ interface Page {
 }
 
 /** The server: the config it serves (with an ETag) and the config requests it saw. */
-let server: { config: SiteConfig; etag: string; configRequests: string[]; failConfig: boolean };
+/** `failConfig`: the config request fails (a network error), or is aborted (`window.stop()`, an extension) */
+let server: { config: SiteConfig; etag: string; configRequests: string[]; failConfig: boolean | "abort" };
 
 /** The config's experiment; `variantB` overrides the variant every visitor gets (styles, scripts). */
 function experiment(overrides: Partial<ExperimentConfig> = {}, variantB: Partial<VariantConfig> = {}): ExperimentConfig {
@@ -152,8 +153,11 @@ function open(url: string, options: OpenOptions = {}): Page {
     status = 0;
     responseText = "";
     withCredentials = false; // cross-origin: no cookies (fetch's credentials "omit")
+    // what a browser's XMLHttpRequest calls: `load`, `error` or `abort`, then always `loadend`
     onload: (() => void) | null = null;
     onerror: ((error: unknown) => void) | null = null;
+    onabort: (() => void) | null = null;
+    onloadend: (() => void) | null = null;
     private url = "";
     private sent: Record<string, string> = {};
     private got = new Headers();
@@ -167,12 +171,18 @@ function open(url: string, options: OpenOptions = {}): Page {
       return this.got.get(name);
     }
     send() {
+      if (server.failConfig === "abort") {
+        server.configRequests.push(this.url);
+        setTimeout(() => (this.onabort?.(), this.onloadend?.()), 10);
+        return;
+      }
       answer(this.url, { headers: this.sent, credentials: this.withCredentials ? "include" : "omit" }).then(
         async (res) => {
           [this.status, this.got, this.responseText] = [res.status, res.headers, await res.text()];
           this.onload?.();
+          this.onloadend?.();
         },
-        (error) => this.onerror?.(error),
+        (error) => (this.onerror?.(error), this.onloadend?.()),
       );
     }
   };
@@ -527,6 +537,18 @@ describe("anti-flicker", () => {
     expect(headline(page)).toBe("Old headline");
     expect(errors).toHaveBeenCalledTimes(1);
     expect(String(errors.mock.calls[0]![0])).toMatch(/^Segmently: /);
+  });
+
+  it("shows the page at once when the config request is aborted (window.stop(), an extension), and reports it once", async () => {
+    server.failConfig = "abort";
+    const page = await visit("https://shop.example.com/");
+    expect(curtainDrawn(page)).toBe(true); // a first visit waits for its config
+    await settle(50);
+    expect(server.configRequests).toHaveLength(1);
+    expect(curtainDrawn(page)).toBe(false); // not after the 5 s failsafe
+    expect(headline(page)).toBe("Old headline");
+    expect(errors).toHaveBeenCalledTimes(1);
+    expect(String(errors.mock.calls[0]![0])).toBe("Segmently: config failed (network error)");
   });
 
   it("reveals the page and reports when a broken config makes applying fail", async () => {

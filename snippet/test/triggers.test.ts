@@ -49,6 +49,14 @@ describe("onTrigger", () => {
     expect(fire).toHaveBeenCalledOnce();
   });
 
+  it("fires at 100 % when a zoomed page's bottom is a fraction of a pixel short of its whole-pixel height", () => {
+    start({ scroll_percent: 100 });
+    scrollTo(3190);
+    expect(fire).not.toHaveBeenCalled();
+    scrollTo(3199.5); // zoomed, the page may stop scrolling here: 3200 is never reached
+    expect(fire).toHaveBeenCalledOnce();
+  });
+
   it("fires at once on a page shorter than the viewport fold at that depth", () => {
     setPage(1000);
     start({ scroll_percent: 75 });

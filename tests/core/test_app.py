@@ -115,3 +115,11 @@ async def test_responses_go_as_brotli_or_gzip_as_the_client_takes_them(client: h
         # httpx decodes both: the same document arrives, in fewer bytes on the wire
         assert r.headers["content-encoding"] == sent and r.content == plain.content, asked
         assert r.num_bytes_downloaded < len(plain.content) / 3, asked
+    # a coding refused with q=0 is not sent; "*" takes either (Brotli, the smaller)
+    refusals = (("br;q=0, gzip", "gzip"), ("gzip, br; q=0.0", "gzip"), ("*", "br"), ("*;q=0, gzip", "gzip"))
+    for asked, sent in refusals:
+        r = await client.get("/schema/openapi.json", headers={"Accept-Encoding": asked})
+        assert r.headers.get("content-encoding") == sent and r.content == plain.content, asked
+    for asked in ("gzip;q=0, br;q=0", "*;q=0"):
+        r = await client.get("/schema/openapi.json", headers={"Accept-Encoding": asked})
+        assert "content-encoding" not in r.headers and r.content == plain.content, asked

@@ -52,6 +52,7 @@ from segmently.http.deps import provide_actor, provide_kernel
 from segmently.http.errors import EXCEPTION_HANDLERS
 from segmently.http.health import health
 from segmently.http.idempotency import VERSION_HANDLERS
+from segmently.http.precompressed import Compression
 from segmently.http.protection import RateLimits, csrf_middleware, security_headers
 from segmently.kernel import Kernel, make_kernel
 from segmently.plugins.guard import plugin_routers
@@ -188,7 +189,11 @@ def create_app(settings: Settings | None = None, plugins: PluginHost | None = No
         before_send=[security],
         # Brotli (quality 5: made per response) to clients that take it, else gzip
         compression_config=CompressionConfig(
-            backend="brotli", brotli_gzip_fallback=True, minimum_size=1024, exclude_opt_key="no_compression"
+            backend="brotli",
+            brotli_gzip_fallback=True,
+            minimum_size=1024,
+            exclude_opt_key="no_compression",
+            middleware_class=Compression,  # no coding the client refused (br;q=0)
         ),
         openapi_config=OpenAPIConfig(
             title="Segmently API",

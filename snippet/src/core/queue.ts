@@ -12,8 +12,9 @@
  *   when the server gives one), which decides when the next request goes; any other answer (400,
  *   413, 401, 403, …) is final: those events are dropped, one console error says how many, and after
  *   401/403 the queue stops sending. The batch endpoint refuses a whole batch (400) for one invalid
- *   event, so a refused batch of several events is sent again in halves, at once, down to the
- *   invalid events alone: only those are dropped, the others are sent once (same ids).
+ *   event, and a proxy whose body limit is below the server's 1 MB refuses a big one (413), so a
+ *   batch of several events refused with 400 or 413 is sent again in halves, at once, down to the
+ *   refused events alone: only those are dropped, the others are sent once (same ids).
  * - On `pagehide`, `flushOnPageHide()` hands what is left to `sendBeacon` (key in the query,
  *   `text/plain` JSON body); events the browser would not take stay stored for the next load.
  * - `segmently_opt_out`: nothing is queued, sent or kept.
@@ -172,6 +173,8 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
   let refusalReported = false;
   let overflowReported = false;
 
+  /** older than the server takes (30 days, a day's margin for clocks) */
+  const tooOld = (e: QueuedEvent): boolean => Date.parse(e.timestamp) < now() - 29 * DAY_MS;
   const unsent = (): QueuedEvent[] => pending.filter((e) => !inFlight.has(e.event_id));
 
   function size(e: QueuedEvent): number {
@@ -234,7 +237,8 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
     const stored = readStored();
     const mine = new Set(pending.map((e) => e.event_id));
     const storedIds = new Set(stored.map((e) => e.event_id));
-    const others = stored.filter((e) => !mine.has(e.event_id) && !done.has(e.event_id));
+    // another tab's events too old for the server go (no page would ever send them)
+    const others = stored.filter((e) => !mine.has(e.event_id) && !done.has(e.event_id) && !tooOld(e));
     done = new Set([...done].filter((id) => storedIds.has(id)));
     let list = others.concat(pending);
     // bounded: the oldest go first (other tabs' before this page's); this page still sends them
@@ -343,9 +347,10 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
       stopped = true;
       reportRefusal(all.length, `refused with HTTP ${status} (check the site's API key)`);
       persist();
-    } else if (status === 400 && batch.length > 1) {
-      // one invalid event refuses the whole batch: its halves go again at once, each alone, until
-      // the invalid events are alone in theirs (then dropped below); at most about 2·log2(n) requests
+    } else if ((status === 400 || status === 413) && batch.length > 1) {
+      // one invalid event refuses the whole batch (400), as a proxy with a smaller body limit than
+      // the server's does a batch over it (413): its halves go again at once, each alone, until the
+      // refused events are alone in theirs (then dropped below); at most about 2·log2(n) requests
       const half = Math.ceil(batch.length / 2);
       for (const e of batch) caps.set(e.event_id, half);
       scheduleRest();
@@ -378,8 +383,7 @@ export function createEventQueue(options: EventQueueOptions): EventQueue {
 
   if (isOptedOut()) purge();
   else {
-    const oldest = now() - 29 * DAY_MS;
-    pending = readStored().filter((e) => !(Date.parse(e.timestamp) < oldest));
+    pending = readStored().filter((e) => !tooOld(e));
     const known = new Set(pending.map((e) => e.event_id));
     pending.push(...(options.held || []).filter((e) => !known.has(e.event_id))); // storage refused them
     // the core's outbox keeps events unchecked: one no batch can hold would block the queue

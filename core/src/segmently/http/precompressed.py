@@ -26,6 +26,9 @@ from typing import Any, Final, Literal
 
 import brotli
 from litestar import Request, Response
+from litestar.datastructures import Headers
+from litestar.middleware.compression import CompressionMiddleware
+from litestar.types import Receive, Scope, Send
 
 NO_COMPRESSION: Final = {"no_compression": True}
 """``opt`` of a route that compresses its own responses (the app's ``exclude_opt_key``)."""
@@ -56,6 +59,29 @@ def accepted_encodings(accept_encoding: str) -> list[Encoding]:
                 accepted = False
         taken[name.strip()] = accepted
     return [e for e in ENCODINGS if taken.get(e, taken.get("*", False))]
+
+
+class Compression(CompressionMiddleware):
+    """The app's compression middleware, sending no coding the client refused.
+
+    Litestar's looks for ``br`` and ``gzip`` in ``Accept-Encoding`` as substrings, so ``br;q=0``
+    (Brotli refused) got Brotli and ``*`` got nothing. A header with a q-value or a ``*`` is read
+    by :func:`accepted_encodings` here; the usual headers (``gzip, deflate, br, zstd``) go to
+    Litestar's reading as they are.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Compresses the response as Brotli or gzip, the first of them the client takes, if any."""
+        accept = Headers.from_scope(scope).get("accept-encoding", "")
+        if "q=" not in accept and "*" not in accept:
+            await super().__call__(scope, receive, send)
+            return
+        config = self.config
+        usable = [config.compression_facade.encoding, *(["gzip"] if config.gzip_fallback else [])]
+        encoding = next((e for e in accepted_encodings(accept) if e in usable), None)
+        if encoding is not None:
+            send = self.create_compression_send_wrapper(send=send, compression_encoding=encoding, scope=scope)
+        await self.app(scope, receive, send)
 
 
 def tagged(etag: str, encoding: Encoding | None) -> str:

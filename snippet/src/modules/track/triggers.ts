@@ -2,7 +2,7 @@
  * Behavioral triggers (the spec's "Behavioral Targeting"): an experiment with any of them waits for
  * the visitor to scroll, stay or click before it is assigned and applied.
  *
- * - scroll: `(scrollY + innerHeight) ≥ scrollHeight · percent/100`, checked on every scroll and once
+ * - scroll: `(scrollY + innerHeight + 1) ≥ scrollHeight · percent/100`, checked on every scroll and once
  *   the document is parsed (a short page on a tall screen fires without scrolling);
  * - time: `time_seconds` after `since` (when the runtime set the trigger up: page load, or the SPA page);
  * - click: a click on an element matching `click_selector` or inside one (`closest`).
@@ -43,7 +43,8 @@ export function onTrigger(
     fire();
   };
   function onScroll(): void {
-    if (percent != null && win.scrollY + win.innerHeight >= (doc.documentElement.scrollHeight * percent) / 100) {
+    // a pixel's slack: zoomed, the page's bottom is a fractional scrollY short of the whole-pixel height
+    if (percent != null && win.scrollY + win.innerHeight + 1 >= (doc.documentElement.scrollHeight * percent) / 100) {
       trigger();
     }
   }

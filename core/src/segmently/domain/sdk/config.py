@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from segmently import assignment
 from segmently.db.models import Experiment, Flag, Organization, Site, SiteSettings, Variant
+from segmently.domain.sites.hostnames import bare_hostname
 from segmently.domain.sites.keys import SiteKey
 from segmently.hookspecs import OrgRef, SiteRef
 from segmently.http.precompressed import Precompressed, PrecompressedCache
@@ -100,9 +101,7 @@ def cross_domain_host(entry: str) -> str | None:
     trailing dot, as the site settings store theirs. Experiments saved before this was done on
     save may hold URLs as typed; the config serves their hosts.
     """
-    from segmently.domain.sites.settings import _hostname as bare  # that module imports this one
-
-    return bare(_hostname(entry) if "//" in entry else entry)
+    return bare_hostname(_hostname(entry) if "//" in entry else entry)
 
 
 def cross_domain_hosts(entries: Iterable[str]) -> list[str]:

@@ -11,7 +11,6 @@ Members read the settings and use the rule tester; admins change them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from segmently.db.base import new_id, utcnow
 from segmently.db.models import SiteSettings
 from segmently.domain.sdk.config import bump
+from segmently.domain.sites.hostnames import bare_hostname
 from segmently.domain.sites.services import get_site
 from segmently.domain.sites.settings_schemas import (
     ConversionRuleIn,
@@ -52,8 +52,6 @@ DEFAULT_VERSION = 1
 """The version of a site's settings before the first ``PUT``."""
 WHAT = "This site's settings"
 TESTABLE_METHODS = ("page_url", "url_param")
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 _PARAM_FORBIDDEN = frozenset("?&=#")
 _COOKIE_FORBIDDEN = frozenset(";,=")
 
@@ -119,11 +117,6 @@ def step_errors(step: ConversionStep, field: str) -> list[tuple[str, str]]:
     return errors
 
 
-def _hostname(raw: str) -> str | None:
-    host = raw.strip().lower().rstrip(".")
-    return host if _HOSTNAME.match(host) else None
-
-
 def validate_settings(data: SiteSettingsIn, installed: Iterable[str]) -> StoredSettings:
     """The document to store for ``data``; a 400 naming every bad field otherwise.
 
@@ -139,7 +132,7 @@ def validate_settings(data: SiteSettingsIn, installed: Iterable[str]) -> StoredS
             )
     hosts: list[str] = []
     for i, raw in enumerate(data.cross_domain):
-        host = _hostname(raw)
+        host = bare_hostname(raw)
         if host is None:
             errors.append((f"cross_domain[{i}]", f"{raw!r} is not a hostname (e.g. checkout.example.com)"))
         elif host not in hosts:
