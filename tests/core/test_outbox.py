@@ -121,6 +121,32 @@ async def test_only_one_dispatcher_delivers_at_a_time(db: Database, plugins: Plu
     assert len(delivered_ids()) == 20
 
 
+async def test_stop_ends_delivery_even_when_a_commit_woke_it_then(db: Database, plugins: PluginHost) -> None:
+    """A server stopping right after a request that emitted an event (SIGTERM, a test's server).
+
+    The commit wakes the dispatcher; a stop whose cancellation arrived while that wake-up was on
+    its way was lost in ``asyncio.wait_for`` (before Python 3.12), which returned the wake-up: the
+    dispatcher went on for good and the server never finished stopping. Each round stops it a
+    different number of event-loop turns after the commit, so one of them lands in that moment.
+    """
+    for turns in range(6):
+        dispatcher = OutboxDispatcher(db, plugins, poll_seconds=60)
+        await dispatcher.start()
+        await asyncio.sleep(0.05)  # idle: waiting to be woken
+        dispatcher._on_commit()  # what a commit that emitted an event calls (from any thread)
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task = dispatcher._task
+        assert task is not None
+        # a stop() that hangs is waited for 5 s; cancelling the task below lets it end too
+        await asyncio.wait({asyncio.ensure_future(dispatcher.stop())}, timeout=5)
+        ended = task.done()
+        if not ended:  # what the hung stop() left running
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert ended, f"stop() {turns} loop turns after a commit's wake-up left the dispatcher running"
+
+
 def _server(
     database_url: str, data_dir: Path, record: Path, port: int, **extra: str
 ) -> subprocess.Popen[bytes]:

@@ -177,8 +177,11 @@ class OutboxDispatcher:
                 await self.dispatch_pending()
             except Exception:  # a database blip must not stop delivery for good
                 log.exception("outbox dispatch cycle failed; retrying")
+            # asyncio.timeout, not wait_for: before Python 3.12 wait_for dropped a cancellation that
+            # came as the wake-up did, so stop() right after a commit waited for good
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def dispatch_pending(self) -> int:
