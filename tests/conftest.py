@@ -14,7 +14,6 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -144,47 +143,6 @@ def pg_template(pg_admin: str) -> Iterator[str]:
     pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-class PgDatabases:
-    """A test worker's migrated PostgreSQL databases, made and dropped off the tests' time.
-
-    ``CREATE DATABASE … TEMPLATE`` and ``DROP DATABASE`` take about a second each while other
-    workers do the same (each writes and syncs the whole database); one thread of the worker does
-    both while the tests run: the next test's database is made while this one runs, and a used
-    one is dropped after its test, in the order asked.
-    """
-
-    def __init__(self, template: str) -> None:
-        self._template = template
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="pg-databases")
-        self._next: Future[str] | None = None
-
-    def _create(self) -> str:
-        name = f"segmently_t_{uuid.uuid4().hex[:16]}"
-        pg_execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
-        return name
-
-    def take(self) -> str:
-        """A fresh migrated database's name (the one made ahead); the next one is started."""
-        ready = self._next or self._thread.submit(self._create)
-        self._next = self._thread.submit(self._create)
-        return ready.result()
-
-    def give_back(self, name: str) -> None:
-        self._thread.submit(pg_execute, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def close(self) -> None:
-        if self._next is not None:
-            self.give_back(self._next.result())
-        self._thread.shutdown(wait=True)
-
-
-@pytest.fixture(scope="session")
-def pg_databases(pg_template: str) -> Iterator[PgDatabases]:
-    databases = PgDatabases(pg_template)
-    yield databases
-    databases.close()
-
-
 @contextlib.contextmanager
 def fresh_database(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, *, migrated: bool
@@ -198,16 +156,9 @@ def fresh_database(
     if backend != "postgresql":
         raise ValueError(f"unknown backend {backend}")
     request.getfixturevalue("pg_admin")
-    if migrated:
-        databases: PgDatabases = request.getfixturevalue("pg_databases")
-        name = databases.take()
-        try:
-            yield pg_url(name)
-        finally:
-            databases.give_back(name)
-        return
     name = f"segmently_t_{uuid.uuid4().hex[:16]}"
-    pg_execute(f'CREATE DATABASE "{name}"')
+    template = f' TEMPLATE "{request.getfixturevalue("pg_template")}"' if migrated else ""
+    pg_execute(f'CREATE DATABASE "{name}"{template}')
     try:
         yield pg_url(name)
     finally:
@@ -312,35 +263,9 @@ def app(settings, plugins) -> Litestar:  # type: ignore[no-untyped-def]
 
 
 class _InLoopServer(uvicorn.Server):
-    """uvicorn in the test's event loop, stopping in milliseconds rather than 0.2 s.
-
-    uvicorn looks at ``should_exit`` every 0.1 s and pauses 0.1 s more in its shutdown; with a
-    server per test that was minutes of a run. This one looks every 10 ms and waits for its
-    connections only as long as they take to close.
-    """
-
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:  # the test runner keeps its own signal handlers
         yield
-
-    async def main_loop(self) -> None:
-        counter = 0
-        while not await self.on_tick(counter):  # the Date header is renewed every tenth tick
-            counter = (counter + 1) % 864_000
-            await asyncio.sleep(0.01)
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()
-        for sock in sockets or []:
-            sock.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()  # closes once its response is sent
-        # uvicorn keeps these sets without an event to wait on
-        while (self.server_state.connections or self.server_state.tasks) and not self.force_exit:  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
-        if not self.force_exit:
-            await self.lifespan.shutdown()
 
 
 def tcp_socket() -> socket.socket:
